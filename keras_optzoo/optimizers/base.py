@@ -1,0 +1,325 @@
+"""`ZooOptimizer`: the one base class of every keras-optzoo optimizer.
+
+What it adds to `keras.optimizers.Optimizer`:
+
+* torch-style weight decay: coupled (L2 added to the gradient) or decoupled
+  (``θ ← θ(1 − γλ)`` before the update), applied exactly once inside
+  ``update_step``. The Keras base class's own decoupled decay is switched off,
+  and ``exclude_from_weight_decay`` is honoured in both modes.
+* ``maximize``: the gradient is negated before anything else, as torch does.
+* ``learning_rate`` accepts any real number (int, numpy scalar), a
+  ``LearningRateSchedule`` or a callable. The schedule is called with the
+  number of *updates* already applied (Keras passes micro-batches when
+  gradient accumulation is on), and the value is multiplied by the tracked
+  ``learning_rate_scale`` variable, which ``ReduceLROnPlateau`` lowers so that
+  it composes with any schedule and survives save/load.
+* Hyperparameters such as ``momentum`` or ``beta_1`` may be schedules, read
+  once per step with :meth:`ZooOptimizer._hyper`.
+* Per-variable state ("slots") is declared by :meth:`_slot_specs`; ``build``
+  creates it in a fixed order that depends only on the config and the
+  variable list, because Keras saves optimizer state by position.
+* ``get_config`` is generated from the declared ``_hyperparameters``.
+* A hook for a multi-tensor fast path (see ``_backend_update_step``).
+
+A subclass implements ``_update(param, grad, state, lr, step, index)``, a pure
+function returning the new parameter value and the new slot values. The base
+class does the reading, the weight decay, the casting and the writing, so the
+same math serves every backend and every execution mode.
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_optzoo.optimizers import validation
+
+LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
+
+
+class SlotSpec:
+    """One piece of per-variable optimizer state.
+
+    Args:
+        name: name of the slot (part of the saved variable's name).
+        initial_value: constant the slot starts at.
+        scalar: when True the slot is a 0-d value per variable instead of a
+            tensor shaped like the variable.
+    """
+
+    __slots__ = ("name", "initial_value", "scalar")
+
+    def __init__(self, name, initial_value=0.0, scalar=False):
+        self.name = name
+        self.initial_value = float(initial_value)
+        self.scalar = scalar
+
+
+def _is_indexed_slices(value):
+    return type(value).__name__ == "IndexedSlices"
+
+
+def _densify(gradient):
+    """TF hands Embedding gradients over as IndexedSlices; make them dense."""
+    if _is_indexed_slices(gradient):
+        import tensorflow as tf
+
+        return tf.convert_to_tensor(gradient)
+    return gradient
+
+
+def _serialize_hyper(value):
+    if isinstance(value, LearningRateSchedule):
+        return keras.optimizers.schedules.serialize(value)
+    return value
+
+
+class ZooOptimizer(keras.optimizers.Optimizer):
+    """Base class of the keras-optzoo optimizers (see the module docstring).
+
+    Subclasses set ``_hyperparameters`` (constructor argument names saved by
+    ``get_config``), implement ``_slot_specs`` and ``_update``.
+    """
+
+    #: Constructor arguments (beyond the Keras base ones) that get_config saves.
+    _hyperparameters = ("weight_decay", "maximize")
+
+    def __init__(
+        self,
+        learning_rate,
+        weight_decay=0.0,
+        decoupled_weight_decay=False,
+        maximize=False,
+        name=None,
+        **kwargs,
+    ):
+        learning_rate = validation.as_real(learning_rate)
+        if isinstance(learning_rate, float):
+            validation.check_real("learning_rate", learning_rate, low=0.0)
+        elif not callable(learning_rate):
+            raise TypeError(
+                "Argument `learning_rate` must be a real number, a "
+                "keras.optimizers.schedules.LearningRateSchedule or a "
+                f"callable. Received: learning_rate={learning_rate!r}"
+            )
+        # weight_decay=None keeps the Keras base class from applying its own
+        # decoupled decay; ours is applied in update_step (exactly once).
+        super().__init__(
+            learning_rate=learning_rate, weight_decay=None, name=name,
+            **kwargs
+        )
+        self.weight_decay = validation.check_real(
+            "weight_decay", weight_decay, low=0.0
+        )
+        self.decoupled_weight_decay = validation.check_bool(
+            "decoupled_weight_decay", decoupled_weight_decay
+        )
+        self.maximize = validation.check_bool("maximize", maximize)
+        #: None: the fast multi-tensor path is used where one exists for the
+        #: backend; False: always the generic per-variable ``update_step``.
+        self.use_multi_tensor = None
+        self._learning_rate_scale = self.add_variable(
+            shape=(),
+            initializer="ones",
+            dtype="float32",
+            aggregation="only_first_replica",
+            name="learning_rate_scale",
+        )
+
+    # ------------------------------------------------------------------ lr
+    @property
+    def learning_rate(self):
+        return self._get_current_learning_rate()
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        value = validation.as_real(value)
+        if isinstance(value, float):
+            validation.check_real("learning_rate", value, low=0.0)
+        keras.optimizers.Optimizer.learning_rate.fset(self, value)
+
+    @property
+    def learning_rate_scale(self):
+        """Factor applied to every learning rate (lowered by ReduceLROnPlateau)."""
+        return self._learning_rate_scale
+
+    def _get_current_learning_rate(self):
+        lr = self._learning_rate
+        if isinstance(lr, LearningRateSchedule):
+            # `iterations` counts updates, also under gradient accumulation.
+            value = lr(self.iterations)
+        elif isinstance(lr, keras.Variable):
+            value = lr.value
+        elif callable(lr):
+            value = lr()
+        else:
+            value = lr
+        return ops.multiply(
+            ops.cast(value, "float32"), self._learning_rate_scale.value
+        )
+
+    # --------------------------------------------------------- hyperparams
+    def _hyper(self, name, dtype):
+        """Current value of hyperparameter ``name`` (a float or a schedule)."""
+        value = getattr(self, name)
+        if isinstance(value, LearningRateSchedule):
+            return ops.cast(value(self.iterations), dtype)
+        return value
+
+    def _step(self, dtype):
+        """The 1-based number of the update being applied.
+
+        Returned as float32 (float64 for float64 variables), never as a half
+        type, where large step counts would overflow: cast what is derived
+        from it to the variable's dtype.
+        """
+        return ops.cast(self.iterations + 1, _scalar_dtype(dtype))
+
+    # ---------------------------------------------------------------- state
+    def _slot_specs(self):
+        """The slots each variable needs, in saved order. Override."""
+        return []
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        # Decided here, by index, because TF hands `update_step` the raw
+        # tf.Variable whose name must not be relied on.
+        self._decay_mask = [
+            bool(self.weight_decay) and self._use_weight_decay(v)
+            for v in var_list
+        ]
+        specs = self._slot_specs()
+        slots = {spec.name: [] for spec in specs}
+        for index, variable in enumerate(var_list):
+            skip = self._overwrite_variable_with_gradient(variable)
+            for spec in specs:
+                if skip:
+                    slot = None
+                elif spec.scalar:
+                    slot = self.add_variable(
+                        shape=(),
+                        initializer=keras.initializers.Constant(
+                            spec.initial_value
+                        ),
+                        dtype=_scalar_dtype(variable.dtype),
+                        name=f"{spec.name}_{index}",
+                    )
+                else:
+                    slot = self.add_variable_from_reference(
+                        variable,
+                        name=spec.name,
+                        initializer=keras.initializers.Constant(
+                            spec.initial_value
+                        ),
+                    )
+                slots[spec.name].append(slot)
+        self._slots = slots
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        # Keras checks a `_built` attribute that is never set, so a late call
+        # would be silently ignored; ours raises instead.
+        if self.built:
+            raise ValueError(
+                "`exclude_from_weight_decay()` must be called before the "
+                "optimizer is built (before the first `apply` or `fit`)."
+            )
+        super().exclude_from_weight_decay(var_list=var_list,
+                                          var_names=var_names)
+
+    def _apply_weight_decay(self, variables):
+        """Disabled: weight decay is applied inside ``update_step``."""
+        return
+
+    # --------------------------------------------------------------- update
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        """Runs the update for all variables.
+
+        Multi-tensor hook: a subclass (or a backend-specific mixin) that
+        defines ``_multi_tensor_update(grads, variables, learning_rate)``
+        returning True gets every variable at once, which lets the torch
+        backend use ``torch._foreach_*`` kernels. It must be numerically
+        equal to the per-variable ``update_step`` (tested).
+        """
+        fast = getattr(self, "_multi_tensor_update", None)
+        if fast is not None and self.use_multi_tensor is not False:
+            if fast(grads, trainable_variables, learning_rate):
+                return
+        super()._backend_update_step(grads, trainable_variables,
+                                     learning_rate)
+
+    def _prepare(self, gradient, variable, learning_rate, index):
+        """Returns (param, grad, lr) after casting, maximize and weight decay."""
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        grad = ops.cast(_densify(gradient), dtype)
+        if self.maximize:
+            grad = ops.negative(grad)
+        param = variable.value if isinstance(variable, keras.Variable) \
+            else variable
+        if self._decay_mask[index]:
+            wd = self.weight_decay
+            if self.decoupled_weight_decay:
+                param = param * (1.0 - lr * wd)
+            else:
+                grad = grad + wd * param
+        return param, grad, lr
+
+    def update_step(self, gradient, variable, learning_rate):
+        index = self._get_variable_index(variable)
+        param, grad, lr = self._prepare(gradient, variable, learning_rate,
+                                        index)
+        state = {
+            name: slots[index].value for name, slots in self._slots.items()
+        }
+        new_param, new_state = self._update(param, grad, state, lr, index)
+        self.assign(variable, new_param)
+        for name, value in new_state.items():
+            self.assign(self._slots[name][index], value)
+
+    def _update(self, param, grad, state, lr, index):
+        """The algorithm: returns ``(new_param, {slot: new_value})``.
+
+        ``param``, ``grad`` and the slot values are tensors of the variable's
+        dtype (weight decay and maximize already applied to ``grad``/``param``),
+        ``lr`` is a 0-d tensor of that dtype.
+        """
+        raise NotImplementedError
+
+    # --------------------------------------------------------------- config
+    def get_config(self):
+        config = super().get_config()
+        for name in self._hyperparameters:
+            config[name] = _serialize_hyper(getattr(self, name))
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        for name in cls._hyperparameters:
+            if isinstance(config.get(name), dict):
+                config[name] = keras.saving.deserialize_keras_object(
+                    config[name], custom_objects=custom_objects
+                )
+        return super().from_config(config, custom_objects=custom_objects)
+
+
+def one_minus_power(beta, step):
+    """``1 - beta**step`` without float32 cancellation.
+
+    For a Python-float ``beta`` close to 1 (Adam's 0.999), ``1 - beta**t`` in
+    float32 loses five digits (0.999 is not representable); torch computes it
+    in double. ``-expm1(t * log(beta))`` with ``log(beta)`` taken in double
+    keeps float32's full precision. A tensor ``beta`` (a schedule's value)
+    uses the direct form.
+    """
+    if isinstance(beta, float):
+        if beta == 0.0:
+            return ops.ones_like(step)
+        return ops.negative(ops.expm1(step * math.log(beta)))
+    return 1.0 - ops.power(ops.cast(beta, step.dtype), step)
+
+
+def _scalar_dtype(dtype):
+    return "float64" if str(dtype) == "float64" else "float32"

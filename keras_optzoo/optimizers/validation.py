@@ -1,0 +1,102 @@
+"""Argument checks shared by every optimizer, schedule and callback.
+
+Messages follow Keras's wording so that users see one style everywhere:
+``Argument `beta_1` must be in [0, 1). Received: beta_1=1.5``.
+"""
+
+import numbers
+
+import keras
+
+__all__ = [
+    "as_real",
+    "check_bool",
+    "check_real",
+    "check_real_or_schedule",
+]
+
+
+def _is_real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _range_text(low, high, low_open, high_open):
+    if low is not None and high is not None:
+        left = "(" if low_open else "["
+        right = ")" if high_open else "]"
+        return f"in {left}{low:g}, {high:g}{right}"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low:g}"
+    if high is not None:
+        return f"{'<' if high_open else '<='} {high:g}"
+    return "a real number"
+
+
+def check_real(name, value, low=None, high=None, low_open=False,
+               high_open=False):
+    """Returns ``value`` as a Python float after checking its type and range.
+
+    Raises:
+        TypeError: when ``value`` is not a real number (bools are rejected).
+        ValueError: when it is outside the range, in Keras's wording.
+    """
+    if not _is_real(value):
+        raise TypeError(
+            f"Argument `{name}` must be a real number. "
+            f"Received: {name}={value!r} (of type {type(value).__name__})"
+        )
+    value = float(value)
+    bad = (
+        value != value  # NaN
+        or (low is not None and (value <= low if low_open else value < low))
+        or (high is not None and (value >= high if high_open else value > high))
+    )
+    if bad:
+        raise ValueError(
+            f"Argument `{name}` must be "
+            f"{_range_text(low, high, low_open, high_open)}. "
+            f"Received: {name}={value:g}"
+        )
+    return value
+
+
+def check_real_or_schedule(name, value, low=None, high=None, low_open=False,
+                           high_open=False):
+    """Like :func:`check_real`, but a ``LearningRateSchedule`` passes as is.
+
+    A schedule's values are not checked here: they are only known per step.
+    """
+    if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
+        return value
+    if not _is_real(value):
+        raise TypeError(
+            f"Argument `{name}` must be a real number or a "
+            f"keras.optimizers.schedules.LearningRateSchedule. "
+            f"Received: {name}={value!r} (of type {type(value).__name__})"
+        )
+    return check_real(name, value, low, high, low_open, high_open)
+
+
+def check_bool(name, value):
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"Argument `{name}` must be True or False. "
+            f"Received: {name}={value!r} (of type {type(value).__name__})"
+        )
+    return value
+
+
+def as_real(value):
+    """Turns any real number (int, numpy scalar, 0-d array) into a float.
+
+    Anything else is returned unchanged (a schedule, a callable, a tensor).
+    """
+    if _is_real(value):
+        return float(value)
+    shape = getattr(value, "shape", None)
+    if shape == () and getattr(value, "dtype", None) is not None:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return value
+    return value

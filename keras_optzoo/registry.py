@@ -1,0 +1,171 @@
+"""The one registry of keras-optzoo optimizers.
+
+Every optimizer class is added with :func:`register_optimizer`, which also
+registers it for Keras serialization (so ``keras.models.load_model`` finds it
+without ``custom_objects``) and fills the shared parts of its docstring.
+Presets are names bound to a class plus keyword arguments ("nag" is SGD with
+momentum 0.9 and Nesterov). :func:`get` and :func:`list_optimizers` read it;
+so do the README table and the tests.
+"""
+
+import difflib
+import fnmatch
+
+import keras
+
+PACKAGE = "keras_optzoo"
+
+_ENTRIES = {}
+
+_SHARED_DOCS = {
+    "weight_decay": (
+        "weight_decay: Float >= 0. L2 penalty. Unless the optimizer says "
+        "otherwise it is coupled, as in torch: `weight_decay * param` is "
+        "added to the gradient. Variables excluded with "
+        "`exclude_from_weight_decay()` get none. Defaults to `{default}`."
+    ),
+    "decoupled_weight_decay": (
+        "decoupled_weight_decay: Bool. When True the decay is decoupled "
+        "(AdamW-style): `param *= 1 - learning_rate * weight_decay` before "
+        "the update, instead of the L2 term. Defaults to `False`."
+    ),
+    "maximize": (
+        "maximize: Bool. Maximise the objective: the gradient is negated "
+        "before anything else. Defaults to `False`."
+    ),
+    "learning_rate": (
+        "learning_rate: A real number >= 0 (int and numpy scalars are "
+        "accepted), a `keras.optimizers.schedules.LearningRateSchedule` or a "
+        "callable with no arguments. Schedules receive the number of updates "
+        "already applied. Defaults to `{default}`."
+    ),
+    "base": (
+        "**kwargs: The Keras base arguments: `clipnorm`, `clipvalue`, "
+        "`global_clipnorm`, `use_ema`, `ema_momentum`, "
+        "`ema_overwrite_frequency`, `loss_scale_factor`, "
+        "`gradient_accumulation_steps` and `name`, with Keras's meaning. "
+        "Unknown keyword arguments raise a ValueError."
+    ),
+}
+
+
+class Entry:
+    """A registry name: a class, the keyword arguments of a preset, a summary."""
+
+    __slots__ = ("name", "cls", "kwargs", "summary")
+
+    def __init__(self, name, cls, kwargs, summary):
+        self.name = name
+        self.cls = cls
+        self.kwargs = dict(kwargs)
+        self.summary = summary
+
+
+def _fill_docstring(cls, defaults):
+    doc = cls.__doc__ or ""
+    indent = " " * 8
+    for key, text in _SHARED_DOCS.items():
+        marker = "{{" + key + "}}"
+        if marker in doc:
+            text = text.format(default=defaults.get(key))
+            doc = doc.replace(marker, _wrap(text, indent))
+    cls.__doc__ = doc
+
+
+def _wrap(text, indent, width=79):
+    import textwrap
+
+    lines = textwrap.wrap(text, width - len(indent),
+                          subsequent_indent="    ")
+    return ("\n" + indent).join(lines)
+
+
+def register_optimizer(name, summary, presets=None):
+    """Class decorator: registers an optimizer under ``name`` (+ presets).
+
+    Args:
+        name: lower-case registry name of the class itself.
+        summary: one line for the README table.
+        presets: optional dict ``{preset_name: (kwargs, summary)}``.
+    """
+
+    def decorator(cls):
+        import inspect
+
+        defaults = {
+            k: p.default
+            for k, p in inspect.signature(cls.__init__).parameters.items()
+            if p.default is not inspect.Parameter.empty
+        }
+        _fill_docstring(cls, defaults)
+        cls = keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+        for key, kwargs, text in [(name, {}, summary)] + [
+            (k, v[0], v[1]) for k, v in (presets or {}).items()
+        ]:
+            if key in _ENTRIES:
+                raise ValueError(f"Optimizer name {key!r} is registered twice.")
+            _ENTRIES[key] = Entry(key, cls, kwargs, text)
+        return cls
+
+    return decorator
+
+
+def list_optimizers(pattern="*"):
+    """Sorted registry names matching a shell-style ``pattern`` ("adam*")."""
+    return sorted(n for n in _ENTRIES if fnmatch.fnmatchcase(n, pattern))
+
+
+def entries():
+    """All registry entries, sorted by name."""
+    return [_ENTRIES[n] for n in sorted(_ENTRIES)]
+
+
+def get(identifier, **overrides):
+    """Returns a new optimizer for a registry name, or passes one through.
+
+    Args:
+        identifier: a registry name or preset ("nag", "adamw"; case does not
+            matter), an optimizer instance (returned as is; overrides are then
+            not allowed), or a Keras serialization dict.
+        **overrides: constructor arguments that replace the preset's.
+
+    Raises:
+        ValueError: for an unknown name (with close matches suggested).
+    """
+    if isinstance(identifier, keras.optimizers.Optimizer):
+        if overrides:
+            raise ValueError(
+                "Keyword overrides need an optimizer name, not an instance. "
+                f"Received: identifier={identifier!r}, overrides={overrides}"
+            )
+        return identifier
+    if isinstance(identifier, dict):
+        return keras.optimizers.deserialize(identifier)
+    if not isinstance(identifier, str):
+        raise TypeError(
+            "Argument `identifier` must be an optimizer name, an optimizer or "
+            f"a config dict. Received: identifier={identifier!r}"
+        )
+    key = identifier.lower()
+    if key not in _ENTRIES:
+        close = difflib.get_close_matches(key, list(_ENTRIES), n=3)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"Unknown optimizer name: {identifier!r}.{hint} "
+            f"Known names: {', '.join(list_optimizers())}."
+        )
+    entry = _ENTRIES[key]
+    return entry.cls(**{**entry.kwargs, **overrides})
+
+
+def markdown_table():
+    """The README's optimizer table, generated from the registry."""
+    rows = ["| name | class | preset arguments | what it is |",
+            "|---|---|---|---|"]
+    for entry in entries():
+        args = ", ".join(f"{k}={v!r}" for k, v in entry.kwargs.items())
+        rows.append(
+            f"| `{entry.name}` | `{entry.cls.__name__}` | {args or '—'} "
+            f"| {entry.summary} |"
+        )
+    return "\n".join(rows)
