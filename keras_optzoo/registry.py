@@ -52,13 +52,15 @@ _SHARED_DOCS = {
 class Entry:
     """A registry name: a class, the keyword arguments of a preset, a summary."""
 
-    __slots__ = ("name", "cls", "kwargs", "summary")
+    __slots__ = ("name", "cls", "kwargs", "summary", "preset")
 
-    def __init__(self, name, cls, kwargs, summary):
+    def __init__(self, name, cls, kwargs, summary, preset):
         self.name = name
         self.cls = cls
         self.kwargs = dict(kwargs)
         self.summary = summary
+        #: False for the name of the class itself, True for a preset.
+        self.preset = preset
 
 
 def _fill_docstring(cls, defaults):
@@ -99,12 +101,12 @@ def register_optimizer(name, summary, presets=None):
         }
         _fill_docstring(cls, defaults)
         cls = keras.saving.register_keras_serializable(package=PACKAGE)(cls)
-        for key, kwargs, text in [(name, {}, summary)] + [
-            (k, v[0], v[1]) for k, v in (presets or {}).items()
+        for key, kwargs, text, preset in [(name, {}, summary, False)] + [
+            (k, v[0], v[1], True) for k, v in (presets or {}).items()
         ]:
             if key in _ENTRIES:
                 raise ValueError(f"Optimizer name {key!r} is registered twice.")
-            _ENTRIES[key] = Entry(key, cls, kwargs, text)
+            _ENTRIES[key] = Entry(key, cls, kwargs, text, preset)
         return cls
 
     return decorator
@@ -169,3 +171,11 @@ def markdown_table():
             f"| {entry.summary} |"
         )
     return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    # Prints the README table: python -m keras_optzoo.registry
+    # Run as __main__ this file is a second module: use the package's copy.
+    from keras_optzoo import registry as _registry
+
+    print(_registry.markdown_table())

@@ -151,6 +151,13 @@ class AdamW(Adam):
         maximize=False,
         **kwargs,
     ):
+        if "decoupled_weight_decay" in kwargs:
+            raise ValueError(
+                "Argument `decoupled_weight_decay` is not accepted by AdamW, "
+                "whose weight decay is always decoupled; use "
+                "`Adam(decoupled_weight_decay=...)` to choose. Received: "
+                f"decoupled_weight_decay={kwargs['decoupled_weight_decay']}"
+            )
         super().__init__(
             learning_rate=learning_rate,
             beta_1=beta_1,

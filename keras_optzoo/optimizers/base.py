@@ -30,6 +30,7 @@ same math serves every backend and every execution mode.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_optzoo.optimizers import validation
@@ -290,6 +291,12 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     # --------------------------------------------------------------- config
     def get_config(self):
         config = super().get_config()
+        if isinstance(config["learning_rate"], float):
+            # The lr lives in a float32 variable: save the shortest decimal
+            # that gives the same float32 (0.05, not 0.05000000074505806).
+            config["learning_rate"] = float(
+                np.format_float_positional(np.float32(config["learning_rate"]),
+                                           unique=True))
         for name in self._hyperparameters:
             config[name] = _serialize_hyper(getattr(self, name))
         return config

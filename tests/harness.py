@@ -1,0 +1,163 @@
+"""Runs an optimizer over a fixed gradient sequence, eagerly or compiled,
+and runs the torch / NumPy oracles over the same sequence."""
+
+import numpy as np
+import torch
+
+import keras
+from keras import ops
+
+SHAPES = [(3, 4), (5,), (), (2, 3, 2)]
+STEPS = 60
+LR_CHANGE_AT = 30
+LR_FACTOR = 0.3
+
+
+def backend():
+    return keras.backend.backend()
+
+
+def modes():
+    """Execution modes to check on the active backend.
+
+    "compiled" is JAX's ``stateless_apply`` under ``jax.jit`` and TF's
+    ``tf.function(jit_compile=True)``. The torch backend has no compiled
+    optimizer step of this kind (Keras runs it eagerly; torch.compile is not
+    Keras's torch training path), so it runs the eager mode only.
+    """
+    return ["eager", "compiled"] if backend() in ("jax", "tensorflow") \
+        else ["eager"]
+
+
+def problem(config, seed=0, steps=STEPS, shapes=SHAPES):
+    """Initial params and a gradient sequence, float32 numpy."""
+    rng = np.random.default_rng(seed)
+    params = [
+        (config.param_scale * rng.normal(size=s)).astype("float32")
+        for s in shapes
+    ]
+    grads = [
+        [(config.grad_scale * rng.normal(size=s)).astype("float32")
+         for s in shapes]
+        for _ in range(steps)
+    ]
+    return params, grads
+
+
+def lr_schedule_for(kwargs, default_lr):
+    """Per-step learning rates with the mid-run change."""
+    lr = kwargs.get("learning_rate", default_lr)
+    return [lr * (LR_FACTOR if t >= LR_CHANGE_AT else 1.0)
+            for t in range(STEPS)]
+
+
+class Stepper:
+    """Applies gradients with a Keras optimizer in one execution mode.
+
+    ``step(grads, lr=None)`` applies one list of numpy gradients (setting a
+    new float learning rate first when given); ``params()`` returns numpy.
+    """
+
+    def __init__(self, optimizer, init_params, mode="eager"):
+        self.opt = optimizer
+        self.mode = mode
+        self.vars = [keras.Variable(p) for p in init_params]
+        optimizer.build(self.vars)
+        if mode == "compiled" and backend() == "jax":
+            import jax
+
+            self._opt_values = [v.value for v in optimizer.variables]
+            self._var_values = [v.value for v in self.vars]
+            self._jit = jax.jit(optimizer.stateless_apply)
+        elif mode == "compiled" and backend() == "tensorflow":
+            import tensorflow as tf
+
+            self._jit = tf.function(
+                lambda grads: optimizer.apply(grads, self.vars),
+                jit_compile=True,
+            )
+        elif mode == "compiled":
+            raise ValueError(f"No compiled mode on backend {backend()}")
+
+    def _set_lr(self, lr):
+        if self.mode == "compiled" and backend() == "jax":
+            index = [id(v) for v in self.opt.variables].index(
+                id(self.opt._learning_rate)
+            )
+            self._opt_values[index] = ops.convert_to_tensor(
+                np.float32(lr)
+            )
+        else:
+            self.opt.learning_rate = lr
+
+    def step(self, grads, lr=None):
+        if lr is not None:
+            self._set_lr(lr)
+        tensors = [ops.convert_to_tensor(g) for g in grads]
+        if self.mode == "eager":
+            self.opt.apply(tensors, self.vars)
+        elif backend() == "jax":
+            self._var_values, self._opt_values = self._jit(
+                self._opt_values, tensors, self._var_values
+            )
+        else:
+            self._jit(tensors)
+
+    def params(self):
+        if self.mode == "compiled" and backend() == "jax":
+            return [np.asarray(v) for v in self._var_values]
+        return [ops.convert_to_numpy(v) for v in self.vars]
+
+    def sync(self):
+        """Writes JAX's stateless values back into the Keras variables."""
+        if self.mode == "compiled" and backend() == "jax":
+            for v, value in zip(self.vars, self._var_values):
+                v.assign(value)
+            for v, value in zip(self.opt.variables, self._opt_values):
+                v.assign(value)
+
+
+def run_ours(optimizer, init_params, grads, lrs=None, mode="eager"):
+    stepper = Stepper(optimizer, init_params, mode)
+    for t, g in enumerate(grads):
+        lr = None
+        if lrs is not None and (t == 0 or lrs[t] != lrs[t - 1]):
+            lr = lrs[t]
+        stepper.step(g, lr)
+    return stepper.params()
+
+
+def run_torch(make, init_params, grads, lrs=None):
+    """``make(params) -> torch.optim.Optimizer``; float32 like ours."""
+    params = [torch.tensor(p, requires_grad=True) for p in init_params]
+    opt = make(params)
+    for t, g in enumerate(grads):
+        if lrs is not None:
+            for group in opt.param_groups:
+                group["lr"] = lrs[t]
+        for p, gi in zip(params, g):
+            p.grad = torch.tensor(gi)
+        opt.step()
+    return [p.detach().numpy().copy() for p in params]
+
+
+def run_numpy(reference, init_params, grads, lrs=None):
+    for t, g in enumerate(grads):
+        if lrs is not None:
+            reference.learning_rate = lrs[t]
+        reference.step(g)
+    return [np.asarray(p) for p in reference.params]
+
+
+def assert_trajectory_close(ours, ref, init, rtol=1e-5, what="reference"):
+    """max |θ_ours − θ_ref| <= rtol · max |θ_ref − θ_0| (DESIGN.md §4)."""
+    scale = max(float(np.max(np.abs(np.asarray(r, np.float64) - i)))
+                for r, i in zip(ref, init))
+    dev = max(float(np.max(np.abs(np.asarray(o, np.float64) - r)))
+              for o, r in zip(ours, ref))
+    assert scale > 0, "the reference did not move: the check would be empty"
+    assert dev <= rtol * scale, (
+        f"deviation from {what}: {dev:.3e} > {rtol:g} * {scale:.3e} "
+        f"(relative {dev / scale:.3e})"
+    )
+    return dev / scale

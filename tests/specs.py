@@ -1,0 +1,322 @@
+"""One spec per optimizer: the database that drives every generic test.
+
+A spec holds sample configs (each with an id that names what it exercises),
+error inputs with the expected message, the two oracles (the NumPy reference
+written from the equations, and the torch.optim class) and capabilities.
+A meta-test fails when a registered optimizer has no spec here.
+"""
+
+import dataclasses
+
+import torch
+
+import keras_optzoo as oz
+
+try:
+    from reference.numpy_optimizers import REFERENCES
+except ImportError:  # imported as tests.specs
+    from tests.reference.numpy_optimizers import REFERENCES
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    id: str
+    kwargs: dict
+    #: gradients are multiplied by this (1e-6 shows where ε is placed)
+    grad_scale: float = 1.0
+    #: initial parameters are multiplied by this (keeps float32 resolution
+    #: small against the movement when the movement itself is tiny)
+    param_scale: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class ErrorCase:
+    kwargs: dict
+    error: type
+    match: str
+
+
+@dataclasses.dataclass
+class OptimizerSpec:
+    name: str
+    cls: type
+    configs: list
+    errors: list
+    torch_cls: type = None
+    #: "weight_decay" (coupled), "decoupled_weight_decay", "maximize"
+    capabilities: frozenset = frozenset()
+
+    @property
+    def reference(self):
+        return REFERENCES[self.name]
+
+    def config(self, config_id):
+        return next(c for c in self.configs if c.id == config_id)
+
+
+# Errors every optimizer shares (the base class checks them).
+COMMON_ERRORS = [
+    ErrorCase({"learning_rate": -0.1}, ValueError,
+              r"Argument `learning_rate` must be >= 0\. "
+              r"Received: learning_rate=-0\.1"),
+    ErrorCase({"learning_rate": "fast"}, TypeError,
+              r"Argument `learning_rate` must be a real number"),
+    ErrorCase({"weight_decay": -1}, ValueError,
+              r"Argument `weight_decay` must be >= 0\. "
+              r"Received: weight_decay=-1"),
+    ErrorCase({"maximize": "yes"}, TypeError,
+              r"Argument `maximize` must be True or False\. "
+              r"Received: maximize='yes'"),
+    ErrorCase({"learning_rat": 0.1}, ValueError,
+              r"Argument\(s\) not recognized: \{'learning_rat': 0\.1\}"),
+    ErrorCase({"clipnorm": 1.0, "clipvalue": 1.0}, ValueError,
+              r"Only one of `clipnorm`, `clipvalue` and `global_clipnorm`"),
+    ErrorCase({"gradient_accumulation_steps": 1}, ValueError,
+              r"`gradient_accumulation_steps` must be an integer >= 2"),
+]
+
+BETA_ERRORS = [
+    ErrorCase({"beta_1": 1.5}, ValueError,
+              r"Argument `beta_1` must be in \[0, 1\)\. Received: beta_1=1\.5"),
+    ErrorCase({"beta_1": 1.0}, ValueError,
+              r"Argument `beta_1` must be in \[0, 1\)\. Received: beta_1=1"),
+    ErrorCase({"beta_2": -0.1}, ValueError,
+              r"Argument `beta_2` must be in \[0, 1\)\. "
+              r"Received: beta_2=-0\.1"),
+    ErrorCase({"epsilon": -1e-8}, ValueError,
+              r"Argument `epsilon` must be >= 0\. Received: epsilon=-1e-08"),
+]
+AMSGRAD_ERROR = ErrorCase({"amsgrad": 1}, TypeError,
+                          r"Argument `amsgrad` must be True or False")
+
+ALL = frozenset({"weight_decay", "maximize"})
+
+SPECS = [
+    OptimizerSpec(
+        name="sgd",
+        cls=oz.SGD,
+        torch_cls=torch.optim.SGD,
+        capabilities=ALL,
+        configs=[
+            Config("plain", {"learning_rate": 0.05}),
+            Config("momentum", {"learning_rate": 0.05, "momentum": 0.9}),
+            Config("dampening", {"learning_rate": 0.05, "momentum": 0.9,
+                                 "dampening": 0.3}),
+            Config("nesterov", {"learning_rate": 0.05, "momentum": 0.9,
+                                "nesterov": True}),
+            Config("wd", {"learning_rate": 0.05, "momentum": 0.9,
+                          "weight_decay": 0.1}),
+            Config("maximize", {"learning_rate": 0.05, "momentum": 0.5,
+                                "maximize": True}),
+            Config("tiny", {"learning_rate": 0.05, "momentum": 0.9},
+                   grad_scale=1e-6, param_scale=1e-6),
+        ],
+        errors=[
+            ErrorCase({"momentum": -0.5}, ValueError,
+                      r"Argument `momentum` must be >= 0\. "
+                      r"Received: momentum=-0\.5"),
+            ErrorCase({"dampening": 2.0}, ValueError,
+                      r"Argument `dampening` must be in \[0, 1\]\. "
+                      r"Received: dampening=2"),
+            ErrorCase({"nesterov": True}, ValueError,
+                      r"`nesterov=True` requires `momentum` > 0 and "
+                      r"`dampening` = 0\. Received: momentum=0\.0"),
+            ErrorCase({"nesterov": True, "momentum": 0.9, "dampening": 0.1},
+                      ValueError, r"Received: momentum=0\.9, dampening=0\.1"),
+            ErrorCase({"momentum": "0.9"}, TypeError,
+                      r"Argument `momentum` must be a real number or a "
+                      r"keras\.optimizers\.schedules\.LearningRateSchedule"),
+        ],
+    ),
+    OptimizerSpec(
+        name="adagrad",
+        cls=oz.Adagrad,
+        torch_cls=torch.optim.Adagrad,
+        capabilities=ALL,
+        configs=[
+            Config("default", {"learning_rate": 0.1}),
+            Config("lr_decay_init", {"learning_rate": 0.1, "lr_decay": 0.05,
+                                     "initial_accumulator_value": 0.5}),
+            Config("wd", {"learning_rate": 0.1, "weight_decay": 0.1}),
+            Config("maximize", {"learning_rate": 0.1, "maximize": True}),
+            Config("eps", {"learning_rate": 0.1, "epsilon": 1e-2}),
+            Config("tiny", {"learning_rate": 0.1}, grad_scale=1e-6),
+        ],
+        errors=[
+            ErrorCase({"lr_decay": -1.0}, ValueError,
+                      r"Argument `lr_decay` must be >= 0\. "
+                      r"Received: lr_decay=-1"),
+            ErrorCase({"initial_accumulator_value": -0.1}, ValueError,
+                      r"Argument `initial_accumulator_value` must be >= 0"),
+            ErrorCase({"epsilon": -1.0}, ValueError,
+                      r"Argument `epsilon` must be >= 0\. Received: epsilon=-1"),
+        ],
+    ),
+    OptimizerSpec(
+        name="rmsprop",
+        cls=oz.RMSprop,
+        torch_cls=torch.optim.RMSprop,
+        capabilities=ALL,
+        configs=[
+            Config("default", {"learning_rate": 0.01}),
+            Config("centered", {"learning_rate": 0.01, "centered": True}),
+            Config("momentum", {"learning_rate": 0.01, "momentum": 0.9}),
+            Config("centered_momentum_wd", {
+                "learning_rate": 0.01, "centered": True, "momentum": 0.5,
+                "weight_decay": 0.1, "rho": 0.9}),
+            Config("maximize", {"learning_rate": 0.01, "maximize": True}),
+            Config("tiny", {"learning_rate": 0.01}, grad_scale=1e-6),
+        ],
+        errors=[
+            ErrorCase({"rho": 1.0}, ValueError,
+                      r"Argument `rho` must be in \[0, 1\)\. Received: rho=1"),
+            ErrorCase({"momentum": -1.0}, ValueError,
+                      r"Argument `momentum` must be >= 0"),
+            ErrorCase({"centered": None}, TypeError,
+                      r"Argument `centered` must be True or False"),
+        ],
+    ),
+    OptimizerSpec(
+        name="adadelta",
+        cls=oz.Adadelta,
+        torch_cls=torch.optim.Adadelta,
+        capabilities=ALL,
+        configs=[
+            # Adadelta's first steps are ~sqrt(ε) long: small initial
+            # parameters keep float32's resolution below the tolerance.
+            Config("default", {}, param_scale=0.01),
+            Config("rho_eps", {"rho": 0.5, "epsilon": 1e-4}, param_scale=0.01),
+            Config("wd", {"weight_decay": 0.1}, param_scale=0.01),
+            Config("maximize", {"maximize": True, "learning_rate": 0.5},
+                   param_scale=0.01),
+            Config("tiny", {}, grad_scale=1e-6, param_scale=1e-6),
+        ],
+        errors=[
+            ErrorCase({"rho": 1.5}, ValueError,
+                      r"Argument `rho` must be in \[0, 1\]\. Received: rho=1\.5"),
+            ErrorCase({"epsilon": -1.0}, ValueError,
+                      r"Argument `epsilon` must be >= 0"),
+        ],
+    ),
+    OptimizerSpec(
+        name="adam",
+        cls=oz.Adam,
+        torch_cls=torch.optim.Adam,
+        capabilities=ALL | {"decoupled_weight_decay"},
+        configs=[
+            Config("default", {"learning_rate": 0.01}),
+            Config("amsgrad", {"learning_rate": 0.01, "amsgrad": True}),
+            Config("wd_coupled", {"learning_rate": 0.01, "weight_decay": 0.1}),
+            Config("wd_decoupled", {"learning_rate": 0.01, "weight_decay": 0.1,
+                                    "decoupled_weight_decay": True}),
+            Config("maximize_amsgrad", {"learning_rate": 0.01,
+                                        "maximize": True, "amsgrad": True}),
+            Config("betas_eps", {"learning_rate": 0.01, "beta_1": 0.5,
+                                 "beta_2": 0.9, "epsilon": 1e-3}),
+            Config("tiny", {"learning_rate": 0.01}, grad_scale=1e-6),
+        ],
+        errors=BETA_ERRORS + [
+            AMSGRAD_ERROR,
+            ErrorCase({"decoupled_weight_decay": "no"}, TypeError,
+                      r"Argument `decoupled_weight_decay` must be True or "
+                      r"False"),
+        ],
+    ),
+    OptimizerSpec(
+        name="adamw",
+        cls=oz.AdamW,
+        torch_cls=torch.optim.AdamW,
+        capabilities=ALL | {"decoupled_weight_decay"},
+        configs=[
+            Config("default", {"learning_rate": 0.01}),
+            Config("amsgrad", {"learning_rate": 0.01, "amsgrad": True}),
+            Config("wd", {"learning_rate": 0.01, "weight_decay": 0.5}),
+            Config("maximize", {"learning_rate": 0.01, "maximize": True}),
+            Config("tiny", {"learning_rate": 0.01}, grad_scale=1e-6),
+        ],
+        errors=BETA_ERRORS + [
+            AMSGRAD_ERROR,
+            ErrorCase({"decoupled_weight_decay": False}, ValueError,
+                      r"Argument `decoupled_weight_decay` is not accepted by "
+                      r"AdamW.*Received: decoupled_weight_decay=False"),
+        ],
+    ),
+    OptimizerSpec(
+        name="nadam",
+        cls=oz.NAdam,
+        torch_cls=torch.optim.NAdam,
+        capabilities=ALL | {"decoupled_weight_decay"},
+        configs=[
+            Config("default", {"learning_rate": 0.01}),
+            Config("momentum_decay", {"learning_rate": 0.01,
+                                      "momentum_decay": 0.1}),
+            Config("wd_coupled", {"learning_rate": 0.01, "weight_decay": 0.1}),
+            # float32 rounds the per-step factor (1 - lr*wd) the same way in
+            # torch and here; a longer path keeps that below the tolerance
+            # against the float64 reference.
+            Config("wd_decoupled", {"learning_rate": 0.03, "weight_decay": 0.1,
+                                    "decoupled_weight_decay": True},
+                   param_scale=0.5),
+            Config("maximize", {"learning_rate": 0.01, "maximize": True}),
+            Config("tiny", {"learning_rate": 0.01}, grad_scale=1e-6),
+        ],
+        errors=BETA_ERRORS + [
+            ErrorCase({"momentum_decay": -1}, ValueError,
+                      r"Argument `momentum_decay` must be >= 0"),
+        ],
+    ),
+]
+
+SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+def torch_kwargs(spec, kwargs):
+    """Keras-spelled arguments -> torch.optim's names."""
+    out = {}
+    betas = [0.9, 0.999]
+    for key, value in kwargs.items():
+        if key == "learning_rate":
+            out["lr"] = value
+        elif key == "epsilon":
+            out["eps"] = value
+        elif key == "beta_1":
+            betas[0] = value
+        elif key == "beta_2":
+            betas[1] = value
+        elif key == "rho" and spec.name == "rmsprop":
+            out["alpha"] = value
+        else:
+            out[key] = value
+    if "beta_1" in kwargs or "beta_2" in kwargs:
+        out["betas"] = tuple(betas)
+    return out
+
+
+def make_torch(spec, params, kwargs, decay_mask=None):
+    """The torch.optim counterpart; ``decay_mask`` False -> a group with wd 0."""
+    kw = torch_kwargs(spec, kwargs)
+    if decay_mask is None:
+        return spec.torch_cls(params, **kw)
+    groups = [
+        {"params": [p], **({} if keep else {"weight_decay": 0.0})}
+        for p, keep in zip(params, decay_mask)
+    ]
+    return spec.torch_cls(groups, **kw)
+
+
+def all_configs():
+    """(spec, config) pairs with readable ids, for parametrisation."""
+    import pytest
+
+    return [
+        pytest.param(spec, config, id=f"{spec.name}-{config.id}")
+        for spec in SPECS
+        for config in spec.configs
+    ]
+
+
+def default_configs():
+    import pytest
+
+    return [pytest.param(spec, spec.configs[0], id=spec.name)
+            for spec in SPECS]

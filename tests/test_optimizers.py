@@ -1,0 +1,371 @@
+"""Generic optimizer tests, parametrised over tests/specs.py.
+
+Oracles: torch.optim itself and the NumPy references in tests/reference
+(written from the equations); Keras's documented gradient clipping and EMA
+formulas for the base-class arguments.
+"""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+import keras
+from keras import ops
+
+import harness
+import specs
+import keras_optzoo as oz
+from keras_optzoo import registry
+
+
+def _lrs(spec, config):
+    default = spec.cls().get_config()["learning_rate"]
+    return harness.lr_schedule_for(config.kwargs, default)
+
+
+# --------------------------------------------------------------- trajectories
+@pytest.mark.parametrize("mode", harness.modes())
+@pytest.mark.parametrize("spec,config", specs.all_configs())
+def test_trajectory_matches_torch_and_numpy(spec, config, mode):
+    init, grads = harness.problem(config)
+    lrs = _lrs(spec, config)
+    ours = harness.run_ours(spec.cls(**config.kwargs), init, grads, lrs, mode)
+    theirs = harness.run_torch(
+        lambda ps: specs.make_torch(spec, ps, config.kwargs), init, grads, lrs
+    )
+    harness.assert_trajectory_close(ours, theirs, init, what="torch.optim")
+    reference = spec.reference(init, **config.kwargs)
+    expected = harness.run_numpy(reference, init, grads, lrs)
+    harness.assert_trajectory_close(ours, expected, init, what="NumPy ref")
+
+
+def test_tolerance_is_tight_enough_to_catch_keras_builtin_adam():
+    """The trajectory check fails for Keras's own Adam (ε-hat) on tiny
+    gradients: the tolerance is not so loose that it accepts a different rule."""
+    spec = specs.SPECS_BY_NAME["adam"]
+    config = spec.config("tiny")
+    init, grads = harness.problem(config)
+    ours = harness.run_ours(keras.optimizers.Adam(learning_rate=0.01), init,
+                            grads)
+    theirs = harness.run_torch(
+        lambda ps: specs.make_torch(spec, ps, config.kwargs), init, grads
+    )
+    with pytest.raises(AssertionError, match="deviation from torch"):
+        harness.assert_trajectory_close(ours, theirs, init,
+                                        what="torch.optim")
+
+
+# --------------------------------------------------------------------- errors
+def _error_cases():
+    return [
+        pytest.param(spec, case, id=f"{spec.name}-{'-'.join(case.kwargs)}")
+        for spec in specs.SPECS
+        for case in specs.COMMON_ERRORS + spec.errors
+    ]
+
+
+@pytest.mark.parametrize("spec,case", _error_cases())
+def test_bad_arguments_raise(spec, case):
+    with pytest.raises(case.error, match=case.match):
+        spec.cls(**case.kwargs)
+
+
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_learning_rate_accepts_any_real_number(spec):
+    for value in (1, np.float32(0.5), np.int64(2), np.float64(0.25)):
+        opt = spec.cls(learning_rate=value)
+        assert np.isclose(float(ops.convert_to_numpy(opt.learning_rate)),
+                          float(value))
+    opt = spec.cls()
+    opt.learning_rate = 3
+    assert float(ops.convert_to_numpy(opt.learning_rate)) == 3.0
+    with pytest.raises(ValueError, match="learning_rate=-1"):
+        opt.learning_rate = -1
+
+
+# --------------------------------------------------------------------- config
+@pytest.mark.parametrize("spec,config", specs.all_configs())
+def test_get_config_round_trip(spec, config):
+    opt = spec.cls(**config.kwargs)
+    cfg = opt.get_config()
+    json.dumps(cfg)
+    for key, value in config.kwargs.items():
+        assert cfg[key] == value
+    clone = spec.cls.from_config(cfg)
+    assert clone.get_config() == cfg
+    # Through Keras's own deserializer, which lower-cases built-in class
+    # names ("SGD" -> "sgd"): it must still give our class, not Keras's.
+    restored = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
+    assert type(restored) is spec.cls
+    assert restored.get_config() == cfg
+
+
+def test_schedule_learning_rate_round_trips():
+    sched = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
+    opt = oz.Adam(learning_rate=sched, beta_1=sched)
+    cfg = opt.get_config()
+    clone = oz.Adam.from_config(json.loads(json.dumps(cfg)))
+    assert isinstance(clone._learning_rate, type(sched))
+    assert isinstance(clone.beta_1, type(sched))
+    assert clone.get_config() == cfg
+
+
+# ------------------------------------------------------------ fit, save, load
+def _digits(n=256):
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.data[:n] / 16.0).astype("float32")
+    y = data.target[:n].astype("int32")
+    return x, y
+
+
+def _model(optimizer):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((64,)),
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(10),
+    ])
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        # torch: Keras's jit_compile there is torch.compile, a separate
+        # compiler this package does not target; train eagerly.
+        jit_compile=harness.backend() != "torch",
+    )
+    return model
+
+
+def _weights(model):
+    return [ops.convert_to_numpy(w) for w in model.weights]
+
+
+@pytest.mark.parametrize("spec,config", specs.default_configs())
+def test_fit_save_load_and_resume(spec, config, tmp_path):
+    x, y = _digits()
+    model = _model(spec.cls(**config.kwargs))
+    history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False,
+                        verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)  # no custom_objects
+    assert type(loaded.optimizer) is spec.cls
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    saved = [ops.convert_to_numpy(v) for v in model.optimizer.variables]
+    restored = [ops.convert_to_numpy(v) for v in loaded.optimizer.variables]
+    assert len(saved) == len(restored)
+    for a, b in zip(saved, restored):
+        np.testing.assert_array_equal(a, b)
+    model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    loaded.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    for a, b in zip(_weights(model), _weights(loaded)):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+# --------------------------------------------------- Keras base arguments
+def _wd_config(spec):
+    """A config with weight decay where the optimizer has it."""
+    for config in spec.configs:
+        if config.kwargs.get("weight_decay"):
+            return config
+    return spec.configs[0]
+
+
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_gradient_accumulation_equals_step_on_mean(spec):
+    config = _wd_config(spec)
+    k, updates = 3, 12
+    init, micro = harness.problem(config, steps=k * updates)
+    ours = harness.run_ours(
+        spec.cls(gradient_accumulation_steps=k, **config.kwargs), init, micro
+    )
+    mean = [
+        [np.mean([micro[u * k + j][i] for j in range(k)], axis=0)
+         for i in range(len(init))]
+        for u in range(updates)
+    ]
+    theirs = harness.run_torch(
+        lambda ps: specs.make_torch(spec, ps, config.kwargs), init, mean
+    )
+    harness.assert_trajectory_close(ours, theirs, init, what="torch on mean")
+
+
+def _clip_numpy(grads, mode, value):
+    """Keras's documented clipping, written out in NumPy."""
+    grads = [np.asarray(g, np.float64) for g in grads]
+    if mode == "clipvalue":
+        return [np.clip(g, -value, value) for g in grads]
+    if mode == "clipnorm":
+        return [g * value / max(np.sqrt(np.sum(g * g)), value) for g in grads]
+    total = np.sqrt(sum(np.sum(g * g) for g in grads))
+    return [g * value / max(total, value) for g in grads]
+
+
+@pytest.mark.parametrize("mode", ["clipnorm", "global_clipnorm", "clipvalue"])
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_clipping(spec, mode):
+    config = spec.configs[0]
+    init, grads = harness.problem(config, steps=20)
+    grads = [[3.0 * g for g in step] for step in grads]
+    value = 0.5 if mode == "clipvalue" else 1.0
+    ours = harness.run_ours(spec.cls(**{mode: value}, **config.kwargs), init,
+                            grads)
+    clipped = [[c.astype("float32") for c in _clip_numpy(g, mode, value)]
+               for g in grads]
+    theirs = harness.run_torch(
+        lambda ps: specs.make_torch(spec, ps, config.kwargs), init, clipped
+    )
+    harness.assert_trajectory_close(ours, theirs, init, what="torch, clipped")
+
+
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_ema(spec):
+    config = spec.configs[0]
+    steps, momentum = 20, 0.8
+    init, grads = harness.problem(config, steps=steps)
+    opt = spec.cls(use_ema=True, ema_momentum=momentum, **config.kwargs)
+    stepper = harness.Stepper(opt, init)
+    import torch
+
+    params = [torch.tensor(p, requires_grad=True) for p in init]
+    torch_opt = specs.make_torch(spec, params, config.kwargs)
+    average = None
+    for g in grads:
+        stepper.step(g)
+        for p, gi in zip(params, g):
+            p.grad = torch.tensor(gi)
+        torch_opt.step()
+        current = [p.detach().numpy().astype(np.float64) for p in params]
+        # Keras: the average starts at the first updated value.
+        average = current if average is None else [
+            momentum * a + (1 - momentum) * c for a, c in zip(average, current)
+        ]
+    harness.assert_trajectory_close(stepper.params(), current, init,
+                                    what="torch (raw params)")
+    opt.finalize_variable_values(stepper.vars)
+    harness.assert_trajectory_close(stepper.params(), average, init,
+                                    what="EMA of torch's params")
+
+
+def _decay_cases():
+    cases = []
+    for spec in specs.SPECS:
+        for config in spec.configs:
+            if config.kwargs.get("weight_decay") or spec.name == "adamw":
+                cases.append(pytest.param(spec, config,
+                                          id=f"{spec.name}-{config.id}"))
+    return cases
+
+
+@pytest.mark.parametrize("spec,config", _decay_cases())
+def test_exclude_from_weight_decay(spec, config):
+    init, grads = harness.problem(config, steps=30)
+    mask = [True, False, True, False]
+    # by variable
+    opt = spec.cls(**config.kwargs)
+    variables = [keras.Variable(p) for p in init]
+    opt.exclude_from_weight_decay(
+        var_list=[v for v, keep in zip(variables, mask) if not keep]
+    )
+    for g in grads:
+        opt.apply([ops.convert_to_tensor(x) for x in g], variables)
+    ours = [ops.convert_to_numpy(v) for v in variables]
+    theirs = harness.run_torch(
+        lambda ps: specs.make_torch(spec, ps, config.kwargs, mask), init, grads
+    )
+    harness.assert_trajectory_close(ours, theirs, init, what="torch groups")
+    # by name
+    opt = spec.cls(**config.kwargs)
+    variables = [
+        keras.Variable(p, name="bias" if not keep else f"kernel{i}")
+        for i, (p, keep) in enumerate(zip(init, mask))
+    ]
+    opt.exclude_from_weight_decay(var_names=["bias"])
+    for g in grads:
+        opt.apply([ops.convert_to_tensor(x) for x in g], variables)
+    ours = [ops.convert_to_numpy(v) for v in variables]
+    harness.assert_trajectory_close(ours, theirs, init, what="torch groups")
+
+
+def test_excluding_every_variable_does_not_crash():
+    config = specs.SPECS_BY_NAME["adamw"].configs[0]
+    init, grads = harness.problem(config, steps=3)
+    variables = [keras.Variable(p) for p in init]
+    opt = oz.AdamW(weight_decay=0.5)
+    opt.exclude_from_weight_decay(var_list=variables)
+    for g in grads:
+        opt.apply([ops.convert_to_tensor(x) for x in g], variables)
+    plain = harness.run_ours(oz.Adam(), init, grads)
+    for a, b in zip(variables, plain):
+        np.testing.assert_allclose(ops.convert_to_numpy(a), b, rtol=1e-6)
+
+
+def test_exclude_after_build_raises():
+    opt = oz.AdamW()
+    opt.build([keras.Variable(np.zeros(3, "float32"))])
+    with pytest.raises(ValueError, match="before the optimizer is built"):
+        opt.exclude_from_weight_decay(var_names=["bias"])
+
+
+def test_weight_decay_applied_once_not_by_keras_base():
+    """Coupled L2 only: with zero gradients and no momentum, SGD moves the
+    parameter by exactly lr*wd*θ per step (Keras's base would add another)."""
+    v = keras.Variable(np.ones(4, "float32"))
+    opt = oz.SGD(learning_rate=0.1, weight_decay=0.5)
+    opt.apply([ops.zeros((4,))], [v])
+    np.testing.assert_allclose(ops.convert_to_numpy(v), 1 - 0.1 * 0.5,
+                               rtol=1e-7)
+
+
+# ------------------------------------------------------------------ registry
+def test_every_registered_optimizer_has_a_spec():
+    classes = {entry.cls for entry in registry.entries()}
+    assert classes == {spec.cls for spec in specs.SPECS}
+    for entry in registry.entries():
+        if not entry.preset:
+            assert specs.SPECS_BY_NAME[entry.name].cls is entry.cls
+
+
+def test_presets():
+    assert oz.get("gd").get_config()["momentum"] == 0.0
+    assert oz.get("momentum").momentum == 0.9
+    nag = oz.get("nag", learning_rate=0.05)
+    assert nag.nesterov and nag.momentum == 0.9
+    assert float(ops.convert_to_numpy(nag.learning_rate)) == pytest.approx(
+        0.05)
+    assert type(oz.get("ADAMW")) is oz.AdamW
+    assert oz.list_optimizers("adam*") == ["adam", "adamw"]
+    opt = oz.Adam()
+    assert oz.get(opt) is opt
+    assert type(oz.get(keras.optimizers.serialize(opt))) is oz.Adam
+
+
+def test_unknown_registry_name():
+    with pytest.raises(ValueError, match=r"Unknown optimizer name: 'adma'\. "
+                                         r"Did you mean 'adam'"):
+        oz.get("adma")
+
+
+def test_readme_table_matches_registry():
+    import pathlib
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    block = re.search(
+        r"<!-- optimizer-table:start -->\n(.*?)\n<!-- optimizer-table:end -->",
+        readme, re.S)
+    assert block, "README.md lost its optimizer-table markers"
+    assert block.group(1).strip() == registry.markdown_table().strip(), (
+        "README optimizer table is stale: regenerate it with "
+        "`python -m keras_optzoo.registry`"
+    )
+
+
+def test_docstrings_filled_and_document_keras_difference():
+    for spec in specs.SPECS:
+        doc = spec.cls.__doc__
+        assert "{{" not in doc, spec.name
+        assert "Differs from `keras.optimizers." in doc, spec.name
