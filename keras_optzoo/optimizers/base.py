@@ -126,6 +126,17 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             aggregation="only_first_replica",
             name="learning_rate_scale",
         )
+        #: ReduceLROnPlateau's counters [has_best, best, num_bad_epochs,
+        #: cooldown_counter], kept here so that a resumed run continues the
+        #: plateau exactly. Always created: the saved layout must not depend
+        #: on which callbacks a run used.
+        self._plateau_state = self.add_variable(
+            shape=(4,),
+            initializer="zeros",
+            dtype="float32",
+            aggregation="only_first_replica",
+            name="plateau_state",
+        )
 
     # ------------------------------------------------------------------ lr
     @property
@@ -287,6 +298,43 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         ``lr`` is a 0-d tensor of that dtype.
         """
         raise NotImplementedError
+
+    # --------------------------------------------------------------- saving
+    def load_own_variables(self, store):
+        """Loads saved state by position; a layout mismatch raises.
+
+        Keras's base only warns ("Skipping variable loading") when the saved
+        count differs and then trains from fresh state, and would fail late
+        (or broadcast) on a shape mismatch. A built zoo optimizer raises a
+        ``ValueError`` naming both layouts instead. An optimizer that is not
+        built yet (no slots) keeps Keras's behaviour: it cannot know its
+        layout before it sees the model's variables.
+        """
+        if not self.built:
+            return super().load_own_variables(store)
+        keys = sorted(store.keys(), key=int)
+        saved = [tuple(store[k].shape) for k in keys]
+        ours = [tuple(v.shape) for v in self.variables]
+        if saved != ours:
+            ours_text = ", ".join(
+                f"{v.path}{tuple(v.shape)}" for v in self.variables
+            )
+            raise ValueError(
+                f"Saved optimizer state does not match the layout of "
+                f"optimizer '{self.name}' ({type(self).__name__}, config "
+                f"{self._layout_config()}). Saved: {len(saved)} variables "
+                f"with shapes {saved}. This optimizer: {len(ours)} "
+                f"variables [{ours_text}]. The optimizer config (e.g. "
+                f"`amsgrad`, `momentum`, `centered`, a schedule vs a float "
+                f"learning rate) must be the one the state was saved with."
+            )
+        for key, variable in zip(keys, self.variables):
+            variable.assign(store[key])
+
+    def _layout_config(self):
+        return {name: _serialize_hyper(getattr(self, name))
+                for name in self._hyperparameters
+                if not isinstance(getattr(self, name), LearningRateSchedule)}
 
     # --------------------------------------------------------------- config
     def get_config(self):

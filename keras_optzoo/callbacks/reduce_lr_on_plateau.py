@@ -1,0 +1,227 @@
+"""ReduceLROnPlateau with torch's rules, composable with any schedule."""
+
+import math
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_optzoo.optimizers import validation
+from keras_optzoo.optimizers.base import ZooOptimizer
+
+LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
+
+
+def _unwrap(optimizer):
+    """The optimizer that owns the learning rate (LossScaleOptimizer wraps)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def _as_float(value):
+    return float(np.asarray(ops.convert_to_numpy(value)))
+
+
+@keras.saving.register_keras_serializable(package="keras_optzoo")
+class ReduceLROnPlateau(keras.callbacks.Callback):
+    """Lowers the learning rate when a metric stops improving (torch rules).
+
+    At the end of each epoch the monitored value ``a`` is compared with the
+    best so far: in ``mode="min"`` it is better when ``a < best·(1 − threshold)``
+    (``threshold_mode="rel"``) or ``a < best − threshold`` (``"abs"``);
+    mirrored for ``"max"``. After more than ``patience`` epochs without
+    improvement the learning rate becomes ``max(lr·factor, min_lr)``, applied
+    only when it changes by more than ``eps``; then ``cooldown`` epochs pass
+    in which bad epochs are not counted. This is `torch.optim.lr_scheduler.
+    ReduceLROnPlateau` exactly.
+
+    **Composes with schedules.** With a keras-optzoo optimizer the reduction
+    multiplies the optimizer's ``learning_rate_scale`` variable, so it works
+    whether the learning rate is a float or any ``LearningRateSchedule``
+    (the schedule's output is multiplied), it is seen inside compiled JAX/TF
+    train steps, and it is saved with the model. The plateau counters live in
+    an optimizer variable too, so a run resumed from a ``.keras`` file (with
+    a new instance of this callback) continues exactly. With a schedule,
+    ``min_lr`` bounds the learning rate at the moment of each reduction; the
+    schedule may take it lower afterwards.
+
+    With a Keras built-in optimizer and a float learning rate, the learning
+    rate variable itself is lowered and the counters stay in this callback.
+    A built-in optimizer whose learning rate is a schedule cannot be reduced:
+    that raises a ``ValueError`` at ``on_train_begin`` (Keras's own callback
+    fails with a ``TypeError`` only when it first reduces).
+
+    Differs from `keras.callbacks.ReduceLROnPlateau`: Keras reduces after
+    ``patience`` bad epochs (torch: more than ``patience``), compares with an
+    absolute ``min_delta`` (torch: relative threshold by default) and counts
+    cooldown differently.
+
+    Args:
+        monitor: Name of the metric in ``logs``. Defaults to ``"val_loss"``.
+        mode: ``"min"`` or ``"max"``. Defaults to ``"min"``.
+        factor: Float in (0, 1), the multiplier. Defaults to ``0.1``.
+        patience: Int >= 0. Defaults to ``10``.
+        threshold: Float >= 0. Defaults to ``1e-4``.
+        threshold_mode: ``"rel"`` or ``"abs"``. Defaults to ``"rel"``.
+        cooldown: Int >= 0. Defaults to ``0``.
+        min_lr: Float >= 0. Defaults to ``0.0``.
+        eps: Float >= 0, the smallest change worth applying.
+            Defaults to ``1e-8``.
+        verbose: 0 or 1; 1 prints a line on each reduction. Defaults to ``0``.
+    """
+
+    def __init__(
+        self,
+        monitor="val_loss",
+        mode="min",
+        factor=0.1,
+        patience=10,
+        threshold=1e-4,
+        threshold_mode="rel",
+        cooldown=0,
+        min_lr=0.0,
+        eps=1e-8,
+        verbose=0,
+    ):
+        super().__init__()
+        if mode not in ("min", "max"):
+            raise ValueError(
+                "Argument `mode` must be one of 'min', 'max'. "
+                f"Received: mode={mode!r}"
+            )
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(
+                "Argument `threshold_mode` must be one of 'rel', 'abs'. "
+                f"Received: threshold_mode={threshold_mode!r}"
+            )
+        self.monitor = monitor
+        self.mode = mode
+        self.factor = validation.check_real("factor", factor, low=0.0,
+                                            high=1.0, low_open=True,
+                                            high_open=True)
+        self.patience = _check_int("patience", patience)
+        self.threshold = validation.check_real("threshold", threshold,
+                                               low=0.0)
+        self.threshold_mode = threshold_mode
+        self.cooldown = _check_int("cooldown", cooldown)
+        self.min_lr = validation.check_real("min_lr", min_lr, low=0.0)
+        self.eps = validation.check_real("eps", eps, low=0.0)
+        self.verbose = verbose
+        self._local_state = np.zeros(4, "float32")
+
+    def get_config(self):
+        return {
+            "monitor": self.monitor,
+            "mode": self.mode,
+            "factor": self.factor,
+            "patience": self.patience,
+            "threshold": self.threshold,
+            "threshold_mode": self.threshold_mode,
+            "cooldown": self.cooldown,
+            "min_lr": self.min_lr,
+            "eps": self.eps,
+            "verbose": self.verbose,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    # --------------------------------------------------------------- rules
+    def is_better(self, current, best):
+        """torch's comparison (``best`` is ±inf before the first epoch)."""
+        if self.mode == "min":
+            if self.threshold_mode == "rel":
+                return current < best * (1.0 - self.threshold)
+            return current < best - self.threshold
+        if self.threshold_mode == "rel":
+            return current > best * (1.0 + self.threshold)
+        return current > best + self.threshold
+
+    def step(self, current, state, lr):
+        """One epoch of torch's logic on plain numbers.
+
+        Args:
+            current: the monitored value.
+            state: ``[has_best, best, num_bad_epochs, cooldown_counter]``.
+            lr: the learning rate now.
+
+        Returns:
+            ``(new_state, new_lr)``; ``new_lr`` is None when nothing changes.
+        """
+        has_best, best, bad, cooldown_counter = (float(x) for x in state)
+        if not has_best:
+            best = math.inf if self.mode == "min" else -math.inf
+        if self.is_better(current, best):
+            best, bad = current, 0
+        else:
+            bad += 1
+        if cooldown_counter > 0:
+            cooldown_counter -= 1
+            bad = 0
+        new_lr = None
+        if bad > self.patience:
+            candidate = max(lr * self.factor, self.min_lr)
+            if lr - candidate > self.eps:
+                new_lr = candidate
+            cooldown_counter = self.cooldown
+            bad = 0
+        return np.array([1.0, best, bad, cooldown_counter], "float32"), new_lr
+
+    # ----------------------------------------------------------- callbacks
+    def on_train_begin(self, logs=None):
+        optimizer = _unwrap(self.model.optimizer)
+        if isinstance(optimizer, ZooOptimizer):
+            return
+        if isinstance(optimizer._learning_rate, keras.Variable):
+            return
+        raise ValueError(
+            "ReduceLROnPlateau cannot lower the learning rate of "
+            f"{type(optimizer).__name__}: it is a "
+            f"{type(optimizer._learning_rate).__name__}, not a float. Use a "
+            "keras_optzoo optimizer (it multiplies any schedule), or a float "
+            "learning rate."
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        # Always through self.model: on JAX that syncs the trainer's state.
+        optimizer = _unwrap(self.model.optimizer)
+        lr_now = _as_float(optimizer.learning_rate)
+        logs["learning_rate"] = lr_now
+        current = logs.get(self.monitor)
+        if current is None:
+            warnings.warn(
+                f"ReduceLROnPlateau: metric `{self.monitor}` is not in the "
+                f"logs (available: {', '.join(sorted(logs))}); skipping.",
+                stacklevel=2,
+            )
+            return
+        zoo = isinstance(optimizer, ZooOptimizer)
+        state = (ops.convert_to_numpy(optimizer._plateau_state) if zoo
+                 else self._local_state)
+        state, new_lr = self.step(float(current), state, lr_now)
+        if zoo:
+            optimizer._plateau_state.assign(state)
+        else:
+            self._local_state = state
+        if new_lr is None:
+            return
+        if zoo:
+            scale = optimizer.learning_rate_scale
+            scale.assign(_as_float(scale) * new_lr / lr_now)
+        else:
+            optimizer.learning_rate = new_lr
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning "
+                  f"rate to {new_lr:.6g}.")
+
+
+def _check_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"Argument `{name}` must be an integer. "
+                        f"Received: {name}={value!r}")
+    if value < 0:
+        raise ValueError(f"Argument `{name}` must be >= 0. "
+                         f"Received: {name}={value}")
+    return int(value)
