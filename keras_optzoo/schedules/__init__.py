@@ -1,0 +1,57 @@
+"""torch.optim.lr_scheduler's schedules as pure Keras 3 schedules.
+
+Every class is a ``keras.optimizers.schedules.LearningRateSchedule`` whose
+value is a closed-form ``keras.ops`` function of the optimizer step (the
+number of updates already applied): it traces under ``jax.jit`` and
+``tf.function(jit_compile=True)``, resumes exactly after save/load, and
+reproduces the sequence of the torch scheduler of the same name stepped once
+per epoch (``steps_per_epoch`` optimizer steps each) or, for CyclicLR and
+OneCycleLR, once per batch. Arguments keep torch's names; the base learning
+rate that torch reads from the optimizer is the first argument,
+``initial_learning_rate``.
+
+    import keras_optzoo as oz
+    schedule = oz.schedules.SequentialLR(
+        [oz.schedules.LinearLR(0.1, start_factor=0.01, total_iters=5),
+         oz.schedules.CosineAnnealingLR(0.1, T_max=95)],
+        milestones=[5],
+        steps_per_epoch=len(train_batches),
+    )
+    oz.schedules.plot(schedule, 100 * len(train_batches))
+"""
+
+from keras_optzoo.schedules.composite import ChainedScheduler
+from keras_optzoo.schedules.composite import SequentialLR
+from keras_optzoo.schedules.cosine import CosineAnnealingLR
+from keras_optzoo.schedules.cosine import CosineAnnealingWarmRestarts
+from keras_optzoo.schedules.cyclic import CycleMomentum
+from keras_optzoo.schedules.cyclic import CyclicLR
+from keras_optzoo.schedules.cyclic import OneCycleLR
+from keras_optzoo.schedules.decay import ExponentialLR
+from keras_optzoo.schedules.decay import MultiStepLR
+from keras_optzoo.schedules.decay import PolynomialLR
+from keras_optzoo.schedules.decay import StepLR
+from keras_optzoo.schedules.lambda_lr import LambdaLR
+from keras_optzoo.schedules.lambda_lr import MultiplicativeLR
+from keras_optzoo.schedules.plot import plot
+from keras_optzoo.schedules.warmup import ConstantLR
+from keras_optzoo.schedules.warmup import LinearLR
+
+__all__ = [
+    "LambdaLR",
+    "MultiplicativeLR",
+    "StepLR",
+    "MultiStepLR",
+    "ConstantLR",
+    "LinearLR",
+    "ExponentialLR",
+    "PolynomialLR",
+    "CosineAnnealingLR",
+    "CosineAnnealingWarmRestarts",
+    "CyclicLR",
+    "OneCycleLR",
+    "CycleMomentum",
+    "SequentialLR",
+    "ChainedScheduler",
+    "plot",
+]
