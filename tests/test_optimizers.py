@@ -369,3 +369,14 @@ def test_docstrings_filled_and_document_keras_difference():
         doc = spec.cls.__doc__
         assert "{{" not in doc, spec.name
         assert "Differs from `keras.optimizers." in doc, spec.name
+
+
+def test_readme_lists_every_schedule_and_callback():
+    import pathlib
+
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    names = [n for n in oz.schedules.__all__ if n not in ("plot",
+                                                          "CycleMomentum")]
+    names += oz.callbacks.__all__
+    missing = [n for n in names if f"`{n}" not in readme]
+    assert not missing, f"README does not document: {missing}"

@@ -31,8 +31,24 @@ def plot(schedule, steps, ax=None, label=None):
     if isinstance(steps, numbers.Integral):
         steps = range(steps)
     steps = np.asarray(list(steps), dtype="int64")
-    values = [float(ops.convert_to_numpy(schedule(int(s)))) for s in steps]
+    values = _evaluate(schedule, steps)
     ax.plot(steps, values, label=label or type(schedule).__name__)
     ax.set_xlabel("step")
     ax.set_ylabel("learning rate")
     return ax
+
+
+def _evaluate(schedule, steps):
+    """The schedule's values at ``steps``: one vectorised call when the
+    schedule broadcasts over a vector of steps (the closed forms do), else
+    one call per step."""
+    try:
+        values = ops.convert_to_numpy(
+            schedule(ops.convert_to_tensor(steps, dtype="int32")))
+        values = np.asarray(values, dtype="float64")
+        if values.shape == steps.shape:
+            return values
+    except Exception:  # a schedule written for scalar steps only
+        pass
+    return np.array(
+        [float(ops.convert_to_numpy(schedule(int(s)))) for s in steps])

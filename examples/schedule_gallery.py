@@ -1,0 +1,88 @@
+"""Draws every keras-optzoo schedule, as the torch scheduler of the same name
+would step it, into one picture (docs/images/schedules.png by default).
+
+    python examples/schedule_gallery.py [--out PATH] [--steps 100]
+"""
+
+import argparse
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import keras  # noqa: E402
+
+import keras_optzoo as oz  # noqa: E402
+from keras_optzoo import schedules as S  # noqa: E402
+
+
+@keras.saving.register_keras_serializable(package="keras_optzoo_examples")
+def warm_then_decay(epoch):
+    """A traceable LambdaLR function: keras.ops only, no Python `if`."""
+    return keras.ops.minimum(1.0, (epoch + 1) / 10.0) * 0.97 ** epoch
+
+
+def gallery(steps=100):
+    """name -> schedule, 100 epochs of 1 step each unless said otherwise."""
+    lr = 0.1
+    cosine = S.CosineAnnealingLR(lr, T_max=steps // 2)
+    return {
+        "LambdaLR (warm-up × 0.97^e)": S.LambdaLR(lr, warm_then_decay),
+        "MultiplicativeLR (×0.95)": S.MultiplicativeLR(
+            lr, lambda e: 0.95 + 0.0 * e),
+        "StepLR (30, 0.5)": S.StepLR(lr, step_size=30, gamma=0.5),
+        "MultiStepLR ([20, 50, 80])": S.MultiStepLR(lr, [20, 50, 80], 0.3),
+        "ConstantLR (1/3, 25)": S.ConstantLR(lr, factor=1 / 3, total_iters=25),
+        "LinearLR (0.1→1, 40)": S.LinearLR(lr, start_factor=0.1,
+                                            total_iters=40),
+        "ExponentialLR (0.97)": S.ExponentialLR(lr, gamma=0.97),
+        "PolynomialLR (80, p=2)": S.PolynomialLR(lr, total_iters=80, power=2),
+        "CosineAnnealingLR (T_max=50)": cosine,
+        "CosineAnnealingWarmRestarts (10, ×2)": S.CosineAnnealingWarmRestarts(
+            lr, T_0=10, T_mult=2),
+        "CyclicLR (triangular2)": S.CyclicLR(0.01, lr, step_size_up=10,
+                                             mode="triangular2"),
+        "OneCycleLR": S.OneCycleLR(max_lr=lr, total_steps=steps),
+        "SequentialLR (linear warm-up → cosine)": S.SequentialLR(
+            [S.LinearLR(lr, start_factor=0.05, total_iters=10),
+             S.CosineAnnealingLR(lr, T_max=steps - 10)], milestones=[10]),
+        "ChainedScheduler (constant × exp)": S.ChainedScheduler(
+            [S.ConstantLR(lr, factor=0.5, total_iters=20),
+             S.ExponentialLR(lr, gamma=0.98)]),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Draw every schedule.")
+    parser.add_argument("--out", default="docs/images/schedules.png")
+    parser.add_argument("--steps", type=int, default=100)
+    args = parser.parse_args(argv)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    items = gallery(args.steps)
+    cols = 4
+    rows = -(-len(items) // cols)
+    fig = Figure(figsize=(3.2 * cols, 2.3 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols).ravel()
+    for ax, (title, schedule) in zip(axes, items.items()):
+        S.plot(schedule, args.steps, ax=ax)
+        ax.set_title(title, fontsize=8.5)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(items):]:
+        ax.axis("off")
+    fig.suptitle("keras_optzoo.schedules: learning rate vs step "
+                 "(torch's sequences)", fontsize=11)
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    fig.savefig(args.out, dpi=100)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
