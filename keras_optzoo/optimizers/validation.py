@@ -4,6 +4,7 @@ Messages follow Keras's wording so that users see one style everywhere:
 ``Argument `beta_1` must be in [0, 1). Received: beta_1=1.5``.
 """
 
+import math
 import numbers
 
 import keras
@@ -33,8 +34,10 @@ def _range_text(low, high, low_open, high_open):
 
 
 def check_real(name, value, low=None, high=None, low_open=False,
-               high_open=False):
+               high_open=False, finite=True):
     """Returns ``value`` as a Python float after checking its type and range.
+
+    NaN is always rejected, and so is ±inf unless ``finite=False``.
 
     Raises:
         TypeError: when ``value`` is not a real number (bools are rejected).
@@ -54,6 +57,12 @@ def check_real(name, value, low=None, high=None, low_open=False,
     if bad:
         raise ValueError(
             f"Argument `{name}` must be "
+            f"{_range_text(low, high, low_open, high_open)}. "
+            f"Received: {name}={value:g}"
+        )
+    if finite and value in (math.inf, -math.inf):
+        raise ValueError(
+            f"Argument `{name}` must be a finite number "
             f"{_range_text(low, high, low_open, high_open)}. "
             f"Received: {name}={value:g}"
         )
