@@ -1,7 +1,5 @@
 """Adadelta: step sizes from running averages of gradients and updates."""
 
-from keras import ops
-
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
@@ -57,7 +55,8 @@ class Adadelta(ZooOptimizer):
     def _update(self, param, grad, state, lr, index):
         rho, eps = self.rho, self.epsilon
         square_avg = rho * state["square_avg"] + (1.0 - rho) * grad * grad
-        delta = ops.sqrt(state["acc_delta"] + eps) / ops.sqrt(square_avg + eps)
+        sqrt = self._math.sqrt
+        delta = sqrt(state["acc_delta"] + eps) / sqrt(square_avg + eps)
         delta = delta * grad
         acc_delta = rho * state["acc_delta"] + (1.0 - rho) * delta * delta
         return param - lr * delta, {"square_avg": square_avg,

@@ -66,5 +66,6 @@ class Adagrad(ZooOptimizer):
         step = self._step(grad.dtype)
         clr = lr / ops.cast(1.0 + (step - 1.0) * self.lr_decay, grad.dtype)
         total = state["sum"] + grad * grad
-        param = param - clr * (grad / (ops.sqrt(total) + self.epsilon))
+        param = param - clr * (grad / (self._math.sqrt(total)
+                                       + self.epsilon))
         return param, {"sum": total}

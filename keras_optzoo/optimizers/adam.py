@@ -4,6 +4,7 @@ from keras import ops
 
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
+from keras_optzoo.optimizers.base import cast_scalar
 from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.optimizers.base import ZooOptimizer
 from keras_optzoo.registry import register_optimizer
@@ -91,19 +92,20 @@ class Adam(ZooOptimizer):
         step = self._step(dtype)
         beta_1 = self._hyper("beta_1", step.dtype)
         beta_2 = self.beta_2
-        exp_avg = state["exp_avg"] + (1.0 - ops.cast(beta_1, dtype)) * (
+        exp_avg = state["exp_avg"] + (1.0 - cast_scalar(beta_1, dtype)) * (
             grad - state["exp_avg"]
         )
         exp_avg_sq = beta_2 * state["exp_avg_sq"] + (1.0 - beta_2) * grad * grad
         new = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
         second = exp_avg_sq
         if self.amsgrad:
-            second = ops.maximum(state["max_exp_avg_sq"], exp_avg_sq)
+            second = self._math.maximum(state["max_exp_avg_sq"], exp_avg_sq)
             new["max_exp_avg_sq"] = second
         bias_1 = one_minus_power(beta_1, step)
         bias_2_sqrt = ops.sqrt(one_minus_power(beta_2, step))
         step_size = ops.cast(lr, step.dtype) / bias_1
-        denom = ops.sqrt(second) / ops.cast(bias_2_sqrt, dtype) + self.epsilon
+        denom = (self._math.sqrt(second) / ops.cast(bias_2_sqrt, dtype)
+                 + self.epsilon)
         param = param - ops.cast(step_size, dtype) * (exp_avg / denom)
         return param, new
 

@@ -19,12 +19,16 @@ What it adds to `keras.optimizers.Optimizer`:
   creates it in a fixed order that depends only on the config and the
   variable list, because Keras saves optimizer state by position.
 * ``get_config`` is generated from the declared ``_hyperparameters``.
-* A hook for a multi-tensor fast path (see ``_backend_update_step``).
+* A multi-tensor fast path on the torch backend (see ``multi_tensor.py``),
+  which runs the same ``_update`` on lists of tensors.
 
-A subclass implements ``_update(param, grad, state, lr, step, index)``, a pure
+A subclass implements ``_update(param, grad, state, lr, index)``, a pure
 function returning the new parameter value and the new slot values. The base
 class does the reading, the weight decay, the casting and the writing, so the
-same math serves every backend and every execution mode.
+same math serves every backend and every execution mode. Inside ``_update``,
+per-variable values are combined with arithmetic operators and
+``self._math`` (sqrt, maximum, where, ...), so that the torch backend can run
+the update on whole lists of variables at once.
 """
 
 import math
@@ -33,6 +37,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_optzoo.optimizers import multi_tensor
 from keras_optzoo.optimizers import validation
 
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
@@ -85,6 +90,11 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     #: Constructor arguments (beyond the Keras base ones) that get_config saves.
     _hyperparameters = ("weight_decay", "maximize")
 
+    #: Elementwise functions for per-variable values inside ``_update``
+    #: (``self._math.sqrt(v)``): ``keras.ops`` on tensors, lazy foreach nodes
+    #: on the multi-tensor path's TensorLists. Scalar math uses ``keras.ops``.
+    _math = multi_tensor.MATH
+
     def __init__(
         self,
         learning_rate,
@@ -117,8 +127,11 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         )
         self.maximize = validation.check_bool("maximize", maximize)
         #: None: the fast multi-tensor path is used where one exists for the
-        #: backend; False: always the generic per-variable ``update_step``.
+        #: backend (torch); False: always the generic per-variable
+        #: ``update_step``; "foreach": the multi-tensor path without torch's
+        #: fused kernels.
         self.use_multi_tensor = None
+        self._multi_tensor = multi_tensor.State()
         self._learning_rate_scale = self.add_variable(
             shape=(),
             initializer="ones",
@@ -261,13 +274,18 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         super()._backend_update_step(grads, trainable_variables,
                                      learning_rate)
 
+    def _multi_tensor_update(self, grads, variables, learning_rate):
+        """The torch backend's foreach/fused path (``multi_tensor.py``);
+        returns False, changing nothing, where it does not apply."""
+        return multi_tensor.apply(self, grads, variables, learning_rate)
+
     def _prepare(self, gradient, variable, learning_rate, index):
         """Returns (param, grad, lr) after casting, maximize and weight decay."""
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
-        grad = ops.cast(_densify(gradient), dtype)
+        grad = self._math.cast(_densify(gradient), dtype)
         if self.maximize:
-            grad = ops.negative(grad)
+            grad = self._math.negative(grad)
         param = variable.value if isinstance(variable, keras.Variable) \
             else variable
         if self._decay_mask[index]:
@@ -360,6 +378,15 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         return super().from_config(config, custom_objects=custom_objects)
 
 
+def cast_scalar(value, dtype):
+    """A Python float stays a Python float (it then takes the dtype of the
+    tensor it meets, with no rounding through float32, which is what
+    ``ops.cast(0.9, "float64")`` does on TF); a tensor is cast."""
+    if isinstance(value, float):
+        return value
+    return ops.cast(value, dtype)
+
+
 def one_minus_power(beta, step):
     """``1 - beta**step`` without float32 cancellation.
 
@@ -377,4 +404,7 @@ def one_minus_power(beta, step):
 
 
 def _scalar_dtype(dtype):
-    return "float64" if str(dtype) == "float64" else "float32"
+    # standardize: on TF, update_step sees the raw tf.Variable, whose dtype
+    # is a tf.DType (str() gives "<dtype: 'float64'>", not "float64").
+    dtype = keras.backend.standardize_dtype(dtype)
+    return "float64" if dtype == "float64" else "float32"

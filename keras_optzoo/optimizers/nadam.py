@@ -1,10 +1,13 @@
 """NAdam: Adam with Nesterov momentum and torch's momentum-decay schedule."""
 
+import math
+
 from keras import ops
 
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.adam import check_betas
 from keras_optzoo.optimizers.base import SlotSpec
+from keras_optzoo.optimizers.base import cast_scalar
 from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.optimizers.base import ZooOptimizer
 from keras_optzoo.registry import register_optimizer
@@ -88,16 +91,20 @@ class NAdam(ZooOptimizer):
         sdtype = step.dtype
         beta_1 = self._hyper("beta_1", sdtype)
         psi = self.momentum_decay
-        mu = beta_1 * (1.0 - 0.5 * ops.power(0.96, step * psi))
-        mu_next = beta_1 * (1.0 - 0.5 * ops.power(0.96, (step + 1.0) * psi))
+        # 0.96 ** (t ψ) as exp(t ψ log 0.96): keras's torch backend returns
+        # float32 from ops.power(python float, float64 tensor).
+        log_decay = psi * math.log(0.96)
+        mu = beta_1 * (1.0 - 0.5 * ops.exp(step * log_decay))
+        mu_next = beta_1 * (1.0 - 0.5 * ops.exp((step + 1.0) * log_decay))
         mu_product = ops.cast(state["mu_product"], sdtype) * mu
-        exp_avg = state["exp_avg"] + ops.cast(1.0 - beta_1, dtype) * (
+        exp_avg = state["exp_avg"] + cast_scalar(1.0 - beta_1, dtype) * (
             grad - state["exp_avg"]
         )
         exp_avg_sq = (self.beta_2 * state["exp_avg_sq"]
                       + (1.0 - self.beta_2) * grad * grad)
         bias_2 = one_minus_power(self.beta_2, step)
-        denom = ops.sqrt(exp_avg_sq / ops.cast(bias_2, dtype)) + self.epsilon
+        denom = (self._math.sqrt(exp_avg_sq / ops.cast(bias_2, dtype))
+                 + self.epsilon)
         lr = ops.cast(lr, sdtype)
         grad_coef = lr * (1.0 - mu) / (1.0 - mu_product)
         avg_coef = lr * mu_next / (1.0 - mu_product * mu_next)

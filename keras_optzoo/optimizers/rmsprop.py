@@ -1,7 +1,5 @@
 """RMSprop, plain or centred, with optional momentum."""
 
-from keras import ops
-
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
@@ -82,9 +80,9 @@ class RMSprop(ZooOptimizer):
                + (1.0 - rho) * grad * grad}
         if self.centered:
             new["grad_avg"] = rho * state["grad_avg"] + (1.0 - rho) * grad
-            avg = ops.sqrt(new["square_avg"] - new["grad_avg"] ** 2)
+            avg = self._math.sqrt(new["square_avg"] - new["grad_avg"] ** 2)
         else:
-            avg = ops.sqrt(new["square_avg"])
+            avg = self._math.sqrt(new["square_avg"])
         avg = avg + self.epsilon
         if "momentum_buffer" in state:
             momentum = self._hyper("momentum", grad.dtype)

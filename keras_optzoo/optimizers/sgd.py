@@ -95,7 +95,7 @@ class SGD(ZooOptimizer):
             return param - lr * grad, {}
         momentum = self._hyper("momentum", grad.dtype)
         first = ops.equal(self.iterations, 0)
-        buf = ops.where(
+        buf = self._math.where(
             first,
             grad,
             momentum * state["momentum_buffer"]

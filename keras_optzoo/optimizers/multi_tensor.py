@@ -1,0 +1,1041 @@
+"""Multi-tensor execution of `ZooOptimizer` updates on the torch backend.
+
+On the torch backend Keras runs a subclass's ``update_step`` once per
+variable: one Python round trip and a handful of small kernels for every
+tensor of the model. This module runs the *same* ``_prepare``/``_update``
+code once for a whole group of variables instead, without a second copy of
+any algorithm:
+
+* ``_update`` receives :class:`TensorList` values (one tensor per variable of
+  the group) for ``param``, ``grad`` and the slots. A ``TensorList`` overloads
+  the arithmetic operators, and the few elementwise functions the optimizers
+  call go through :data:`MATH` (``ZooOptimizer._math``), which hands plain
+  tensors to ``keras.ops`` and ``TensorList`` values to this module. Scalar
+  math (bias corrections, schedules) stays ordinary ``keras.ops`` code on 0-d
+  tensors.
+* A ``TensorList`` is lazy: the operators record an expression graph. When
+  ``_update`` returns, :func:`_Plan` turns the graph into in-place
+  ``torch._foreach_*`` calls: chains such as ``m + (1-β)(g - m)`` become one
+  ``_foreach_lerp_``, ``v·β + c·g·g`` a ``_foreach_mul_`` and an
+  ``_foreach_addcmul_``, ``θ - c·(m/d)`` an ``_foreach_addcdiv_``; a new slot
+  or parameter value is computed directly in the variable's storage when its
+  old value is not read afterwards, and the remaining temporaries live in a
+  workspace kept between steps (allocating fresh memory every step costs more
+  than the arithmetic on CPU).
+* Variables are grouped by dtype, device and weight-decay mask; per-variable
+  scalar slots (NAdam's ``mu_product``) enter ``_update`` as one 1-D tensor
+  holding one value per variable, so their scalar math is vectorised and any
+  mix of values is handled exactly.
+* Where torch has a fused kernel computing exactly our rule (Adam/AdamW, SGD,
+  Adagrad, in float32/float64) it is used instead; ``use_multi_tensor =
+  "foreach"`` keeps to the generic path above.
+
+The result equals the per-variable path up to float rounding order (tested in
+``tests/test_multi_tensor.py``). Any ``_update`` that uses something a
+``TensorList`` does not support fails while being traced, before anything is
+written; the optimizer then warns once and keeps to the per-variable path.
+"""
+
+import warnings
+
+import keras
+import numpy as np
+from keras import ops
+
+
+class Unsupported(TypeError):
+    """An operation a TensorList cannot express (the fast path is skipped)."""
+
+
+class _Trace:
+    """The nodes created while one group's update is traced, in order, and
+    their structure (the key under which the compiled program is cached)."""
+
+    def __init__(self):
+        self.nodes = []
+        self.signature = []
+
+
+class TensorList:
+    """A lazily computed list of tensors, one per variable of a group.
+
+    Arithmetic with another ``TensorList``, a Python number, a 0-d tensor (the
+    same value for every variable) or a 1-D tensor with one value per variable
+    records a node; nothing is computed until the group's program runs.
+    """
+
+    __array_ufunc__ = None  # numpy scalars defer to our reflected operators
+    __slots__ = ("op", "args", "dtype", "n", "tensors", "trace", "pos",
+                 "refs", "is_output", "absorbed", "instr", "dest_out", "hint")
+
+    def __init__(self, op, args, dtype, n, trace, tensors=None, role=None):
+        self.op = op
+        self.args = args
+        self.dtype = dtype
+        self.n = n
+        self.tensors = tensors
+        self.trace = trace
+        self.pos = len(trace.nodes)
+        trace.nodes.append(self)
+        if op == "leaf":
+            trace.signature.append(("leaf", role))
+        else:
+            trace.signature.append((op,) + tuple(
+                a.pos if isinstance(a, TensorList)
+                else ("t" if isinstance(a, tuple)
+                      else (a if op == "pow" else "f"))
+                for a in args) + ((dtype,) if op == "cast" else ()))
+        # planning state
+        self.refs = 0
+        self.is_output = False
+        self.absorbed = False
+        self.instr = None
+        self.dest_out = None
+        self.hint = None
+
+    def __repr__(self):
+        return f"TensorList({self.op}, n={self.n}, dtype={self.dtype})"
+
+    # ------------------------------------------------------------ operands
+    def _operand(self, value):
+        if isinstance(value, TensorList):
+            if value.trace is not self.trace:
+                raise Unsupported("TensorLists from different groups")
+            return value
+        if isinstance(value, (bool, int, float, np.number)):
+            return float(value)
+        if isinstance(value, keras.Variable):
+            value = value.value
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            if value.ndim == 0:
+                return float(value.item())
+            if value.ndim == 1 and value.shape[0] == self.n:
+                values = value.tolist()
+                if all(v == values[0] for v in values):
+                    return float(values[0])
+                return tuple(float(v) for v in values)
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            return float(value)
+        raise Unsupported(
+            f"cannot combine a TensorList with {type(value).__name__}"
+        )
+
+    def _new(self, op, *args, dtype=None):
+        return TensorList(op, args, dtype or self.dtype, self.n, self.trace)
+
+    # commutative ops keep the TensorList first
+    def __add__(self, other):
+        return self._new("add", self, self._operand(other))
+
+    def __radd__(self, other):
+        return self._new("add", self, self._operand(other))
+
+    def __mul__(self, other):
+        return self._new("mul", self, self._operand(other))
+
+    def __rmul__(self, other):
+        return self._new("mul", self, self._operand(other))
+
+    def __sub__(self, other):
+        return self._new("sub", self, self._operand(other))
+
+    def __rsub__(self, other):
+        return self._new("sub", self._operand(other), self)
+
+    def __truediv__(self, other):
+        return self._new("div", self, self._operand(other))
+
+    def __rtruediv__(self, other):
+        return self._new("div", self._operand(other), self)
+
+    def __neg__(self):
+        return self._new("neg", self)
+
+    def __pow__(self, exponent):
+        exponent = self._operand(exponent)
+        if not isinstance(exponent, float):
+            raise Unsupported("TensorList ** needs one scalar exponent")
+        return self._new("pow", self, exponent)
+
+    def __abs__(self):
+        return self._new("abs", self)
+
+    def __bool__(self):
+        raise Unsupported("the truth value of a TensorList is undefined")
+
+
+# ------------------------------------------------------------------ MATH
+class _Math:
+    """The elementwise functions ``_update`` methods may call on per-variable
+    values: ``keras.ops`` for tensors, lazy nodes for ``TensorList`` values."""
+
+    @staticmethod
+    def _unary(name, x):
+        if isinstance(x, TensorList):
+            return x._new("neg" if name == "negative" else name, x)
+        return getattr(ops, name)(x)
+
+    def sqrt(self, x):
+        return self._unary("sqrt", x)
+
+    def abs(self, x):
+        return self._unary("abs", x)
+
+    def sign(self, x):
+        return self._unary("sign", x)
+
+    def negative(self, x):
+        return self._unary("negative", x)
+
+    def exp(self, x):
+        return self._unary("exp", x)
+
+    def log(self, x):
+        return self._unary("log", x)
+
+    def square(self, x):
+        if isinstance(x, TensorList):
+            return x._new("pow", x, 2.0)
+        return ops.square(x)
+
+    @staticmethod
+    def _binary(name, x, y):
+        if isinstance(x, TensorList):
+            return x._new(name, x, x._operand(y))
+        if isinstance(y, TensorList):
+            return y._new(name, y, y._operand(x))
+        return getattr(ops, name)(x, y)
+
+    def maximum(self, x, y):
+        return self._binary("maximum", x, y)
+
+    def minimum(self, x, y):
+        return self._binary("minimum", x, y)
+
+    def where(self, condition, x, y):
+        """A scalar condition selects a branch; per-element ones fall back."""
+        if isinstance(x, TensorList) or isinstance(y, TensorList):
+            if isinstance(condition, TensorList) or (
+                hasattr(condition, "ndim") and condition.ndim != 0
+            ):
+                raise Unsupported("where() with a per-element condition")
+            return x if bool(ops.convert_to_numpy(condition)) else y
+        return ops.where(condition, x, y)
+
+    def cast(self, x, dtype):
+        if not isinstance(x, TensorList):
+            return ops.cast(x, dtype)
+        import torch
+
+        target = getattr(torch, keras.backend.standardize_dtype(dtype))
+        if target == x.dtype:
+            return x
+        return x._new("cast", x, dtype=target)
+
+
+MATH = _Math()
+
+
+# -------------------------------------------------------------- planning
+#
+# A program is a list of in-place foreach steps ``buf ← kind(buf, params)``.
+# Its operands are positions in the trace's node list, so that one compiled
+# program serves every later step whose trace has the same structure:
+#   ("n", pos)            the value of node `pos` (a leaf's tensors or the
+#                         buffer holding an intermediate result)
+#   ("s", pos, i, neg)    the scalar argument i of node `pos` (negated)
+#   ("k", value)          a constant
+
+def _tensor(x):
+    return isinstance(x, TensorList)
+
+
+def _is_scalar(x):
+    return isinstance(x, (float, tuple))
+
+
+def _absorbable(x):
+    """A node computed inside its single consumer's instruction."""
+    return (_tensor(x) and x.op != "leaf" and x.refs == 1
+            and not x.is_output and not x.absorbed)
+
+
+def _n(x):
+    return ("n", x.pos)
+
+
+def _s(node, i, negate=False):
+    return ("s", node.pos, i, negate)
+
+
+def _negated(ref):
+    if ref[0] == "k":
+        return ("k", -ref[1])
+    return ref[:3] + (not ref[3],)
+
+
+class _Instr:
+    __slots__ = ("kind", "acc", "params", "absorbed", "reads")
+
+    def __init__(self, kind, acc, params, absorbed=()):
+        self.kind = kind
+        self.acc = acc
+        self.params = params  # refs and plain strings (op names)
+        self.absorbed = absorbed
+        self.reads = ()
+
+
+def _product_term(t):
+    """``c·y·z`` or ``c·(y/z)`` of single-use nodes, for addcmul/addcdiv.
+
+    Returns ``(kind, y, z, c_ref, absorbed_nodes)`` or None.
+    """
+    if not _absorbable(t):
+        return None
+    one = ("k", 1.0)
+    if t.op == "pow" and t.args[1] == 2.0:
+        return "addcmul", t.args[0], t.args[0], one, (t,)
+    if t.op == "div" and _tensor(t.args[0]) and _tensor(t.args[1]):
+        return "addcdiv", t.args[0], t.args[1], one, (t,)
+    if t.op != "mul":
+        return None
+    a, b = t.args
+    if _tensor(b):
+        if _absorbable(a) and a.op == "mul" and _is_scalar(a.args[1]):
+            return "addcmul", a.args[0], b, _s(a, 1), (t, a)
+        return "addcmul", a, b, one, (t,)
+    inner = a  # t = inner · c
+    if not _absorbable(inner):
+        return None
+    y = inner.args[0]
+    z = inner.args[1] if len(inner.args) > 1 else None
+    if inner.op == "mul" and _tensor(y) and _tensor(z):
+        return "addcmul", y, z, _s(t, 1), (t, inner)
+    if inner.op == "div" and _tensor(y) and _tensor(z):
+        return "addcdiv", y, z, _s(t, 1), (t, inner)
+    if inner.op == "pow" and z == 2.0:
+        return "addcmul", y, y, _s(t, 1), (t, inner)
+    return None
+
+
+def _lerp_term(acc, t):
+    """``(y - acc)·w``: with ``acc +`` in front, a lerp from acc to y."""
+    if _absorbable(t) and t.op == "mul" and _is_scalar(t.args[1]):
+        d = t.args[0]
+        if _absorbable(d) and d.op == "sub" and d.args[1] is acc \
+                and _tensor(d.args[0]):
+            return d.args[0], _s(t, 1), (t, d)
+    return None
+
+
+def _linear_term(t):
+    """``y·c`` with one scalar c: an alpha for ``_foreach_add_``."""
+    if _absorbable(t) and t.op == "mul" and isinstance(t.args[1], float):
+        return t.args[0], _s(t, 1), (t,)
+    return None
+
+
+def _root_leaf(x):
+    while _tensor(x) and x.op != "leaf":
+        x = next((a for a in x.args if _tensor(a)), None)
+    return x
+
+
+def _acc_score(x, hint):
+    """How good ``x`` is as the operand computed in place (lower is better).
+
+    ``hint`` is the leaf whose storage the node being chosen should end up
+    in (its output's old value), when it lies on such a chain.
+    """
+    if hint is not None and _root_leaf(x) is hint and (
+            x is hint or _absorbable(x)):
+        return 0  # the chain can run inside the output's own storage
+    if _absorbable(x):
+        return 1  # a temporary nobody else reads
+    return 2  # must be copied first
+
+
+def _select(node):
+    """Chooses the foreach instruction computing ``node``."""
+    op, args, hint = node.op, node.args, node.hint
+    if op in ("add", "sub") and _tensor(args[0]) and _tensor(args[1]):
+        options = []
+        pairs = [(args[0], args[1])]
+        if op == "add":
+            pairs.append((args[1], args[0]))
+        for acc, term in pairs:
+            if op == "add":
+                lerp = _lerp_term(acc, term)
+                if lerp:
+                    end, weight, absorbed = lerp
+                    options.append((0, _Instr("lerp", acc, (_n(end), weight),
+                                              absorbed)))
+                    continue
+            prod = _product_term(term)
+            if prod:
+                kind, y, z, c, absorbed = prod
+                c = c if op == "add" else _negated(c)
+                options.append((0, _Instr(kind, acc, (_n(y), _n(z), c),
+                                          absorbed)))
+                continue
+            lin = _linear_term(term)
+            if lin:
+                y, c, absorbed = lin
+                c = c if op == "add" else _negated(c)
+                options.append((1, _Instr("axpy", acc, (_n(y), c),
+                                          absorbed)))
+                continue
+            options.append((2, _Instr("binary", acc, (op, _n(term)))))
+        # Staying inside the output's storage saves a copy in and a copy
+        # out; otherwise the fewest kernels win.
+        scored = [(_acc_score(i.acc, hint), rank, i) for rank, i in options]
+        in_place = [o for o in scored if o[0] == 0]
+        instr = min(in_place or scored, key=lambda o: (o[1], o[0]))[2]
+    elif op in ("add", "sub", "mul", "div", "maximum", "minimum"):
+        x, y = args
+        if not _tensor(x):  # scalar - t, scalar / t
+            instr = _Instr("r" + op, y, (_s(node, 0),))
+        elif not _tensor(y):
+            instr = _Instr("binary", x, (op, _s(node, 1)))
+        elif op in ("add", "mul", "maximum", "minimum") \
+                and _acc_score(y, hint) < _acc_score(x, hint):
+            instr = _Instr("binary", y, (op, _n(x)))
+        else:
+            instr = _Instr("binary", x, (op, _n(y)))
+    elif op == "pow":
+        instr = _Instr("pow", args[0], (_s(node, 1),))
+    elif op == "cast":
+        instr = _Instr("cast", args[0], ())
+    else:  # unary
+        instr = _Instr("unary", args[0], (op,))
+    for absorbed in instr.absorbed:
+        absorbed.absorbed = True
+    acc = instr.acc
+    if acc.op != "leaf" and acc.refs == 1 and not acc.is_output:
+        acc.hint = hint
+    return instr
+
+
+def _inputs(node):
+    """Nodes read when ``node`` (possibly absorbed) is computed."""
+    out = []
+    for arg in node.args:
+        if _tensor(arg):
+            out.extend(_inputs(arg) if arg.absorbed else [arg])
+    return out
+
+
+class _Program:
+    """The compiled foreach steps for one trace structure.
+
+    ``steps`` hold ``(pos, kind, acc, params, target, release, dtype)``:
+    the node computed, the kernel, the node whose value is the starting
+    point, the operands, where the result goes (``"new"``: a workspace
+    buffer the starting value is copied into; ``"reuse"``: the acc's own
+    workspace buffer; an int: the storage of that output, written in place),
+    and the workspace buffers free after this step.
+    """
+
+    def __init__(self, nodes, outputs):
+        reachable = {}
+        stack = [v for _, v in outputs]
+        while stack:
+            node = stack.pop()
+            if node.pos not in reachable:
+                reachable[node.pos] = node
+                stack.extend(a for a in node.args if _tensor(a))
+        order = [reachable[p] for p in sorted(reachable)]
+        for node in order:
+            for arg in node.args:
+                if _tensor(arg):
+                    arg.refs += 1
+        for _, value in outputs:
+            value.is_output = True
+        leaves = {}
+        for node in order:
+            if node.op == "leaf":
+                node.dest_out = next(
+                    (i for i, (dest, _) in enumerate(outputs)
+                     if dest is node.tensors), None)
+                if node.dest_out is not None:
+                    leaves[node.dest_out] = node
+        for out, (_, value) in enumerate(outputs):
+            if value.op != "leaf":
+                value.hint = leaves.get(out)
+        for node in reversed(order):
+            if node.op != "leaf" and not node.absorbed:
+                node.instr = _select(node)
+        instrs = [n for n in order if n.op != "leaf" and not n.absorbed]
+        last_read = self._place(instrs, outputs)
+        self._emit(instrs, outputs, last_read)
+
+    @staticmethod
+    def _place(instrs, outputs):
+        """Marks the chains computed in their output's own storage."""
+        end = len(instrs)
+        last_read = {}
+        leaf_reads = {}
+        for index, node in enumerate(instrs):
+            instr = node.instr
+            reads = [instr.acc] + [
+                node.trace.nodes[p[1]] for p in instr.params
+                if isinstance(p, tuple) and p[0] == "n"]
+            for absorbed in instr.absorbed:
+                reads.extend(_inputs(absorbed))
+            instr.reads = reads
+            for x in reads:
+                last_read[x.pos] = index
+                if x.op == "leaf":
+                    leaf_reads.setdefault(x.pos, []).append(index)
+        for _, value in outputs:
+            last_read[value.pos] = end
+            if value.op == "leaf":
+                leaf_reads.setdefault(value.pos, []).append(end)
+        index_of = {node.pos: i for i, node in enumerate(instrs)}
+        for out, (_, value) in enumerate(outputs):
+            if value.op == "leaf":
+                continue
+            chain = [value]
+            while True:
+                instr = chain[-1].instr
+                if instr.kind in ("cast", "rdiv"):
+                    chain = None
+                    break
+                acc = instr.acc
+                if acc.op == "leaf":
+                    break
+                if acc.refs != 1 or acc.is_output:
+                    chain = None
+                    break
+                chain.append(acc)
+            if chain is None:
+                continue
+            leaf = chain[-1].instr.acc
+            if leaf.dest_out != out:
+                continue
+            bottom = index_of[chain[-1].pos]
+            if all(i <= bottom for i in leaf_reads.get(leaf.pos, ())):
+                for node in chain:
+                    node.dest_out = out
+        return last_read
+
+    def _emit(self, instrs, outputs, last_read):
+        owned = set()
+        steps = []
+        for index, node in enumerate(instrs):
+            instr = node.instr
+            acc = instr.acc
+            if instr.kind in ("cast", "rdiv"):
+                target = "new"
+            elif node.dest_out is not None:
+                target = node.dest_out
+            elif acc.pos in owned and acc.refs == 1 and not acc.is_output:
+                target = "reuse"
+                owned.discard(acc.pos)
+            else:
+                target = "new"
+            if not isinstance(target, int):
+                owned.add(node.pos)
+            release = tuple(sorted(
+                {x.pos for x in instr.reads
+                 if last_read[x.pos] == index and x.pos in owned}))
+            owned.difference_update(release)
+            steps.append((node.pos, instr.kind, acc.pos, instr.params,
+                          target, release, node.dtype))
+        self.steps = steps
+        dest_ids = {id(dest) for dest, _ in outputs}
+        writes = []
+        for out, (dest, value) in enumerate(outputs):
+            if value.op == "leaf":
+                if value.tensors is not dest:
+                    clone = id(value.tensors) in dest_ids
+                    writes.append((out, ("leaf", value.pos, clone)))
+            elif value.dest_out != out:
+                writes.append((out, ("node", value.pos, False)))
+        self.writes = writes
+
+    def run(self, nodes, outputs, workspace):
+        import torch
+
+        workspace.reset()
+        bufs = {}
+
+        def resolve(ref):
+            if not isinstance(ref, tuple):
+                return ref  # an op name
+            tag = ref[0]
+            if tag == "n":
+                node = nodes[ref[1]]
+                return node.tensors if node.op == "leaf" else bufs[ref[1]]
+            if tag == "s":
+                value = nodes[ref[1]].args[ref[2]]
+                if isinstance(value, tuple):
+                    return [-v for v in value] if ref[3] else list(value)
+                return -value if ref[3] else value
+            return ref[1]  # "k"
+
+        for pos, kind, acc, params, target, release, dtype in self.steps:
+            start = resolve(("n", acc))
+            if target == "new":
+                buf = workspace.take(dtype)
+                if kind == "rdiv":
+                    torch._foreach_zero_(buf)
+                    torch._foreach_add_(buf, resolve(params[0]))
+                    torch._foreach_div_(buf, start)
+                else:
+                    torch._foreach_copy_(buf, start)
+            elif target == "reuse":
+                buf = bufs.pop(acc)
+            else:
+                buf = outputs[target][0]
+            if kind not in ("cast", "rdiv"):
+                _KERNELS[kind](buf, [resolve(p) for p in params])
+            bufs[pos] = buf
+            for r in release:
+                workspace.give(bufs.pop(r))
+        for out, source in self.writes:
+            dest = outputs[out][0]
+            kind, pos, clone = source
+            tensors = nodes[pos].tensors if kind == "leaf" else bufs[pos]
+            if clone:
+                tensors = [t.clone() for t in tensors]
+            torch._foreach_copy_(dest, tensors)
+
+
+class Workspace:
+    """Scratch tensors for one group, kept between steps."""
+
+    def __init__(self, template):
+        self.template = template
+        self.buffers = []
+        self._free = []
+
+    def reset(self):
+        self._free = list(self.buffers)
+
+    def take(self, dtype):
+        for i, buf in enumerate(self._free):
+            if buf[0].dtype == dtype:
+                return self._free.pop(i)
+        import torch
+
+        buf = [torch.empty_like(t, dtype=dtype) for t in self.template]
+        self.buffers.append(buf)
+        return buf
+
+    def give(self, buf):
+        self._free.append(buf)
+
+    def nbytes(self):
+        return sum(t.numel() * t.element_size()
+                   for buf in self.buffers for t in buf)
+
+
+def _fill(dest, value):
+    """Writes a per-variable scalar (float, 0-d or one value per variable)."""
+    import torch
+
+    if isinstance(value, keras.Variable):
+        value = value.value
+    if isinstance(value, torch.Tensor) and value.ndim == 1:
+        torch._foreach_copy_(dest, list(value.unbind(0)))
+        return
+    if isinstance(value, tuple):
+        for t, v in zip(dest, value):
+            t.fill_(v)
+        return
+    value = value.item() if isinstance(value, torch.Tensor) else float(value)
+    for t in dest:
+        t.fill_(value)
+
+
+def _k_lerp(buf, params):
+    import torch
+
+    torch._foreach_lerp_(buf, params[0], params[1])
+
+
+def _k_addcmul(buf, params):
+    import torch
+
+    torch._foreach_addcmul_(buf, params[0], params[1], params[2])
+
+
+def _k_addcdiv(buf, params):
+    import torch
+
+    torch._foreach_addcdiv_(buf, params[0], params[1], params[2])
+
+
+def _k_axpy(buf, params):
+    import torch
+
+    torch._foreach_add_(buf, params[0], alpha=params[1])
+
+
+def _k_binary(buf, params):
+    import torch
+
+    getattr(torch, f"_foreach_{params[0]}_")(buf, params[1])
+
+
+def _k_rsub(buf, params):
+    import torch
+
+    torch._foreach_neg_(buf)
+    torch._foreach_add_(buf, params[0])
+
+
+def _k_pow(buf, params):
+    import torch
+
+    torch._foreach_pow_(buf, params[0])
+
+
+def _k_unary(buf, params):
+    import torch
+
+    getattr(torch, f"_foreach_{params[0]}_")(buf)
+
+
+_KERNELS = {
+    "lerp": _k_lerp,
+    "addcmul": _k_addcmul,
+    "addcdiv": _k_addcdiv,
+    "axpy": _k_axpy,
+    "binary": _k_binary,
+    "rsub": _k_rsub,
+    "pow": _k_pow,
+    "unary": _k_unary,
+}
+
+
+# ----------------------------------------------------------------- state
+class State:
+    """Per-optimizer bookkeeping of the multi-tensor path.
+
+    ``steps`` counts the updates it applied and ``kinds`` says how the last
+    one ran ("fused", "foreach"); ``disabled`` holds the reason after a
+    trace failed; ``workspaces`` keeps each group's scratch tensors.
+    """
+
+    def __init__(self):
+        self.steps = 0
+        self.kinds = frozenset()
+        self.disabled = None
+        self.workspaces = {}
+        self.layouts = {}
+        self.programs = {}
+
+    def workspace_bytes(self):
+        return sum(ws.nbytes() for ws in self.workspaces.values())
+
+
+# ----------------------------------------------------------------- groups
+class _Group:
+    """Variables sharing dtype, device and weight decay, with their slots.
+
+    Reading ``variable.value`` costs several microseconds in Keras, so the
+    tensors are looked up once per variable list and kept (a torch Keras
+    variable keeps its tensor for life: assignments copy into it).
+    """
+
+    __slots__ = ("positions", "indices", "params", "slots", "dtype", "decay",
+                 "grads")
+
+    def __init__(self, dtype, decay):
+        self.positions = []
+        self.indices = []
+        self.params = []
+        self.slots = None
+        self.dtype = dtype
+        self.decay = decay
+        self.grads = None
+
+    def gather(self, grads):
+        """The group's gradients, as tensors of the variables' dtype."""
+        import torch
+
+        out = [grads[p] for p in self.positions]
+        dtype = self.dtype
+        for i, grad in enumerate(out):
+            if not isinstance(grad, torch.Tensor):
+                grad = ops.convert_to_tensor(grad)
+            if grad.dtype != dtype:
+                grad = grad.to(dtype)
+            out[i] = grad
+        self.grads = out
+        return self
+
+
+class _Layout:
+    """How one list of variables splits into groups (cached per list)."""
+
+    def __init__(self, opt, variables):
+        self.variables = list(variables)  # keeps the ids in the key alive
+        groups = {}
+        self.rest = []
+        for position, variable in enumerate(variables):
+            index = opt._get_variable_index(variable)
+            if opt._overwrite_variable_with_gradient(variable) or any(
+                    slots[index] is None for slots in opt._slots.values()):
+                self.rest.append(position)
+                continue
+            value = variable.value
+            decay = opt._decay_mask[index]
+            key = (value.dtype, value.device, decay)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group(value.dtype, decay)
+            group.positions.append(position)
+            group.indices.append(index)
+            group.params.append(value)
+        for group in groups.values():
+            group.slots = {
+                name: [slots[i].value for i in group.indices]
+                for name, slots in opt._slots.items()
+            }
+        self.groups = list(groups.values())
+
+
+def _layout(opt, variables):
+    layouts = opt._multi_tensor.layouts
+    key = tuple(map(id, variables))
+    layout = layouts.get(key)
+    if layout is None:
+        if len(layouts) >= 8:  # variable lists that keep changing
+            layouts.clear()
+        layout = layouts[key] = _Layout(opt, variables)
+    return layout
+
+
+# ------------------------------------------------------------------ trace
+class _Traced:
+    """One group's traced update, ready to run."""
+
+    __slots__ = ("program", "nodes", "outputs", "scalar_outputs",
+                 "workspace")
+
+    def run(self):
+        self.program.run(self.nodes, self.outputs, self.workspace)
+        for dest, value in self.scalar_outputs:
+            _fill(dest, value)
+
+
+def _trace(opt, group, learning_rate, scalar_names):
+    """Runs ``_prepare`` and ``_update`` on TensorLists, nothing written."""
+    import torch
+
+    trace = _Trace()
+    dtype, n = group.dtype, len(group.params)
+    param = TensorList("leaf", (), dtype, n, trace, group.params, "param")
+    grad = TensorList("leaf", (), dtype, n, trace, group.grads, "grad")
+    state = {}
+    for name, tensors in group.slots.items():
+        if name in scalar_names:
+            state[name] = torch.stack(tensors)
+        else:
+            state[name] = TensorList("leaf", (), dtype, n, trace, tensors,
+                                     name)
+    param, grad, lr = opt._prepare(grad, param, learning_rate,
+                                   group.indices[0])
+    new_param, new_state = opt._update(param, grad, state, lr,
+                                       tuple(group.indices))
+    traced = _Traced()
+    traced.outputs = [(group.params, new_param)]
+    traced.scalar_outputs = []
+    for name, value in new_state.items():
+        dest = group.slots[name]
+        if name in scalar_names:
+            traced.scalar_outputs.append((dest, value))
+        else:
+            traced.outputs.append((dest, value))
+    out_signature = []
+    for dest, value in traced.outputs:
+        if not isinstance(value, TensorList):  # update_step would not
+            raise Unsupported("a new value that is not per-variable")
+        out_signature.append(value.pos)
+    cache = opt._multi_tensor
+    key = (dtype, tuple(trace.signature), tuple(out_signature))
+    program = cache.programs.get(key)
+    if program is None:
+        if len(cache.programs) >= 64:
+            cache.programs.clear()
+        program = cache.programs[key] = _Program(trace.nodes,
+                                                 traced.outputs)
+    workspace = cache.workspaces.get(tuple(group.indices))
+    if workspace is None:
+        workspace = cache.workspaces[tuple(group.indices)] = Workspace(
+            group.params)
+    traced.program = program
+    traced.nodes = trace.nodes
+    traced.workspace = workspace
+    return traced
+
+
+# ------------------------------------------------------------------ fused
+def _step_value(opt):
+    iterations = opt.iterations
+    if isinstance(iterations, keras.Variable):
+        iterations = iterations.value
+    return int(iterations.item())
+
+
+def _fused_adam(opt, group, lr):
+    import torch
+
+    n = len(group.params)
+    step = torch.tensor(float(_step_value(opt) + 1),
+                        device=group.params[0].device)
+    fn = torch._fused_adamw_ if opt.decoupled_weight_decay \
+        else torch._fused_adam_
+    fn(group.params, group.grads, group.slots["exp_avg"],
+       group.slots["exp_avg_sq"], group.slots.get("max_exp_avg_sq", []),
+       [step] * n, lr=lr, beta1=opt.beta_1, beta2=opt.beta_2,
+       weight_decay=opt.weight_decay if group.decay else 0.0,
+       eps=opt.epsilon, amsgrad=opt.amsgrad, maximize=opt.maximize)
+
+
+def _fused_sgd(opt, group, lr):
+    import torch
+
+    torch._fused_sgd_(
+        group.params, group.grads, group.slots.get("momentum_buffer", []),
+        weight_decay=opt.weight_decay if group.decay else 0.0,
+        momentum=opt.momentum, lr=lr, dampening=opt.dampening,
+        nesterov=opt.nesterov, maximize=opt.maximize,
+        is_first_step=_step_value(opt) == 0,
+    )
+
+
+def _fused_adagrad(opt, group, lr):
+    import torch
+
+    n = len(group.params)
+    step = torch.tensor(float(_step_value(opt) + 1),
+                        device=group.params[0].device)
+    torch._fused_adagrad_(
+        group.params, group.grads, group.slots["sum"], [step] * n, lr=lr,
+        lr_decay=opt.lr_decay,
+        weight_decay=opt.weight_decay if group.decay else 0.0,
+        eps=opt.epsilon, maximize=opt.maximize,
+    )
+
+
+def _fused_kernel(opt):
+    """torch's fused kernel for ``opt`` where it computes exactly our rule."""
+    from keras_optzoo.optimizers.adagrad import Adagrad
+    from keras_optzoo.optimizers.adam import Adam
+    from keras_optzoo.optimizers.base import ZooOptimizer
+    from keras_optzoo.optimizers.sgd import SGD
+
+    cls = type(opt)
+    if cls._prepare is not ZooOptimizer._prepare:
+        return None
+    if isinstance(opt, Adam) and cls._update is Adam._update:
+        return _fused_adam if isinstance(opt.beta_1, float) else None
+    if isinstance(opt, SGD) and cls._update is SGD._update:
+        return _fused_sgd if isinstance(opt.momentum, float) else None
+    if isinstance(opt, Adagrad) and cls._update is Adagrad._update:
+        return _fused_adagrad
+    return None
+
+
+def _fusable(group):
+    import torch
+
+    return group.dtype in (torch.float32, torch.float64) and all(
+        g.is_contiguous() for g in group.grads)
+
+
+# ------------------------------------------------------------------ entry
+def _keras_state_allows_in_place():
+    """False inside a StatelessScope or an autocast scope, where a variable's
+    ``.value`` is not its storage (writes there would be lost)."""
+    try:
+        from keras.src import backend as keras_backend
+
+        return (not keras_backend.in_stateless_scope()
+                and keras_backend.get_autocast_scope() is None)
+    except (ImportError, AttributeError):  # Keras moved them: play safe
+        return False
+
+
+def apply(opt, grads, variables, learning_rate):
+    """Updates ``variables`` with the multi-tensor path.
+
+    Returns False, having changed nothing, where the path does not apply:
+    another backend, ``use_multi_tensor=False``, a Keras scope in which
+    variables are not written in place, torch.compile tracing, or an
+    ``_update`` using something a TensorList does not support.
+    """
+    mode = opt.use_multi_tensor
+    if mode not in (None, True, False, "foreach"):
+        raise ValueError(
+            "`use_multi_tensor` must be None, True, False or 'foreach'. "
+            f"Received: use_multi_tensor={mode!r}")
+    if keras.backend.backend() != "torch":
+        return False
+    state = opt._multi_tensor
+    if mode is False or state.disabled:
+        return False
+    import torch
+
+    if torch.compiler.is_compiling():
+        return False
+    layout = _layout(opt, variables)
+    try:
+        with torch.no_grad():
+            kinds = _run(opt, layout, grads, learning_rate,
+                         fused=None if mode == "foreach"
+                         else _fused_kernel(opt))
+    finally:
+        for group in layout.groups:
+            group.grads = None  # do not keep the gradients alive
+    if kinds is None:
+        return False
+    for position in layout.rest:
+        opt.update_step(grads[position], variables[position], learning_rate)
+    state.steps += 1
+    state.kinds = kinds
+    return True
+
+
+def _run(opt, layout, grads, learning_rate, fused):
+    """Traces every group (nothing written yet), then runs them all.
+
+    Returns the kinds of kernels used, or None when a trace failed.
+    """
+    state = opt._multi_tensor
+    scalar_names = {spec.name for spec in opt._slot_specs() if spec.scalar}
+    lr = None
+    plans = []
+    for group in layout.groups:
+        group.gather(grads)
+        if fused is not None and _fusable(group):
+            if lr is None:
+                lr = float(learning_rate.item()) \
+                    if hasattr(learning_rate, "item") else float(learning_rate)
+            plans.append((group, None))
+            continue
+        try:
+            plans.append((group, _trace(opt, group, learning_rate,
+                                        scalar_names)))
+        except Exception as error:  # noqa: BLE001 - anything untraceable
+            state.disabled = f"{type(error).__name__}: {error}"
+            warnings.warn(
+                f"{type(opt).__name__}: the multi-tensor path cannot run "
+                f"this update ({state.disabled}); using the per-variable "
+                "update_step from now on.", stacklevel=5)
+            return None
+    kinds = set()
+    for group, plan in plans:
+        if plan is None:
+            fused(opt, group, lr)
+            kinds.add("fused")
+        else:
+            plan.run()
+            kinds.add("foreach")
+    return frozenset(kinds)

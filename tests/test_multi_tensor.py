@@ -1,0 +1,413 @@
+"""The torch backend's multi-tensor path equals the per-variable path.
+
+On torch, every spec and config runs twice more beside the generic
+``update_step`` loop (``use_multi_tensor=False``): with the default path
+(torch's fused kernel where it computes our rule, else the foreach program)
+and with ``use_multi_tensor="foreach"``. Each run also checks, through the
+counter the fast path keeps, that the fast path really ran. On JAX and
+TensorFlow the same tests check that it never runs.
+"""
+
+import numpy as np
+import pytest
+
+import keras
+from keras import ops
+
+import harness
+import specs
+import keras_optzoo as oz
+from keras_optzoo.optimizers import SlotSpec
+from keras_optzoo.optimizers import ZooOptimizer
+
+ON_TORCH = harness.backend() == "torch"
+STEPS = 30
+LR_CHANGE_AT = 15
+#: optimizers whose default torch path is torch's fused kernel
+FUSED = {"adam", "adamw", "sgd", "adagrad"}
+MODES = ["default", "foreach"] if ON_TORCH else ["default"]
+
+
+def _make(spec, kwargs, mode):
+    opt = spec.cls(**kwargs)
+    opt.use_multi_tensor = {"generic": False, "default": None,
+                            "foreach": "foreach"}[mode]
+    return opt
+
+
+def _run(opt, init, grads, lrs=None, before_build=None, dtypes=None):
+    """Applies the gradient sequence eagerly; returns (params, variables)."""
+    dtypes = dtypes or ["float32"] * len(init)
+    variables = [keras.Variable(p.astype(d)) for p, d in zip(init, dtypes)]
+    if before_build is not None:
+        before_build(opt, variables)
+    for t, step in enumerate(grads):
+        if lrs is not None and (t == 0 or lrs[t] != lrs[t - 1]):
+            opt.learning_rate = lrs[t]
+        opt.apply([ops.convert_to_tensor(g.astype(d))
+                   for g, d in zip(step, dtypes)], variables)
+    return [ops.convert_to_numpy(v) for v in variables], variables
+
+
+def _lrs(spec, config, steps=STEPS):
+    lr = config.kwargs.get("learning_rate",
+                           spec.cls().get_config()["learning_rate"])
+    return [lr * (0.3 if t >= LR_CHANGE_AT else 1.0) for t in range(steps)]
+
+
+def assert_same_path(fast, generic, init, rtol=1e-6):
+    """|fast − generic| <= rtol · (|generic| + max movement), elementwise.
+
+    Rounding-order differences (a fused multiply-add, ``lerp``) leave about
+    one float32 ulp of the parameter per step; 1e-6 of the parameter's
+    magnitude allows a few of those and nothing more. The movement term
+    covers parameters near zero.
+    """
+    scale = max(float(np.max(np.abs(np.asarray(g, np.float64) - i)))
+                for g, i in zip(generic, init))
+    assert scale > 0, "the generic path did not move: the check is empty"
+    worst = 0.0
+    for f, g in zip(fast, generic):
+        f = np.asarray(f, np.float64)
+        g = np.asarray(g, np.float64)
+        allowed = rtol * (np.abs(g) + scale)
+        worst = max(worst, float(np.max(np.abs(f - g) / allowed)))
+    assert worst <= 1.0, (
+        f"multi-tensor path deviates {worst:.2f}x the allowed "
+        f"{rtol:g}·(|θ| + {scale:.3e})")
+
+
+def assert_same_state(fast_opt, generic_opt):
+    """All optimizer variables (slots, iterations, EMA) agree too."""
+    assert len(fast_opt.variables) == len(generic_opt.variables)
+    for a, b in zip(fast_opt.variables, generic_opt.variables):
+        assert a.shape == b.shape
+        name = b.path
+        a = ops.convert_to_numpy(a).astype(np.float64)
+        b = ops.convert_to_numpy(b).astype(np.float64)
+        np.testing.assert_allclose(
+            a, b, rtol=2e-5, atol=1e-6 * float(np.max(np.abs(b), initial=0)),
+            err_msg=f"optimizer variable {name}")
+
+
+def assert_fast_path_ran(opt, updates, mode, fused=False):
+    """The counter the fast path keeps: all updates on torch, none else."""
+    state = opt._multi_tensor
+    if not ON_TORCH:
+        assert state.steps == 0
+        assert state.kinds == frozenset()
+        return
+    assert state.disabled is None, state.disabled
+    assert state.steps == updates
+    expected = "fused" if fused and mode == "default" else "foreach"
+    assert state.kinds == {expected}
+
+
+def _compare(spec, config, mode, *, steps=STEPS, grad_factor=1.0,
+             extra=None, before_build=None, dtypes=None, updates=None):
+    kwargs = dict(config.kwargs, **(extra or {}))
+    init, grads = harness.problem(config, steps=steps)
+    grads = [[grad_factor * g for g in step] for step in grads]
+    lrs = _lrs(spec, config, steps)
+    generic = _make(spec, kwargs, "generic")
+    fast = _make(spec, kwargs, mode)
+    expected, _ = _run(generic, init, grads, lrs, before_build, dtypes)
+    got, variables = _run(fast, init, grads, lrs, before_build, dtypes)
+    assert_same_path(got, expected, init)
+    assert_same_state(fast, generic)
+    assert generic._multi_tensor.steps == 0
+    assert_fast_path_ran(fast, steps if updates is None else updates, mode,
+                         fused=spec.name in FUSED)
+    return fast, generic, variables
+
+
+# ------------------------------------------------------------ every config
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("spec,config", specs.all_configs())
+def test_equals_generic_path(spec, config, mode):
+    _compare(spec, config, mode)
+
+
+# ------------------------------------------------ Keras base-class features
+def _wd_config(spec):
+    return next((c for c in spec.configs if c.kwargs.get("weight_decay")),
+                spec.configs[0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_exclude_from_weight_decay(spec, mode):
+    """Excluded variables form their own group (no weight decay)."""
+    mask = [True, False, True, False]
+
+    def exclude(opt, variables):
+        opt.exclude_from_weight_decay(
+            var_list=[v for v, keep in zip(variables, mask) if not keep])
+
+    fast, _, _ = _compare(spec, _wd_config(spec), mode, before_build=exclude)
+    if ON_TORCH and mode == "foreach":
+        assert len(next(iter(fast._multi_tensor.layouts.values())).groups) \
+            == (2 if fast.weight_decay else 1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_gradient_accumulation(spec, mode):
+    k = 3
+    _compare(spec, _wd_config(spec), mode, steps=k * STEPS // 2,
+             extra={"gradient_accumulation_steps": k}, updates=STEPS // 2)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_ema(spec, mode):
+    """The averages are optimizer variables: compared with the rest."""
+    fast, _, _ = _compare(spec, spec.configs[0], mode,
+                          extra={"use_ema": True, "ema_momentum": 0.8})
+    assert any("average" in v.path for v in fast.variables)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_clipnorm(spec, mode):
+    _compare(spec, spec.configs[0], mode, grad_factor=3.0,
+             extra={"clipnorm": 1.0})
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_dtype_groups(spec, mode):
+    """float64 and float32 variables in one list: one group per dtype."""
+    dtypes = ["float32", "float64", "float32", "float64"]
+    fast, _, variables = _compare(spec, _wd_config(spec), mode,
+                                  dtypes=dtypes)
+    assert [v.dtype for v in variables] == dtypes
+    if ON_TORCH:
+        layout = next(iter(fast._multi_tensor.layouts.values()))
+        assert sorted(str(g.dtype) for g in layout.groups) == [
+            "torch.float32", "torch.float64"]
+
+
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_overwrite_with_gradient_variable(spec):
+    """Keras writes such a variable itself; the others take the fast path."""
+    config = spec.configs[0]
+    init, grads = harness.problem(config, steps=10)
+    results = []
+    for mode in ("generic", "default"):
+        opt = _make(spec, config.kwargs, mode)
+        variables = [keras.Variable(p) for p in init]
+        variables[1].overwrite_with_gradient = True
+        for step in grads:
+            opt.apply([ops.convert_to_tensor(g) for g in step], variables)
+        results.append([ops.convert_to_numpy(v) for v in variables])
+        np.testing.assert_array_equal(results[-1][1], grads[-1][1])
+    assert_same_path(results[1], results[0], init)
+    assert_fast_path_ran(opt, 10, "default", fused=spec.name in FUSED)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_per_variable_scalar_slots_that_differ(mode):
+    """NAdam's mu_product goes apart when only some variables are updated:
+    the fast path then carries one value per variable."""
+    spec = specs.SPECS_BY_NAME["nadam"]
+    config = spec.configs[0]
+    init, grads = harness.problem(config, steps=15)
+    results, opts = [], []
+    for which in ("generic", mode):
+        opt = _make(spec, config.kwargs, which)
+        variables = [keras.Variable(p) for p in init]
+        for t, step in enumerate(grads):
+            tensors = [ops.convert_to_tensor(g) for g in step]
+            if 5 <= t < 10:  # only the first two variables
+                opt.apply(tensors[:2], variables[:2])
+            else:
+                opt.apply(tensors, variables)
+        results.append([ops.convert_to_numpy(v) for v in variables])
+        opts.append(opt)
+    mu = [float(ops.convert_to_numpy(s)) for s in opts[0]._slots["mu_product"]]
+    assert mu[0] != mu[2], "the scalar slots did not go apart"
+    assert_same_path(results[1], results[0], init)
+    assert_same_state(opts[1], opts[0])
+    assert_fast_path_ran(opts[1], 15, mode)
+
+
+# --------------------------------------------------- planner corner cases
+def _custom_optimizer(slots, update):
+    """A ZooOptimizer whose ``_update`` is ``update(opt, p, g, state, lr)``."""
+
+    class Custom(ZooOptimizer):
+        def _slot_specs(self):
+            return [SlotSpec(name, 0.5, scalar=name.startswith("count"))
+                    for name in slots]
+
+        def _update(self, param, grad, state, lr, index):
+            return update(self, param, grad, state, lr)
+
+    return Custom
+
+
+def _late_read(o, p, g, s, lr):
+    new = s["avg"] * 0.9 + g  # could be computed inside the slot ...
+    step = new - s["avg"]  # ... were the old value not read afterwards
+    return p - lr * step, {"avg": new}
+
+
+def _swap(o, p, g, s, lr):
+    # "b" is written before the old "b" is copied into "a"
+    return p - lr * (s["a"] - s["b"] + g), {"b": s["a"] + g, "a": s["b"]}
+
+
+def _reflected(o, p, g, s, lr):
+    m = o._math
+    return p - lr * ((1.0 - g) + 3.0 / (2.0 + m.abs(g))), {}
+
+
+def _elementwise(o, p, g, s, lr):
+    m = o._math
+    clipped = m.minimum(m.maximum(g, -0.5), 0.5)
+    shaped = m.sign(g) ** 2 * m.exp(-m.abs(g)) + m.log(1.0 + m.square(g))
+    return p - lr * (clipped + shaped + m.negative(g) / 4.0), {}
+
+
+def _casts_and_branches(o, p, g, s, lr):
+    m = o._math
+    rounded = m.cast(m.cast(g, "float16"), "float32")
+    flip = m.where(ops.equal(o.iterations % 2, 0), rounded, -rounded)
+    return p - lr * flip, {"kept": s["kept"]}
+
+
+def _scalar_slot(o, p, g, s, lr):
+    count = s["count"] + 1.0
+    return p - lr * g / ops.cast(count, g.dtype), {"count": count}
+
+
+CORNER_CASES = {
+    "late_read_of_old_slot": (["avg"], _late_read),
+    "swapped_slots": (["a", "b"], _swap),
+    "reflected_operators": ([], _reflected),
+    "elementwise_functions": ([], _elementwise),
+    "casts_and_branches": (["kept"], _casts_and_branches),
+    "scalar_slot": (["count"], _scalar_slot),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CORNER_CASES))
+def test_planner_corner_cases(case):
+    """Operand orders, aliasing and ops no built-in optimizer exercises."""
+    slots, update = CORNER_CASES[case]
+    cls = _custom_optimizer(slots, update)
+    config = specs.Config(case, {})
+    init, grads = harness.problem(config, steps=12)
+    results, opts = [], []
+    for mode in ("generic", MODES[-1]):
+        opt = cls(learning_rate=0.05)
+        opt.use_multi_tensor = {"generic": False}.get(mode, mode)
+        results.append(_run(opt, init, grads)[0])
+        opts.append(opt)
+    assert_same_path(results[1], results[0], init)
+    assert_same_state(opts[1], opts[0])
+    assert_fast_path_ran(opts[1], 12, "foreach")
+
+
+# ------------------------------------------------------------- fallbacks
+class _ClippedSGD(oz.SGD):
+    """An `_update` using an op a TensorList does not support (ops.clip)."""
+
+    def _update(self, param, grad, state, lr, index):
+        return param - lr * ops.clip(grad, -0.5, 0.5), {}
+
+
+def test_unsupported_update_falls_back_with_one_warning():
+    config = specs.SPECS_BY_NAME["sgd"].configs[0]
+    init, grads = harness.problem(config, steps=5)
+    opt = _ClippedSGD(learning_rate=0.1)
+    if ON_TORCH:
+        with pytest.warns(UserWarning, match="per-variable update_step"):
+            ours, _ = _run(opt, init, grads)
+        assert opt._multi_tensor.disabled
+    else:
+        ours, _ = _run(opt, init, grads)
+    assert opt._multi_tensor.steps == 0
+    expected = [p.astype(np.float64) for p in init]
+    for step in grads:
+        expected = [p - 0.1 * np.clip(g, -0.5, 0.5)
+                    for p, g in zip(expected, step)]
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_stateless_apply_takes_the_generic_path():
+    """In a StatelessScope a variable's value is not its storage: the fast
+    path must not write there (it declines on torch too)."""
+    spec = specs.SPECS_BY_NAME["adam"]
+    config = spec.configs[0]
+    init, grads = harness.problem(config, steps=5)
+    expected, _ = _run(_make(spec, config.kwargs, "generic"), init, grads)
+    opt = _make(spec, config.kwargs, "default")
+    variables = [keras.Variable(p) for p in init]
+    opt.build(variables)
+    opt_values = [v.value for v in opt.variables]
+    var_values = [v.value for v in variables]
+    for step in grads:
+        var_values, opt_values = opt.stateless_apply(
+            opt_values, [ops.convert_to_tensor(g) for g in step], var_values)
+    assert opt._multi_tensor.steps == 0
+    for variable, p in zip(variables, init):  # untouched
+        np.testing.assert_array_equal(ops.convert_to_numpy(variable), p)
+    assert_same_path([ops.convert_to_numpy(v) for v in var_values], expected,
+                     init)
+
+
+def test_bad_use_multi_tensor_value():
+    opt = oz.Adam()
+    opt.use_multi_tensor = "always"
+    variables = [keras.Variable(np.ones(3, "float32"))]
+    with pytest.raises(ValueError, match="`use_multi_tensor` must be None"):
+        opt.apply([ops.ones((3,))], variables)
+
+
+def test_hook_declines_off_torch():
+    """On JAX/TF the hook answers False without touching anything; on torch
+    it applies the update itself."""
+    opt = oz.Adam(learning_rate=0.1)
+    variables = [keras.Variable(np.ones(3, "float32"))]
+    opt.build(variables)
+    took = opt._multi_tensor_update([ops.ones((3,))], variables,
+                                    opt.learning_rate)
+    assert took is ON_TORCH
+    moved = not np.allclose(ops.convert_to_numpy(variables[0]), 1.0)
+    assert moved is ON_TORCH
+
+
+@pytest.mark.parametrize("mode", harness.modes())
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_fast_path_only_in_torch_eager_steps(spec, mode):
+    """JAX's jitted stateless_apply and TF's XLA step keep to update_step."""
+    config = spec.configs[0]
+    init, grads = harness.problem(config, steps=3)
+    opt = spec.cls(**config.kwargs)
+    harness.run_ours(opt, init, grads, mode=mode)
+    assert opt._multi_tensor.steps == (3 if ON_TORCH else 0)
+
+
+# ------------------------------------------------------------------ fit
+def test_fit_takes_the_fast_path_and_matches():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 8)).astype("float32")
+    y = rng.normal(size=(96, 1)).astype("float32")
+    weights = []
+    for mode in ("generic", "default"):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((8,)),
+                                  keras.layers.Dense(16, activation="tanh"),
+                                  keras.layers.Dense(1)])
+        opt = _make(specs.SPECS_BY_NAME["nadam"], {"learning_rate": 0.01},
+                    mode)
+        model.compile(optimizer=opt, loss="mse",
+                      jit_compile=harness.backend() != "torch")
+        model.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+        weights.append([ops.convert_to_numpy(w) for w in model.weights])
+    for a, b in zip(weights[1], weights[0]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert opt._multi_tensor.steps == (12 if ON_TORCH else 0)

@@ -1,0 +1,201 @@
+"""Numerics at the edges, against torch.optim (every zoo optimizer so far has
+a torch counterpart; an optimizer without one would be compared with its
+NumPy reference instead).
+
+Zero gradients for 1000 steps, huge (1e30) and tiny (1e-30) gradients,
+NaN/Inf gradients (same propagation as torch: equal NaN and ±inf masks),
+float64 variables, and LossScaleOptimizer skipping non-finite steps.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import keras
+from keras import ops
+
+import harness
+import specs
+import _float64_helper
+
+SHAPES = [(3, 4), (5,), ()]
+
+
+def _params():
+    """Default config of every optimizer plus one with weight decay (under
+    zero gradients only the decay moves the parameters)."""
+    out = []
+    for spec in specs.SPECS:
+        ids = [spec.configs[0].id]
+        # Not a centered RMSprop config: with g = wd·θ almost constant,
+        # v − ḡ² is pure float32 rounding noise (cancellation), divided
+        # into the step; two correct float32 implementations (ours with
+        # αḡ + (1−α)g, torch with lerp) then diverge by 100% within
+        # 1000 steps. Not a property of either implementation.
+        ids += [c.id for c in spec.configs
+                if c.kwargs.get("weight_decay") and c.id not in ids
+                and not c.kwargs.get("centered")][:1]
+        out += [pytest.param(spec, spec.config(i), id=f"{spec.name}-{i}")
+                for i in ids]
+    return out
+
+
+def _mode():
+    # compiled where Keras compiles the optimizer (JAX jit, TF XLA): that is
+    # how fit runs it; torch runs eagerly (see harness.modes).
+    return harness.modes()[-1]
+
+
+def _run_both(spec, config, init, grads):
+    ours = harness.run_ours(spec.cls(**config.kwargs), init, grads,
+                            mode=_mode())
+    theirs = harness.run_torch(
+        lambda ps: specs.make_torch(spec, ps, config.kwargs), init, grads)
+    return ours, theirs
+
+
+def _assert_same_propagation(ours, theirs, rtol, atol=0.0, init=None):
+    """Equal NaN masks, equal ±inf masks, finite values close.
+
+    With ``init``, finite values are compared as in DESIGN.md §4:
+    |ours − torch| <= rtol · max |torch − θ0| (over finite entries).
+    """
+    if init is not None:
+        moved = [np.abs(np.asarray(t, np.float64) - i)
+                 for t, i in zip(theirs, init)]
+        scale = max(float(np.max(m[np.isfinite(m)], initial=0.0))
+                    for m in moved)
+        # plus float32's resolution of the values themselves (~8 ulp): a
+        # parameter of 3.3 that moved by 0.07 differs by a few ulp when the
+        # operation order differs.
+        size = max(float(np.max(np.abs(t[np.isfinite(t)]), initial=0.0))
+                   for t in map(np.asarray, theirs))
+        atol, rtol = max(atol, rtol * scale, 1e-6 * size), 0.0
+    for i, (o, t) in enumerate(zip(ours, theirs)):
+        o, t = np.asarray(o, np.float64), np.asarray(t, np.float64)
+        np.testing.assert_array_equal(np.isnan(o), np.isnan(t),
+                                      err_msg=f"NaN mask of tensor {i}")
+        np.testing.assert_array_equal(np.isposinf(o), np.isposinf(t),
+                                      err_msg=f"+inf mask of tensor {i}")
+        np.testing.assert_array_equal(np.isneginf(o), np.isneginf(t),
+                                      err_msg=f"-inf mask of tensor {i}")
+        finite = np.isfinite(t)
+        np.testing.assert_allclose(o[finite], t[finite], rtol=rtol,
+                                   atol=atol, err_msg=f"tensor {i}")
+
+
+@pytest.mark.parametrize("spec,config", _params())
+def test_zero_gradients_1000_steps(spec, config):
+    rng = np.random.default_rng(0)
+    init = [rng.normal(size=s).astype("float32") for s in SHAPES]
+    grads = [[np.zeros(s, "float32") for s in SHAPES]] * 1000
+    ours, theirs = _run_both(spec, config, init, grads)
+    for o in ours:
+        assert np.all(np.isfinite(o)), "NaN/inf from all-zero gradients"
+    # float32 rounding of 1000 multiplications by (1 - lr·wd) (or an exact
+    # no-op without decay): 1e-5 relative is what torch itself reaches.
+    _assert_same_propagation(ours, theirs, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("scale", [1e30, 1e-30], ids=["huge", "tiny"])
+@pytest.mark.parametrize("spec,config", _params())
+def test_extreme_gradient_magnitudes(spec, config, scale):
+    """1e30: g² overflows float32 to inf in both; 1e-30: g² underflows to 0
+    in both (ε then dominates). Parameters are scaled like the gradients so
+    that the tiny steps are visible. Where the result is finite it must
+    equal torch's; where it overflows the masks must agree."""
+    rng = np.random.default_rng(2)
+    init = [(scale * rng.normal(size=s)).astype("float32") for s in SHAPES]
+    grads = [[(scale * rng.normal(size=s)).astype("float32")
+              for s in SHAPES] for _ in range(20)]
+    ours, theirs = _run_both(spec, config, init, grads)
+    # 1e-5 of the largest movement, as in DESIGN.md §4 (an element that
+    # nearly cancels to 0 has a large relative error in both).
+    _assert_same_propagation(ours, theirs, rtol=1e-5, init=init)
+
+
+@pytest.mark.parametrize("spec,config", _params())
+def test_nan_and_inf_gradients_propagate_like_torch(spec, config):
+    rng = np.random.default_rng(3)
+    init = [rng.normal(size=s).astype("float32") for s in SHAPES]
+    grads = [[rng.normal(size=s).astype("float32") for s in SHAPES]
+             for _ in range(8)]
+    grads[2][0][0, 0] = np.nan          # one NaN element in step 3
+    grads[4][0][1, 2] = np.inf          # +inf in step 5
+    grads[5][1][3] = -np.inf            # -inf in another tensor, step 6
+    grads[6][2] = np.float32(np.nan)    # the scalar, step 7
+    ours, theirs = _run_both(spec, config, init, grads)
+    _assert_same_propagation(ours, theirs, rtol=1e-5, init=init)
+    # untouched elements stay finite (no cross-element contamination)
+    assert np.isfinite(ours[0][2, 3]) and np.isfinite(ours[1][0])
+
+
+def test_float64_matches_torch_float64():
+    if harness.backend() == "jax":
+        # jax_enable_x64 must be set before JAX makes an array and changes
+        # default dtypes process-wide: run the cases in a subprocess.
+        env = dict(os.environ, JAX_ENABLE_X64="1", KERAS_BACKEND="jax")
+        proc = subprocess.run(
+            [sys.executable, _float64_helper.__file__], env=env,
+            capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        line = [x for x in proc.stdout.splitlines()
+                if x.startswith("RESULT ")][-1]
+        deviations = json.loads(line[len("RESULT "):])
+    else:
+        deviations = {f"{s.name}-{c.id}": _float64_helper.deviation(s, c)
+                      for s, c in _float64_helper.cases()}
+    assert len(deviations) == len(_float64_helper.cases())
+    # The oracle is torch in float64 with the learning rate rounded to
+    # float32: Keras keeps a float learning rate in a float32 variable (as
+    # its built-ins do), the one float32 quantity in a float64 run; against
+    # torch with the exact lr the deviation is ~2e-8 (that rounding).
+    # float32 runs reach ~1e-7..1e-6 relative; 1e-11 shows that the whole
+    # update runs in float64.
+    bad = {k: v for k, v in deviations.items() if not v <= 1e-11}
+    # (This test found three float32 leaks, now fixed: TF's tf.Variable
+    # dtype string, ops.cast of a Python float on TF, and ops.power with a
+    # Python base on the torch backend.)
+    assert not bad, f"float64 deviation from torch float64: {bad}"
+
+
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_loss_scale_optimizer_skips_non_finite_steps(spec):
+    config = spec.configs[0]
+    rng = np.random.default_rng(4)
+    init = [rng.normal(size=s).astype("float32") for s in SHAPES]
+    grads = [[rng.normal(size=s).astype("float32") for s in SHAPES]
+             for _ in range(6)]
+    bad_steps = {1, 3}
+    inner = spec.cls(**config.kwargs)
+    lso = keras.optimizers.LossScaleOptimizer(inner)
+    # JAX: Keras's LossScaleOptimizer works only inside a traced step there
+    # (its cond leaks a tracer when applied eagerly), as fit runs it; so the
+    # compiled mode (stateless_apply under jax.jit) everywhere it exists.
+    stepper = harness.Stepper(lso, init, mode=_mode())
+    before = None
+    for t, g in enumerate(grads):
+        stepper.sync()
+        scale = float(ops.convert_to_numpy(lso.dynamic_scale))
+        scaled = [x * np.float32(scale) for x in g]
+        if t in bad_steps:
+            scaled[0] = scaled[0].copy()
+            scaled[0][0, 0] = np.inf if t == 1 else np.nan
+            before = stepper.params()
+        stepper.step(scaled)
+        if t in bad_steps:
+            for a, b in zip(stepper.params(), before):
+                np.testing.assert_array_equal(a, b)  # step skipped
+    stepper.sync()
+    assert int(ops.convert_to_numpy(inner.iterations)) == len(grads) - 2
+    # the oracle: torch on the finite steps only
+    finite = [g for t, g in enumerate(grads) if t not in bad_steps]
+    theirs = harness.run_torch(
+        lambda ps: specs.make_torch(spec, ps, config.kwargs), init, finite)
+    harness.assert_trajectory_close(stepper.params(), theirs, init,
+                                    what="torch.optim on the finite steps")
