@@ -114,6 +114,12 @@ def register_optimizer(name, summary, presets=None):
 
 def list_optimizers(pattern="*"):
     """Sorted registry names matching a shell-style ``pattern`` ("adam*")."""
+    if not isinstance(pattern, str):
+        raise TypeError(
+            "Argument `pattern` must be a str (a shell-style pattern such as "
+            f"'adam*'). Received: pattern={pattern!r} (of type "
+            f"{type(pattern).__name__})"
+        )
     return sorted(n for n in _ENTRIES if fnmatch.fnmatchcase(n, pattern))
 
 

@@ -150,10 +150,10 @@ OPTIMIZER_CASES = [
     C(lambda: oz.RMSprop(alpha=0.9), ValueError,
       r"Argument\(s\) not recognized: \{'alpha': 0\.9\}",
       "rmsprop-torch-alpha"),
-    # --- Keras base arguments pass through and keep Keras's checks
+    # --- Keras base arguments: ZooOptimizer checks ema_momentum itself (in
+    # its own wording, also without use_ema; see BASE_ARG_CASES)
     C(lambda: oz.SGD(use_ema=True, ema_momentum=2.0), ValueError,
-      r"`ema_momentum` must be in the range \[0, 1\]\. "
-      r"Received: ema_momentum=2\.0", "sgd-ema-momentum"),
+      _range("ema_momentum", r"in \[0, 1\]", "2"), "sgd-ema-momentum"),
 ]
 
 
@@ -161,6 +161,38 @@ def _set_lr(value):
     opt = oz.Adam(learning_rate=0.1)
     opt.learning_rate = value
 
+
+# Keras base-class arguments that Keras leaves unchecked (ZooOptimizer
+# checks them before calling the Keras constructor).
+BASE_ARG_CASES = [
+    C(lambda: oz.SGD(clipnorm=-1), ValueError,
+      _range("clipnorm", "> 0", "-1"), "base-clipnorm-neg"),
+    C(lambda: oz.Adam(clipvalue=0.0), ValueError,
+      _range("clipvalue", "> 0", "0"), "base-clipvalue-zero"),
+    C(lambda: oz.Adam(global_clipnorm=NAN), ValueError,
+      _range("global_clipnorm", "> 0", "nan"), "base-global-clipnorm-nan"),
+    C(lambda: oz.SGD(clipnorm="1"), TypeError,
+      _type("clipnorm", "'1'"), "base-clipnorm-str"),
+    C(lambda: oz.SGD(gradient_accumulation_steps=0), ValueError,
+      r"Argument `gradient_accumulation_steps` must be an integer >= 2 or "
+      r"None\. Received: gradient_accumulation_steps=0",
+      "base-accumulation-zero"),
+    C(lambda: oz.SGD(gradient_accumulation_steps=2.0), TypeError,
+      r"Argument `gradient_accumulation_steps` must be an integer >= 2 or "
+      r"None\. Received: gradient_accumulation_steps=2\.0",
+      "base-accumulation-float"),
+    C(lambda: oz.SGD(gradient_accumulation_steps=True), TypeError,
+      r"Received: gradient_accumulation_steps=True",
+      "base-accumulation-bool"),
+    C(lambda: oz.RMSprop(ema_momentum=1.5), ValueError,
+      _range("ema_momentum", r"in \[0, 1\]", r"1\.5"),
+      "base-ema-momentum-without-use-ema"),
+    C(lambda: oz.RMSprop(use_ema=True, ema_momentum=-0.1), ValueError,
+      _range("ema_momentum", r"in \[0, 1\]", r"-0\.1"),
+      "base-ema-momentum-neg"),
+    C(lambda: oz.Adadelta(loss_scale_factor=-2.0), ValueError,
+      _range("loss_scale_factor", "> 0", "-2"), "base-loss-scale-neg"),
+]
 
 SETTER_CASES = [
     # the learning-rate setter (used by callbacks) checks like the ctor
@@ -183,6 +215,9 @@ REGISTRY_CASES = [
     C(lambda: oz.get(3), TypeError,
       r"Argument `identifier` must be an optimizer name.*"
       r"Received: identifier=3", "get-int"),
+    C(lambda: oz.list_optimizers(3), TypeError,
+      r"Argument `pattern` must be a str.*Received: pattern=3",
+      "list-optimizers-int"),
     C(lambda: oz.get(None), TypeError,
       r"Argument `identifier` must be .*Received: identifier=None",
       "get-none"),
@@ -227,6 +262,18 @@ CALLBACK_CASES = [
       _range("min_lr", ">= 0", "nan"), "plateau-min-lr-nan"),
     C(lambda: PLATEAU(eps=-1.0), ValueError,
       _range("eps", ">= 0", "-1"), "plateau-eps-neg"),
+    C(lambda: PLATEAU(verbose=3), ValueError,
+      r"Argument `verbose` must be 0, 1, 2 or a bool\. Received: verbose=3",
+      "plateau-verbose-3"),
+    C(lambda: PLATEAU(verbose="1"), TypeError,
+      r"Argument `verbose` must be .*Received: verbose='1'",
+      "plateau-verbose-str"),
+    C(lambda: PLATEAU(monitor=""), ValueError,
+      r"Argument `monitor` must be a non-empty str.*Received: monitor=''",
+      "plateau-monitor-empty"),
+    C(lambda: PLATEAU(monitor=None), TypeError,
+      r"Argument `monitor` must be a non-empty str.*Received: monitor=None",
+      "plateau-monitor-none"),
     C(lambda: PLATEAU(mode="minimum"), ValueError,
       r"Argument `mode` must be one of 'min', 'max'\. "
       r"Received: mode='minimum'", "plateau-mode"),
@@ -264,6 +311,9 @@ SCHEDULE_CASES = [
     C(lambda: S.MultiStepLR(0.1, [1.5]), TypeError,
       r"Argument `milestones\[0\]` must be an integer",
       "multistep-float"),
+    C(lambda: S.MultiStepLR(0.1, 5), TypeError,
+      r"Argument `milestones` must be a sequence of ints >= 0\. "
+      r"Received: milestones=5", "multistep-int"),
     C(lambda: S.ExponentialLR(0.1, gamma=0.0), ValueError,
       _range("gamma", "> 0", "0"), "exponential-gamma-zero"),
     C(lambda: S.ExponentialLR(0.1, gamma=INF), ValueError,
@@ -320,8 +370,8 @@ SCHEDULE_CASES = [
       "lambda-not-callable"),
 ]
 
-ALL_CASES = (OPTIMIZER_CASES + SETTER_CASES + REGISTRY_CASES
-             + CALLBACK_CASES + SCHEDULE_CASES)
+ALL_CASES = (OPTIMIZER_CASES + BASE_ARG_CASES + SETTER_CASES
+             + REGISTRY_CASES + CALLBACK_CASES + SCHEDULE_CASES)
 
 
 @pytest.mark.parametrize("factory,error,match", ALL_CASES)
@@ -348,5 +398,14 @@ def test_valid_edge_values_are_accepted():
            nesterov=True)
     S.ConstantLR(0.1, factor=0.0)
     PLATEAU(factor=0.5, patience=0, cooldown=0, min_lr=0.0)
+    PLATEAU(verbose=True, monitor="loss")
+    PLATEAU(verbose=2)
+    oz.SGD(clipnorm=1, gradient_accumulation_steps=2, ema_momentum=0.0,
+           loss_scale_factor=np.float32(128))
+    oz.Adam(clipvalue=1e-9, use_ema=True, ema_momentum=1.0)
+    oz.Adam(global_clipnorm=0.5, gradient_accumulation_steps=np.int64(4))
+    S.MultiStepLR(0.1, (2, 5))
+    S.MultiStepLR(0.1, range(1, 4))
+    assert oz.list_optimizers("adam*")
     assert math.isfinite(float(oz.get("adam", learning_rate=1e-30)
                                .get_config()["learning_rate"]))

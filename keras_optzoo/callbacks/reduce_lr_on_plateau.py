@@ -94,6 +94,18 @@ class ReduceLROnPlateau(keras.callbacks.Callback):
                 "Argument `threshold_mode` must be one of 'rel', 'abs'. "
                 f"Received: threshold_mode={threshold_mode!r}"
             )
+        if not isinstance(monitor, str) or not monitor:
+            raise (ValueError if isinstance(monitor, str) else TypeError)(
+                "Argument `monitor` must be a non-empty str (a key of the "
+                f"epoch logs, e.g. 'val_loss'). Received: monitor={monitor!r}"
+            )
+        if isinstance(verbose, bool):
+            verbose = int(verbose)
+        elif not (isinstance(verbose, int) and verbose in (0, 1, 2)):
+            raise (ValueError if isinstance(verbose, int) else TypeError)(
+                "Argument `verbose` must be 0, 1, 2 or a bool. "
+                f"Received: verbose={verbose!r}"
+            )
         self.monitor = monitor
         self.mode = mode
         self.factor = validation.check_real("factor", factor, low=0.0,

@@ -32,6 +32,7 @@ the update on whole lists of variables at once.
 """
 
 import math
+import numbers
 
 import keras
 import numpy as np
@@ -113,6 +114,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                 "keras.optimizers.schedules.LearningRateSchedule or a "
                 f"callable. Received: learning_rate={learning_rate!r}"
             )
+        _check_base_args(kwargs)
         # weight_decay=None keeps the Keras base class from applying its own
         # decoupled decay; ours is applied in update_step (exactly once).
         super().__init__(
@@ -376,6 +378,36 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                     config[name], custom_objects=custom_objects
                 )
         return super().from_config(config, custom_objects=custom_objects)
+
+
+def _check_base_args(kwargs):
+    """Checks the Keras base-class arguments Keras itself leaves unchecked
+    (a negative ``clipnorm`` or an ``ema_momentum`` of 5 would otherwise
+    train silently wrong; ``gradient_accumulation_steps=0`` would be taken
+    as None). Raises in Keras's wording; the values are passed on as given.
+    """
+    for name in ("clipnorm", "clipvalue", "global_clipnorm",
+                 "loss_scale_factor"):
+        if kwargs.get(name) is not None:
+            validation.check_real(name, kwargs[name], low=0.0,
+                                  low_open=True)
+    steps = kwargs.get("gradient_accumulation_steps")
+    if steps is not None:
+        if isinstance(steps, bool) or not isinstance(steps, numbers.Integral):
+            raise TypeError(
+                "Argument `gradient_accumulation_steps` must be an integer "
+                ">= 2 or None. Received: gradient_accumulation_steps="
+                f"{steps!r} (of type {type(steps).__name__})"
+            )
+        if steps < 2:
+            raise ValueError(
+                "Argument `gradient_accumulation_steps` must be an integer "
+                f">= 2 or None. Received: gradient_accumulation_steps={steps}"
+            )
+    if "ema_momentum" in kwargs:
+        # checked whether or not `use_ema` is on (Keras checks it only then)
+        validation.check_real("ema_momentum", kwargs["ema_momentum"],
+                              low=0.0, high=1.0)
 
 
 def cast_scalar(value, dtype):

@@ -545,15 +545,16 @@ class _Program:
             steps.append((node.pos, instr.kind, acc.pos, instr.params,
                           target, release, node.dtype))
         self.steps = steps
-        dest_ids = {id(dest) for dest, _ in outputs}
+        # Copies into the outputs not computed in place, in output order:
+        # like update_step's assignments (an output that is another slot's
+        # old value reads that slot as already written, on both paths).
         writes = []
         for out, (dest, value) in enumerate(outputs):
             if value.op == "leaf":
                 if value.tensors is not dest:
-                    clone = id(value.tensors) in dest_ids
-                    writes.append((out, ("leaf", value.pos, clone)))
+                    writes.append((out, "leaf", value.pos))
             elif value.dest_out != out:
-                writes.append((out, ("node", value.pos, False)))
+                writes.append((out, "node", value.pos))
         self.writes = writes
 
     def run(self, nodes, outputs, workspace):
@@ -584,33 +585,46 @@ class _Program:
                     torch._foreach_zero_(buf)
                     torch._foreach_add_(buf, resolve(params[0]))
                     torch._foreach_div_(buf, start)
+                    kind = None
+                elif kind == "cast":
+                    torch._foreach_copy_(buf, start)
+                    kind = None
+                elif workspace.large and _out_of_place(
+                        kind, buf, start, [resolve(p) for p in params]):
+                    kind = None
                 else:
                     torch._foreach_copy_(buf, start)
             elif target == "reuse":
                 buf = bufs.pop(acc)
             else:
                 buf = outputs[target][0]
-            if kind not in ("cast", "rdiv"):
+            if kind is not None:
                 _KERNELS[kind](buf, [resolve(p) for p in params])
             bufs[pos] = buf
             for r in release:
                 workspace.give(bufs.pop(r))
-        for out, source in self.writes:
-            dest = outputs[out][0]
-            kind, pos, clone = source
-            tensors = nodes[pos].tensors if kind == "leaf" else bufs[pos]
-            if clone:
-                tensors = [t.clone() for t in tensors]
-            torch._foreach_copy_(dest, tensors)
+        for out, kind, pos in self.writes:
+            source = nodes[pos].tensors if kind == "leaf" else bufs[pos]
+            torch._foreach_copy_(outputs[out][0], source)
 
 
 class Workspace:
-    """Scratch tensors for one group, kept between steps."""
+    """Scratch tensors for one group, kept between steps.
+
+    ``large``: the tensors are big enough on average that writing a new
+    value with one ``out=`` call per tensor beats a foreach copy followed by
+    the in-place kernel (one pass over memory instead of two).
+    """
+
+    #: mean elements per tensor from which ``large`` holds
+    LARGE = 32768
 
     def __init__(self, template):
         self.template = template
         self.buffers = []
         self._free = []
+        self.large = sum(t.numel() for t in template) \
+            >= self.LARGE * len(template)
 
     def reset(self):
         self._free = list(self.buffers)
@@ -698,6 +712,47 @@ def _k_unary(buf, params):
     import torch
 
     getattr(torch, f"_foreach_{params[0]}_")(buf)
+
+
+def _out_of_place(kind, buf, start, params):
+    """``buf ← kind(start, params)`` by per-tensor ``out=`` calls.
+
+    Returns False (nothing done) for the kinds without such a form here.
+    """
+    import torch
+
+    def each(value):
+        return value if isinstance(value, list) else [value] * len(buf)
+
+    if kind == "unary":
+        fn = getattr(torch, params[0])
+        for b, s in zip(buf, start):
+            fn(s, out=b)
+    elif kind == "binary":
+        op, other = params
+        if op in ("maximum", "minimum") and not (
+                isinstance(other, list) and torch.is_tensor(other[0])):
+            return False  # torch.maximum takes no Python scalar
+        fn = getattr(torch, op)
+        for b, s, o in zip(buf, start, each(other)):
+            fn(s, o, out=b)
+    elif kind == "axpy":
+        for b, s, y in zip(buf, start, params[0]):
+            torch.add(s, y, alpha=params[1], out=b)
+    elif kind == "lerp":
+        for b, s, e, w in zip(buf, start, params[0], each(params[1])):
+            torch.lerp(s, e, w, out=b)
+    elif kind in ("addcmul", "addcdiv"):
+        fn = getattr(torch, kind)
+        for b, s, y, z, c in zip(buf, start, params[0], params[1],
+                                 each(params[2])):
+            fn(s, y, z, value=c, out=b)
+    elif kind == "pow":
+        for b, s, e in zip(buf, start, each(params[0])):
+            torch.pow(s, e, out=b)
+    else:
+        return False
+    return True
 
 
 _KERNELS = {
@@ -924,23 +979,34 @@ def _fused_adagrad(opt, group, lr):
     )
 
 
-def _fused_kernel(opt):
-    """torch's fused kernel for ``opt`` where it computes exactly our rule."""
-    from keras_optzoo.optimizers.adagrad import Adagrad
-    from keras_optzoo.optimizers.adam import Adam
-    from keras_optzoo.optimizers.base import ZooOptimizer
-    from keras_optzoo.optimizers.sgd import SGD
+_FUSED_BY_CLASS = {}
 
+
+def _fused_kernel(opt):
+    """torch's fused kernel for ``opt`` where it computes exactly our rule:
+    the class's own ``_prepare``/``_update`` (not a subclass's override) and
+    float hyperparameters (a schedule's value would need a host read)."""
     cls = type(opt)
-    if cls._prepare is not ZooOptimizer._prepare:
+    entry = _FUSED_BY_CLASS.get(cls)
+    if entry is None:
+        from keras_optzoo.optimizers.adagrad import Adagrad
+        from keras_optzoo.optimizers.adam import Adam
+        from keras_optzoo.optimizers.base import ZooOptimizer
+        from keras_optzoo.optimizers.sgd import SGD
+
+        entry = (None, None)
+        if cls._prepare is ZooOptimizer._prepare:
+            if issubclass(cls, Adam) and cls._update is Adam._update:
+                entry = (_fused_adam, "beta_1")
+            elif issubclass(cls, SGD) and cls._update is SGD._update:
+                entry = (_fused_sgd, "momentum")
+            elif issubclass(cls, Adagrad) and cls._update is Adagrad._update:
+                entry = (_fused_adagrad, None)
+        _FUSED_BY_CLASS[cls] = entry
+    kernel, hyper = entry
+    if hyper is not None and not isinstance(getattr(opt, hyper), float):
         return None
-    if isinstance(opt, Adam) and cls._update is Adam._update:
-        return _fused_adam if isinstance(opt.beta_1, float) else None
-    if isinstance(opt, SGD) and cls._update is SGD._update:
-        return _fused_sgd if isinstance(opt.momentum, float) else None
-    if isinstance(opt, Adagrad) and cls._update is Adagrad._update:
-        return _fused_adagrad
-    return None
+    return kernel
 
 
 def _fusable(group):
@@ -954,13 +1020,26 @@ def _fusable(group):
 def _keras_state_allows_in_place():
     """False inside a StatelessScope or an autocast scope, where a variable's
     ``.value`` is not its storage (writes there would be lost)."""
-    try:
-        from keras.src import backend as keras_backend
+    scopes = _keras_scopes()
+    return scopes is not None and not scopes.in_stateless_scope() \
+        and scopes.get_autocast_scope() is None
 
-        return (not keras_backend.in_stateless_scope()
-                and keras_backend.get_autocast_scope() is None)
-    except (ImportError, AttributeError):  # Keras moved them: play safe
-        return False
+
+def _keras_scopes():
+    global _SCOPES
+    if _SCOPES is False:
+        try:
+            from keras.src import backend as keras_backend
+
+            keras_backend.in_stateless_scope  # noqa: B018 - both must exist
+            keras_backend.get_autocast_scope  # noqa: B018
+            _SCOPES = keras_backend
+        except (ImportError, AttributeError):  # Keras moved them: play safe
+            _SCOPES = None
+    return _SCOPES
+
+
+_SCOPES = False
 
 
 def apply(opt, grads, variables, learning_rate):
@@ -983,7 +1062,7 @@ def apply(opt, grads, variables, learning_rate):
         return False
     import torch
 
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or not _keras_state_allows_in_place():
         return False
     layout = _layout(opt, variables)
     try:

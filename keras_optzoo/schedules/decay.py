@@ -92,6 +92,13 @@ class MultiStepLR(base.Schedule):
         self.initial_learning_rate = base.check_learning_rate(
             initial_learning_rate
         )
+        if isinstance(milestones, (str, bytes)) or not hasattr(
+                milestones, "__iter__"):
+            raise TypeError(
+                "Argument `milestones` must be a sequence of ints >= 0. "
+                f"Received: milestones={milestones!r} (of type "
+                f"{type(milestones).__name__})"
+            )
         self.milestones = [
             base.check_int(f"milestones[{i}]", m, low=0)
             for i, m in enumerate(milestones)
