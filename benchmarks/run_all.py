@@ -178,9 +178,11 @@ def markdown(results):
             def fmt(rec, key="state_bytes_per_param"):
                 return "" if rec is None else f"{rec[key]:.1f}"
 
+            workspace = fmt(recs.get("zoo"), "workspace_bytes_per_param") \
+                if result["backend"] == "torch" else ""
             lines.append(
                 f"| {result['backend']} | {name} | {fmt(recs.get('zoo'))} | "
-                + fmt(recs.get("zoo"), "workspace_bytes_per_param")
+                + workspace
                 + f" | {fmt(recs.get('keras'))} | {fmt(torch_rec)} | "
                 f"{fmt(recs.get('optax'))} |")
     lines.append("")

@@ -205,6 +205,28 @@ def test_dtype_groups(spec, mode):
 
 
 @pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
+def test_half_precision_variables_keep_the_per_variable_path(spec):
+    """torch's foreach kernels round differently in float16/bfloat16: those
+    variables take update_step (bit-equal), the float32 ones the fast path."""
+    config = spec.configs[0]
+    dtypes = ["float16", "float32", "bfloat16", "float32"]
+    init, grads = harness.problem(config, steps=6)
+    results, opts = [], []
+    for mode in ("generic", "default"):
+        opt = _make(spec, config.kwargs, mode)
+        results.append(_run(opt, init, grads, dtypes=dtypes)[0])
+        opts.append(opt)
+    for i in (0, 2):
+        np.testing.assert_array_equal(results[1][i], results[0][i])
+    assert_same_path([results[1][i] for i in (1, 3)],
+                     [results[0][i] for i in (1, 3)], [init[1], init[3]])
+    assert_fast_path_ran(opts[1], 6, "default", fused=spec.name in FUSED)
+    if ON_TORCH:
+        layout = next(iter(opts[1]._multi_tensor.layouts.values()))
+        assert layout.rest == [0, 2]
+
+
+@pytest.mark.parametrize("spec", specs.SPECS, ids=lambda s: s.name)
 def test_overwrite_with_gradient_variable(spec):
     """Keras writes such a variable itself; the others take the fast path."""
     config = spec.configs[0]
@@ -381,6 +403,29 @@ def test_stateless_scope_takes_the_generic_path():
         np.testing.assert_array_equal(ops.convert_to_numpy(variable), p)
     got = [ops.convert_to_numpy(v) for v in values[:len(variables)]]
     assert_same_path(got, expected, init)
+
+
+def test_plain_vector_is_not_taken_for_per_variable_scalars():
+    """A 1-D tensor as long as the group is broadcast by update_step; the
+    fast path must not read it as one scalar per variable (it declines)."""
+    weights = ops.convert_to_tensor(np.arange(1.0, 5.0, dtype="float32"))
+    cls = _custom_optimizer([], lambda o, p, g, s, lr: (p - lr * g * weights,
+                                                       {}))
+    rng = np.random.default_rng(0)
+    init = [rng.normal(size=(4,)).astype("float32") for _ in range(4)]
+    grads = [[rng.normal(size=(4,)).astype("float32") for _ in range(4)]
+             for _ in range(3)]
+    opt = cls(learning_rate=0.1)
+    if ON_TORCH:
+        with pytest.warns(UserWarning, match="per-variable update_step"):
+            ours, _ = _run(opt, init, grads)
+    else:
+        ours, _ = _run(opt, init, grads)
+    assert opt._multi_tensor.steps == 0
+    expected = [p - 0.1 * sum(step[i] for step in grads) * np.arange(1, 5)
+                for i, p in enumerate(init)]
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_bad_use_multi_tensor_value():

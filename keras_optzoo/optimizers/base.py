@@ -176,6 +176,11 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             # `iterations` counts updates, also under gradient accumulation.
             value = lr(self.iterations)
         elif isinstance(lr, keras.Variable):
+            if lr.dtype == "float32":
+                # the usual case, read every step: multiplying the backend
+                # tensors directly skips keras.ops' dispatch (~15 us a step
+                # on the torch backend)
+                return lr.value * self._learning_rate_scale.value
             value = lr.value
         elif callable(lr):
             value = lr()
@@ -316,6 +321,14 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         ``param``, ``grad`` and the slot values are tensors of the variable's
         dtype (weight decay and maximize already applied to ``grad``/``param``),
         ``lr`` is a 0-d tensor of that dtype.
+
+        On the torch backend the same method also runs once for a whole group
+        of variables (``multi_tensor.py``): ``param``, ``grad`` and the slots
+        are then TensorLists, a scalar slot is one value (or a 1-D tensor of
+        one value per variable) and ``index`` is the tuple of the group's
+        indices. Combine per-variable values with arithmetic operators and
+        ``self._math`` functions only; anything else makes that path decline
+        (with a warning) and the per-variable loop run instead.
         """
         raise NotImplementedError
 

@@ -14,18 +14,21 @@ any algorithm:
   math (bias corrections, schedules) stays ordinary ``keras.ops`` code on 0-d
   tensors.
 * A ``TensorList`` is lazy: the operators record an expression graph. When
-  ``_update`` returns, :func:`_Plan` turns the graph into in-place
+  ``_update`` returns, :class:`_Program` compiles the graph into in-place
   ``torch._foreach_*`` calls: chains such as ``m + (1-β)(g - m)`` become one
   ``_foreach_lerp_``, ``v·β + c·g·g`` a ``_foreach_mul_`` and an
   ``_foreach_addcmul_``, ``θ - c·(m/d)`` an ``_foreach_addcdiv_``; a new slot
   or parameter value is computed directly in the variable's storage when its
   old value is not read afterwards, and the remaining temporaries live in a
   workspace kept between steps (allocating fresh memory every step costs more
-  than the arithmetic on CPU).
-* Variables are grouped by dtype, device and weight-decay mask; per-variable
-  scalar slots (NAdam's ``mu_product``) enter ``_update`` as one 1-D tensor
-  holding one value per variable, so their scalar math is vectorised and any
-  mix of values is handled exactly.
+  than the arithmetic on CPU). The compiled program is cached by the graph's
+  structure; each step only re-runs ``_update`` (its scalar math changes)
+  and the program.
+* Variables are grouped by dtype, device and weight-decay mask (float16 and
+  bfloat16 variables keep the per-variable path, see ``_Layout``). A
+  per-variable scalar slot (NAdam's ``mu_product``) enters ``_update`` as one
+  0-d value when all the group's values agree (the usual case), else as a 1-D
+  tensor of one value per variable, so any mix is handled exactly.
 * Where torch has a fused kernel computing exactly our rule (Adam/AdamW, SGD,
   Adagrad, in float32/float64) it is used instead; ``use_multi_tensor =
   "foreach"`` keeps to the generic path above.
@@ -111,7 +114,8 @@ class TensorList:
         if isinstance(value, torch.Tensor):
             if value.ndim == 0:
                 return float(value.item())
-            if value.ndim == 1 and value.shape[0] == self.n:
+            if value.ndim == 1 and value.shape[0] == self.n and isinstance(
+                    value, per_variable_class()):
                 values = value.tolist()
                 if all(v == values[0] for v in values):
                     return float(values[0])
@@ -164,6 +168,53 @@ class TensorList:
 
     def __bool__(self):
         raise Unsupported("the truth value of a TensorList is undefined")
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """``tensor * tensor_list`` and co.: torch asks us first, which is
+        ten times cheaper than its fallback (a caught TypeError, then the
+        reflected operator); anything else is refused."""
+        name = _reflected().get(func)
+        if name is not None and len(args) == 2 and not kwargs \
+                and isinstance(args[1], TensorList):
+            return getattr(args[1], name)(args[0])
+        return NotImplemented
+
+
+_REFLECTED = {}
+
+
+def _reflected():
+    """torch's binary Tensor methods -> our reflected operators."""
+    if not _REFLECTED:
+        import torch
+
+        base = torch._C.TensorBase
+        _REFLECTED.update({base.add: "__radd__", base.sub: "__rsub__",
+                           base.mul: "__rmul__", base.div: "__rtruediv__"})
+    return _REFLECTED
+
+
+_PER_VARIABLE = []
+
+
+def per_variable_class():
+    """A torch.Tensor subclass for one scalar per variable of a group.
+
+    The fast path hands a scalar slot to ``_update`` as such a 1-D tensor
+    (the slot's values stacked). torch keeps the subclass through the ops
+    applied to it, so a result derived from it is recognised as per-variable
+    when combined with a TensorList, while any other 1-D tensor is not
+    mistaken for one (the trace then fails and the per-variable path runs).
+    """
+    if not _PER_VARIABLE:
+        import torch
+
+        class PerVariable(torch.Tensor):
+            pass
+
+        _PER_VARIABLE.append(PerVariable)
+    return _PER_VARIABLE[0]
 
 
 # ------------------------------------------------------------------ MATH
@@ -648,17 +699,12 @@ class Workspace:
 
 
 def _fill(dest, value):
-    """Writes a per-variable scalar (float, 0-d or one value per variable)."""
+    """Writes a scalar slot: one value per variable, or one for all."""
     import torch
 
-    if isinstance(value, keras.Variable):
-        value = value.value
     if isinstance(value, torch.Tensor) and value.ndim == 1:
-        torch._foreach_copy_(dest, list(value.unbind(0)))
-        return
-    if isinstance(value, tuple):
-        for t, v in zip(dest, value):
-            t.fill_(v)
+        values = value.as_subclass(torch.Tensor).unbind(0)
+        torch._foreach_copy_(dest, list(values))
         return
     value = value.item() if isinstance(value, torch.Tensor) else float(value)
     for t in dest:
@@ -773,7 +819,9 @@ class State:
 
     ``steps`` counts the updates it applied and ``kinds`` says how the last
     one ran ("fused", "foreach"); ``disabled`` holds the reason after a
-    trace failed; ``workspaces`` keeps each group's scratch tensors.
+    trace failed. Caches: ``workspaces`` (each group's scratch tensors),
+    ``layouts`` (the grouping of each variable list), ``programs`` (compiled
+    programs by graph structure).
     """
 
     def __init__(self):
@@ -798,7 +846,7 @@ class _Group:
     """
 
     __slots__ = ("positions", "indices", "params", "slots", "dtype", "decay",
-                 "grads")
+                 "grads", "step")
 
     def __init__(self, dtype, decay):
         self.positions = []
@@ -808,6 +856,7 @@ class _Group:
         self.dtype = dtype
         self.decay = decay
         self.grads = None
+        self.step = None
 
     def gather(self, grads):
         """The group's gradients, as tensors of the variables' dtype."""
@@ -826,19 +875,33 @@ class _Group:
 
 
 class _Layout:
-    """How one list of variables splits into groups (cached per list)."""
+    """How one list of variables splits into groups (cached per list).
+
+    ``rest`` holds the positions left to the per-variable ``update_step``:
+    ``overwrite_with_gradient`` variables (Keras normally writes those
+    itself) and float16/bfloat16 ones. In half precision torch's foreach
+    kernels do not round like its per-tensor ops (a Python-float factor is
+    rounded to half first), and one fused kernel rounds once where the
+    per-variable path rounds after every operation; the results would drift
+    apart by an ulp per step.
+    """
 
     def __init__(self, opt, variables):
+        import torch
+
         self.variables = list(variables)  # keeps the ids in the key alive
+        self.scalar_slots = {spec.name for spec in opt._slot_specs()
+                             if spec.scalar}
         groups = {}
         self.rest = []
         for position, variable in enumerate(variables):
             index = opt._get_variable_index(variable)
+            value = variable.value
             if opt._overwrite_variable_with_gradient(variable) or any(
-                    slots[index] is None for slots in opt._slots.values()):
+                    slots[index] is None for slots in opt._slots.values()) \
+                    or value.dtype not in (torch.float32, torch.float64):
                 self.rest.append(position)
                 continue
-            value = variable.value
             decay = opt._decay_mask[index]
             key = (value.dtype, value.device, decay)
             group = groups.get(key)
@@ -890,7 +953,12 @@ def _trace(opt, group, learning_rate, scalar_names):
     state = {}
     for name, tensors in group.slots.items():
         if name in scalar_names:
-            state[name] = torch.stack(tensors)
+            values = torch.stack(tensors)
+            if bool((values == values[0]).all()):
+                # the usual case: one value for all (cheaper scalar math)
+                state[name] = values[0]
+            else:
+                state[name] = values.as_subclass(per_variable_class())
         else:
             state[name] = TensorList("leaf", (), dtype, n, trace, tensors,
                                      name)
@@ -904,6 +972,12 @@ def _trace(opt, group, learning_rate, scalar_names):
     for name, value in new_state.items():
         dest = group.slots[name]
         if name in scalar_names:
+            if isinstance(value, keras.Variable):
+                value = value.value
+            if getattr(value, "ndim", 0) != 0 and not (
+                    isinstance(value, per_variable_class())
+                    and tuple(value.shape) == (n,)):
+                raise Unsupported(f"scalar slot {name!r} got a non-scalar")
             traced.scalar_outputs.append((dest, value))
         else:
             traced.outputs.append((dest, value))
@@ -922,6 +996,8 @@ def _trace(opt, group, learning_rate, scalar_names):
                                                  traced.outputs)
     workspace = cache.workspaces.get(tuple(group.indices))
     if workspace is None:
+        if len(cache.workspaces) >= 16:  # variable subsets that keep changing
+            cache.workspaces.clear()
         workspace = cache.workspaces[tuple(group.indices)] = Workspace(
             group.params)
     traced.program = program
@@ -938,17 +1014,25 @@ def _step_value(opt):
     return int(iterations.item())
 
 
+def _step_tensors(opt, group):
+    """The kernels' per-parameter step counts: one tensor holding the
+    1-based step, listed once per parameter (they only read it)."""
+    import torch
+
+    if group.step is None:
+        group.step = torch.zeros((), device=group.params[0].device)
+    group.step.fill_(_step_value(opt) + 1)
+    return [group.step] * len(group.params)
+
+
 def _fused_adam(opt, group, lr):
     import torch
 
-    n = len(group.params)
-    step = torch.tensor(float(_step_value(opt) + 1),
-                        device=group.params[0].device)
     fn = torch._fused_adamw_ if opt.decoupled_weight_decay \
         else torch._fused_adam_
     fn(group.params, group.grads, group.slots["exp_avg"],
        group.slots["exp_avg_sq"], group.slots.get("max_exp_avg_sq", []),
-       [step] * n, lr=lr, beta1=opt.beta_1, beta2=opt.beta_2,
+       _step_tensors(opt, group), lr=lr, beta1=opt.beta_1, beta2=opt.beta_2,
        weight_decay=opt.weight_decay if group.decay else 0.0,
        eps=opt.epsilon, amsgrad=opt.amsgrad, maximize=opt.maximize)
 
@@ -968,11 +1052,9 @@ def _fused_sgd(opt, group, lr):
 def _fused_adagrad(opt, group, lr):
     import torch
 
-    n = len(group.params)
-    step = torch.tensor(float(_step_value(opt) + 1),
-                        device=group.params[0].device)
     torch._fused_adagrad_(
-        group.params, group.grads, group.slots["sum"], [step] * n, lr=lr,
+        group.params, group.grads, group.slots["sum"],
+        _step_tensors(opt, group), lr=lr,
         lr_decay=opt.lr_decay,
         weight_decay=opt.weight_decay if group.decay else 0.0,
         eps=opt.epsilon, maximize=opt.maximize,
@@ -1010,10 +1092,7 @@ def _fused_kernel(opt):
 
 
 def _fusable(group):
-    import torch
-
-    return group.dtype in (torch.float32, torch.float64) and all(
-        g.is_contiguous() for g in group.grads)
+    return all(g.is_contiguous() for g in group.grads)
 
 
 # ------------------------------------------------------------------ entry
@@ -1065,11 +1144,15 @@ def apply(opt, grads, variables, learning_rate):
     if torch.compiler.is_compiling() or not _keras_state_allows_in_place():
         return False
     layout = _layout(opt, variables)
+    if not layout.groups:  # nothing in float32/float64 with slots
+        return False
+    fused = None if mode == "foreach" else _fused_kernel(opt)
     try:
-        with torch.no_grad():
-            kinds = _run(opt, layout, grads, learning_rate,
-                         fused=None if mode == "foreach"
-                         else _fused_kernel(opt))
+        if torch.is_grad_enabled():  # (fit calls apply under no_grad)
+            with torch.no_grad():
+                kinds = _run(opt, layout, grads, learning_rate, fused)
+        else:
+            kinds = _run(opt, layout, grads, learning_rate, fused)
     finally:
         for group in layout.groups:
             group.grads = None  # do not keep the gradients alive
@@ -1088,7 +1171,6 @@ def _run(opt, layout, grads, learning_rate, fused):
     Returns the kinds of kernels used, or None when a trace failed.
     """
     state = opt._multi_tensor
-    scalar_names = {spec.name for spec in opt._slot_specs() if spec.scalar}
     lr = None
     plans = []
     for group in layout.groups:
@@ -1101,7 +1183,7 @@ def _run(opt, layout, grads, learning_rate, fused):
             continue
         try:
             plans.append((group, _trace(opt, group, learning_rate,
-                                        scalar_names)))
+                                        layout.scalar_slots)))
         except Exception as error:  # noqa: BLE001 - anything untraceable
             state.disabled = f"{type(error).__name__}: {error}"
             warnings.warn(
