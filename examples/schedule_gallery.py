@@ -12,7 +12,6 @@ os.environ.setdefault("KERAS_BACKEND", "jax")
 
 import keras  # noqa: E402
 
-import keras_optzoo as oz  # noqa: E402
 from keras_optzoo import schedules as S  # noqa: E402
 
 

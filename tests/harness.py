@@ -161,3 +161,31 @@ def assert_trajectory_close(ours, ref, init, rtol=1e-5, what="reference"):
         f"(relative {dev / scale:.3e})"
     )
     return dev / scale
+
+
+def digits(n=256):
+    """scikit-learn's 8x8 digits (shipped with the package), scaled to [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = (data.data[:n] / 16.0).astype("float32")
+    y = data.target[:n].astype("int32")
+    return x, y
+
+
+def digits_model(optimizer):
+    """A small seeded MLP on the digits, compiled with ``optimizer``."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((64,)),
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(10),
+    ])
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        # torch: Keras's jit_compile there is torch.compile, a separate
+        # compiler this package does not target; train eagerly.
+        jit_compile=backend() != "torch",
+    )
+    return model

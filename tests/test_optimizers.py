@@ -113,40 +113,14 @@ def test_schedule_learning_rate_round_trips():
 
 
 # ------------------------------------------------------------ fit, save, load
-def _digits(n=256):
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = (data.data[:n] / 16.0).astype("float32")
-    y = data.target[:n].astype("int32")
-    return x, y
-
-
-def _model(optimizer):
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((64,)),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(10),
-    ])
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        # torch: Keras's jit_compile there is torch.compile, a separate
-        # compiler this package does not target; train eagerly.
-        jit_compile=harness.backend() != "torch",
-    )
-    return model
-
-
 def _weights(model):
     return [ops.convert_to_numpy(w) for w in model.weights]
 
 
 @pytest.mark.parametrize("spec,config", specs.default_configs())
 def test_fit_save_load_and_resume(spec, config, tmp_path):
-    x, y = _digits()
-    model = _model(spec.cls(**config.kwargs))
+    x, y = harness.digits()
+    model = harness.digits_model(spec.cls(**config.kwargs))
     history = model.fit(x, y, batch_size=32, epochs=2, shuffle=False,
                         verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))

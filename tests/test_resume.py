@@ -53,29 +53,10 @@ def _resume_params():
 
 
 def _digits():
-    from sklearn.datasets import load_digits
-
-    data = load_digits()
-    x = (data.data[:N_SAMPLES] / 16.0).astype("float32")
-    y = data.target[:N_SAMPLES].astype("int32")
-    return x, y
+    return harness.digits(N_SAMPLES)
 
 
-def _model(optimizer):
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((64,)),
-        keras.layers.Dense(16, activation="relu"),
-        keras.layers.Dense(10),
-    ])
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        # torch: Keras's jit_compile there is torch.compile, which this
-        # package does not target; train eagerly (as tests/test_optimizers).
-        jit_compile=harness.backend() != "torch",
-    )
-    return model
+_model = harness.digits_model
 
 
 def _fit(model, x, y, epochs, callbacks=None):

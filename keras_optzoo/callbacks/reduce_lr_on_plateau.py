@@ -7,19 +7,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_optzoo.callbacks._common import as_float as _as_float
+from keras_optzoo.callbacks._common import unwrap as _unwrap
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import ZooOptimizer
 
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
 
-
-def _unwrap(optimizer):
-    """The optimizer that owns the learning rate (LossScaleOptimizer wraps)."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
-
-
-def _as_float(value):
-    return float(np.asarray(ops.convert_to_numpy(value)))
 
 
 @keras.saving.register_keras_serializable(package="keras_optzoo")
