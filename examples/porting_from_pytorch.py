@@ -3,7 +3,7 @@ match torch's to float32 rounding; with Keras's built-in optimizers, given the
 very same arguments, they do not.
 
     python examples/porting_from_pytorch.py            # ~20 s
-    python examples/porting_from_pytorch.py --quick    # a few seconds (CI)
+    python examples/porting_from_pytorch.py --quick    # 2x10 steps (CI)
     python examples/porting_from_pytorch.py --out DIR  # default docs/images
 
 Two recipes train one MLP (64-64-10, ReLU) on scikit-learn's digits, first in
@@ -61,11 +61,14 @@ def load_digits(raw):
     return x, data.target.astype("int64")
 
 
-def batch_order(n, epochs, seed=0):
+def batch_order(n, epochs, seed=0, batches_per_epoch=None):
     """The index batches of every epoch: a fresh permutation per epoch, the
-    last partial batch dropped (``DataLoader(..., drop_last=True)``)."""
+    last partial batch dropped (``DataLoader(..., drop_last=True)``);
+    ``batches_per_epoch`` keeps only the first batches (--quick)."""
     rng = np.random.default_rng(seed)
     per_epoch = n // BATCH
+    if batches_per_epoch:
+        per_epoch = min(per_epoch, batches_per_epoch)
     return [np.split(rng.permutation(n)[:per_epoch * BATCH], per_epoch)
             for _ in range(epochs)]
 
@@ -152,11 +155,11 @@ def recipes(epochs, steps_per_epoch):
     }
 
 
-def compare(epochs):
+def compare(epochs, batches_per_epoch=None):
     """recipe -> {"keras-optzoo": diff, "Keras built-in": diff, "steps": n}."""
     results = {}
     n = len(load_digits(raw=False)[0])
-    order = batch_order(n, epochs)
+    order = batch_order(n, epochs, batches_per_epoch=batches_per_epoch)
     steps = sum(len(e) for e in order)
     for name, recipe in recipes(epochs, len(order[0])).items():
         x, y = load_digits(recipe["raw"])
@@ -234,7 +237,8 @@ def draw(results, path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="2 epochs instead of 10 (for CI)")
+                        help="2 short epochs of 10 batches instead of 10 "
+                        "full ones (for CI)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--out", default="docs/images",
                         help="folder for porting.png")
@@ -242,7 +246,7 @@ def main(argv=None):
     epochs = args.epochs or (2 if args.quick else 10)
     print(f"keras-optzoo {oz.__version__} on the {keras.backend.backend()} "
           f"backend, torch {torch.__version__}; {epochs} epochs per recipe")
-    results = compare(epochs)
+    results = compare(epochs, batches_per_epoch=10 if args.quick else None)
     print("\n" + table(results) + "\n")
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
