@@ -315,6 +315,20 @@ def all_configs():
     ]
 
 
+def configs_with(extra):
+    """Every spec's first config, plus ``extra[spec.name]`` where given
+    (the config with the most optimizer state, say), for parametrisation."""
+    import pytest
+
+    out = []
+    for spec in SPECS:
+        ids = [spec.configs[0].id] + ([extra[spec.name]]
+                                      if spec.name in extra else [])
+        out += [pytest.param(spec, spec.config(i), id=f"{spec.name}-{i}")
+                for i in ids]
+    return out
+
+
 def default_configs():
     import pytest
 

@@ -32,15 +32,9 @@ def _digits(n=256):
 
 def _configs():
     """Default config + the one with the most state per optimizer."""
-    extra = {"sgd": "nesterov", "rmsprop": "centered_momentum_wd",
-             "adam": "amsgrad"}
-    out = []
-    for spec in specs.SPECS:
-        ids = [spec.configs[0].id] + ([extra[spec.name]]
-                                      if spec.name in extra else [])
-        out += [pytest.param(spec, spec.config(i), id=f"{spec.name}-{i}")
-                for i in ids]
-    return out
+    return specs.configs_with({"sgd": "nesterov",
+                               "rmsprop": "centered_momentum_wd",
+                               "adam": "amsgrad"})
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

@@ -23,15 +23,9 @@ VOCAB, DIM, SEQ, N = 12, 3, 4, 16
 
 
 def _configs():
-    extra = {"sgd": "momentum", "rmsprop": "centered_momentum_wd",
-             "adam": "amsgrad", "adagrad": "wd"}
-    out = []
-    for spec in specs.SPECS:
-        ids = [spec.configs[0].id] + ([extra[spec.name]]
-                                      if spec.name in extra else [])
-        out += [pytest.param(spec, spec.config(i), id=f"{spec.name}-{i}")
-                for i in ids]
-    return out
+    return specs.configs_with({"sgd": "momentum",
+                               "rmsprop": "centered_momentum_wd",
+                               "adam": "amsgrad", "adagrad": "wd"})
 
 
 def _data():
