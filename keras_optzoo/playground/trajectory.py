@@ -21,7 +21,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from keras_optzoo.playground.functions import Surface, get_function
+from keras_optzoo.playground.functions import get_function
 
 __all__ = [
     "Trajectory",
