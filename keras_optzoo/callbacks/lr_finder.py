@@ -12,9 +12,6 @@ from keras_optzoo.callbacks._common import unwrap as _unwrap
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import ZooOptimizer
 
-LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
-
-
 
 @keras.saving.register_keras_serializable(package="keras_optzoo")
 class LRFinder(keras.callbacks.Callback):
