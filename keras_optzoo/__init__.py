@@ -13,26 +13,14 @@ backends and reproduces torch.optim's numbers.
 from keras_optzoo import callbacks
 from keras_optzoo import optimizers
 from keras_optzoo import schedules
-from keras_optzoo.optimizers import SGD
-from keras_optzoo.optimizers import Adadelta
-from keras_optzoo.optimizers import Adagrad
-from keras_optzoo.optimizers import Adam
-from keras_optzoo.optimizers import AdamW
-from keras_optzoo.optimizers import NAdam
-from keras_optzoo.optimizers import RMSprop
+from keras_optzoo.optimizers import *  # noqa: F401,F403 - every optimizer
 from keras_optzoo.registry import get
 from keras_optzoo.registry import list_optimizers
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
-__all__ = [
-    "SGD",
-    "Adagrad",
-    "RMSprop",
-    "Adadelta",
-    "Adam",
-    "AdamW",
-    "NAdam",
+__all__ = [name for name in optimizers.__all__
+           if name not in ("SlotSpec", "ZooOptimizer")] + [
     "get",
     "list_optimizers",
     "optimizers",

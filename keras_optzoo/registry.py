@@ -123,6 +123,15 @@ def list_optimizers(pattern="*"):
     return sorted(n for n in _ENTRIES if fnmatch.fnmatchcase(n, pattern))
 
 
+def classes():
+    """Every registered class once, in registration order."""
+    out = []
+    for entry in _ENTRIES.values():
+        if entry.cls not in out:
+            out.append(entry.cls)
+    return out
+
+
 def entries():
     """All registry entries, sorted by name."""
     return [_ENTRIES[n] for n in sorted(_ENTRIES)]

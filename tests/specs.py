@@ -7,6 +7,8 @@ A meta-test fails when a registered optimizer has no spec here.
 """
 
 import dataclasses
+import importlib
+import pkgutil
 
 import torch
 
@@ -38,16 +40,40 @@ class ErrorCase:
 
 @dataclasses.dataclass
 class OptimizerSpec:
+    """One optimizer's entry in the database.
+
+    The reference oracle is a torch-style optimizer object (``param_groups``
+    with an ``"lr"`` entry, ``step()`` reading ``p.grad``): torch.optim's
+    class, another package's (timm, lion-pytorch, pytorch-optimizer,
+    adabelief-pytorch) or an adapter around a JAX library (optax), built by
+    ``make_reference(params, **reference_kwargs(kwargs))``.
+    """
+
     name: str
     cls: type
     configs: list
     errors: list
+    #: the reference implementation's class (torch.optim.X, timm's, ...)
     torch_cls: type = None
     #: "weight_decay" (coupled), "decoupled_weight_decay", "maximize"
     capabilities: frozenset = frozenset()
+    #: ``(params_or_groups, **kw) -> optimizer``; defaults to ``torch_cls``
+    make_reference: object = None
+    #: Keras-spelled kwargs -> the reference's kwargs; defaults to
+    #: :func:`torch_kwargs`
+    reference_kwargs: object = None
+    #: shown in failure messages ("torch.optim", "timm", "optax", ...)
+    reference_name: str = "torch.optim"
+    #: the NumPy reference class; defaults to ``REFERENCES[name]``
+    numpy_reference: type = None
+    #: whether the multi-tensor path (torch backend) runs this optimizer;
+    #: False where its update needs per-tensor reductions or matrix math
+    multi_tensor: bool = True
 
     @property
     def reference(self):
+        if self.numpy_reference is not None:
+            return self.numpy_reference
         return REFERENCES[self.name]
 
     def config(self, config_id):
@@ -267,6 +293,26 @@ SPECS = [
     ),
 ]
 
+
+
+def _discover():
+    """Specs of the second-wave optimizers: one module each in
+    ``tests/spec_db``, each defining ``SPECS``."""
+    try:
+        package = importlib.import_module("spec_db")
+    except ImportError:  # imported as tests.specs
+        package = importlib.import_module("tests.spec_db")
+    found = []
+    for info in sorted(pkgutil.iter_modules(package.__path__),
+                       key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{package.__name__}.{info.name}")
+        found.extend(module.SPECS)
+    return found
+
+
+SPECS.extend(_discover())
 SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
 
 
@@ -293,15 +339,18 @@ def torch_kwargs(spec, kwargs):
 
 
 def make_torch(spec, params, kwargs, decay_mask=None):
-    """The torch.optim counterpart; ``decay_mask`` False -> a group with wd 0."""
-    kw = torch_kwargs(spec, kwargs)
+    """The reference optimizer (torch.optim's or the spec's named one);
+    ``decay_mask`` False -> a param group with weight decay 0."""
+    convert = spec.reference_kwargs or (lambda kw: torch_kwargs(spec, kw))
+    kw = convert(kwargs)
+    make = spec.make_reference or spec.torch_cls
     if decay_mask is None:
-        return spec.torch_cls(params, **kw)
+        return make(params, **kw)
     groups = [
         {"params": [p], **({} if keep else {"weight_decay": 0.0})}
         for p, keep in zip(params, decay_mask)
     ]
-    return spec.torch_cls(groups, **kw)
+    return make(groups, **kw)
 
 
 def all_configs():

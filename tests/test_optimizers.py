@@ -35,7 +35,7 @@ def test_trajectory_matches_torch_and_numpy(spec, config, mode):
     theirs = harness.run_torch(
         lambda ps: specs.make_torch(spec, ps, config.kwargs), init, grads, lrs
     )
-    harness.assert_trajectory_close(ours, theirs, init, what="torch.optim")
+    harness.assert_trajectory_close(ours, theirs, init, what=spec.reference_name)
     reference = spec.reference(init, **config.kwargs)
     expected = harness.run_numpy(reference, init, grads, lrs)
     harness.assert_trajectory_close(ours, expected, init, what="NumPy ref")

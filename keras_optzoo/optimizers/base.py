@@ -52,14 +52,20 @@ class SlotSpec:
         initial_value: constant the slot starts at.
         scalar: when True the slot is a 0-d value per variable instead of a
             tensor shaped like the variable.
+        shape: a tuple for a slot whose shape is not the variable's (the
+            row and column statistics of a factored second moment, say);
+            such a slot is created with ``add_variable`` in the variable's
+            dtype. Return these from :meth:`ZooOptimizer._slot_specs_for`,
+            which sees the variable.
     """
 
-    __slots__ = ("name", "initial_value", "scalar")
+    __slots__ = ("name", "initial_value", "scalar", "shape")
 
-    def __init__(self, name, initial_value=0.0, scalar=False):
+    def __init__(self, name, initial_value=0.0, scalar=False, shape=None):
         self.name = name
         self.initial_value = float(initial_value)
         self.scalar = scalar
+        self.shape = None if shape is None else tuple(int(d) for d in shape)
 
 
 def _is_indexed_slices(value):
@@ -90,6 +96,13 @@ class ZooOptimizer(keras.optimizers.Optimizer):
 
     #: Constructor arguments (beyond the Keras base ones) that get_config saves.
     _hyperparameters = ("weight_decay", "maximize")
+
+    #: Whether the torch multi-tensor path may run this optimizer's
+    #: ``_update`` on lists of tensors. Set False on an optimizer whose
+    #: update needs per-tensor reductions (norms, means over rows) or matrix
+    #: math: the torch backend then runs the per-variable ``update_step``,
+    #: and :attr:`update_path` says so.
+    supports_multi_tensor = True
 
     #: Elementwise functions for per-variable values inside ``_update``
     #: (``self._math.sqrt(v)``): ``keras.ops`` on tensors, lazy foreach nodes
@@ -212,6 +225,30 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         """The slots each variable needs, in saved order. Override."""
         return []
 
+    def _slot_specs_for(self, variable, rule):
+        """The slots of one variable, in saved order.
+
+        Defaults to :meth:`_slot_specs`. Override where the state depends on
+        the variable (its shape, its rank, its rule): the slots then differ
+        from variable to variable and a slot a variable does not have reads
+        as absent from the ``state`` its ``_update`` receives. Called once,
+        in ``build``; the result must depend only on the config, the
+        variable's shape and dtype and ``rule``, because Keras saves the
+        state by position.
+        """
+        return self._slot_specs()
+
+    def _rule_for(self, variable):
+        """Which update rule a variable gets, decided once in ``build``.
+
+        The second-rule mechanism: an optimizer that updates some variables
+        with another algorithm (Muon hands non-matrix variables to AdamW)
+        returns a short string here; ``_update`` reads it back with
+        ``self._rules[index]`` (never from the variable, whose name is not
+        reliable inside ``update_step`` on TF). Defaults to ``None``.
+        """
+        return None
+
     def build(self, var_list):
         if self.built:
             return
@@ -222,32 +259,41 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             bool(self.weight_decay) and self._use_weight_decay(v)
             for v in var_list
         ]
-        specs = self._slot_specs()
-        slots = {spec.name: [] for spec in specs}
-        for index, variable in enumerate(var_list):
-            skip = self._overwrite_variable_with_gradient(variable)
-            for spec in specs:
-                if skip:
-                    slot = None
-                elif spec.scalar:
-                    slot = self.add_variable(
-                        shape=(),
-                        initializer=keras.initializers.Constant(
-                            spec.initial_value
-                        ),
-                        dtype=_scalar_dtype(variable.dtype),
-                        name=f"{spec.name}_{index}",
-                    )
-                else:
-                    slot = self.add_variable_from_reference(
-                        variable,
-                        name=spec.name,
-                        initializer=keras.initializers.Constant(
-                            spec.initial_value
-                        ),
-                    )
-                slots[spec.name].append(slot)
+        self._rules = [self._rule_for(v) for v in var_list]
+        per_variable = [
+            None if self._overwrite_variable_with_gradient(v)
+            else self._slot_specs_for(v, rule)
+            for v, rule in zip(var_list, self._rules)
+        ]
+        names = [spec.name for spec in self._slot_specs()]
+        for specs in per_variable:
+            for spec in specs or ():
+                if spec.name not in names:
+                    names.append(spec.name)
+        slots = {name: [None] * len(var_list) for name in names}
+        for index, (variable, specs) in enumerate(zip(var_list,
+                                                      per_variable)):
+            for spec in specs or ():
+                slots[spec.name][index] = self._make_slot(variable, index,
+                                                          spec)
         self._slots = slots
+
+    def _make_slot(self, variable, index, spec):
+        initializer = keras.initializers.Constant(spec.initial_value)
+        if spec.scalar:
+            return self.add_variable(
+                shape=(), initializer=initializer,
+                dtype=_scalar_dtype(variable.dtype),
+                name=f"{spec.name}_{index}",
+            )
+        if spec.shape is not None:
+            return self.add_variable(
+                shape=spec.shape, initializer=initializer,
+                dtype=variable.dtype, name=f"{spec.name}_{index}",
+            )
+        return self.add_variable_from_reference(
+            variable, name=spec.name, initializer=initializer,
+        )
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         # Keras checks a `_built` attribute that is never set, so a late call
@@ -268,18 +314,75 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         """Runs the update for all variables.
 
+        Cross-variable reductions: an optimizer that needs values computed
+        from all gradients at once (the global gradient norm of LAMB's
+        clipping, say) overrides :meth:`_step_statistics`; its result is
+        available to every ``_update`` of this step as ``self._stats``.
+        It is computed from the final gradients (after Keras's clipping and,
+        under ``tf.distribute``, after the all-reduce), inside the traced
+        step on every backend.
+
         Multi-tensor hook: a subclass (or a backend-specific mixin) that
         defines ``_multi_tensor_update(grads, variables, learning_rate)``
         returning True gets every variable at once, which lets the torch
         backend use ``torch._foreach_*`` kernels. It must be numerically
         equal to the per-variable ``update_step`` (tested).
         """
+        if self._has_step_statistics():
+            if keras.backend.backend() == "tensorflow":
+                return self._tf_update_with_statistics(
+                    grads, trainable_variables, learning_rate)
+            self._stats = self._step_statistics(grads, trainable_variables)
         fast = getattr(self, "_multi_tensor_update", None)
-        if fast is not None and self.use_multi_tensor is not False:
+        if (fast is not None and self.use_multi_tensor is not False
+                and self.supports_multi_tensor):
             if fast(grads, trainable_variables, learning_rate):
                 return
         super()._backend_update_step(grads, trainable_variables,
                                      learning_rate)
+
+    def _step_statistics(self, grads, variables):
+        """Values computed once per step from every gradient. Override.
+
+        ``grads`` and ``variables`` are in the order of the variable list
+        (``self._get_variable_index`` maps a variable to its position in
+        the built list); return any structure of tensors (a dict of 0-d
+        tensors is usual). ``maximize`` and weight decay have not been
+        applied to ``grads`` yet.
+        """
+        return None
+
+    def _has_step_statistics(self):
+        return type(self)._step_statistics is not ZooOptimizer._step_statistics
+
+    def _tf_update_with_statistics(self, grads, variables, learning_rate):
+        """TF: the all-reduce happens inside Keras's TF update step, so the
+        statistics are computed here between the reduce and the merge."""
+        import tensorflow as tf
+
+        values = [v.value if isinstance(v, keras.Variable) else v
+                  for v in variables]
+        grads_and_vars = self._all_reduce_sum_gradients(
+            list(zip(grads, values)))
+        self._stats = self._step_statistics(
+            [g for g, _ in grads_and_vars], variables)
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            self._distributed_tf_update_step,
+            self._distribution_strategy,
+            grads_and_vars,
+            learning_rate,
+        )
+
+    @property
+    def update_path(self):
+        """How the last step ran: "fused", "foreach" (the torch multi-tensor
+        path) or "per-variable" (``update_step`` once per variable)."""
+        kinds = self._multi_tensor.kinds
+        if keras.backend.backend() != "torch" or not kinds or \
+                not self.supports_multi_tensor or \
+                self.use_multi_tensor is False:
+            return "per-variable"
+        return "+".join(sorted(kinds))
 
     def _multi_tensor_update(self, grads, variables, learning_rate):
         """The torch backend's foreach/fused path (``multi_tensor.py``);
@@ -309,6 +412,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                                         index)
         state = {
             name: slots[index].value for name, slots in self._slots.items()
+            if slots[index] is not None
         }
         new_param, new_state = self._update(param, grad, state, lr, index)
         self.assign(variable, new_param)
