@@ -1,5 +1,6 @@
-"""Draws every keras-optzoo schedule, as the torch scheduler of the same name
-would step it, into one picture (docs/images/schedules.png by default).
+"""Draws every keras-optzoo schedule, as the torch scheduler or transformers
+function of the same name would step it, into one picture
+(docs/images/schedules.png by default).
 
     python examples/schedule_gallery.py [--out PATH] [--steps 100]
 """
@@ -48,6 +49,22 @@ def gallery(steps=100):
         "ChainedScheduler (constant × exp)": S.ChainedScheduler(
             [S.ConstantLR(lr, factor=0.5, total_iters=20),
              S.ExponentialLR(lr, gamma=0.98)]),
+        # transformers' schedules, Noam and with_warmup
+        "ConstantWithWarmup (10)": S.ConstantWithWarmup(lr, 10),
+        "LinearWithWarmup (10, 80)": S.LinearWithWarmup(lr, 10, 80),
+        "CosineWithWarmup (10, 80)": S.CosineWithWarmup(lr, 10, 80),
+        "CosineWithHardRestartsWithWarmup (3 cycles)":
+            S.CosineWithHardRestartsWithWarmup(lr, 10, 90, num_cycles=3),
+        "PolynomialWithWarmup (p=2)": S.PolynomialWithWarmup(
+            lr, 10, 80, lr_end=0.01, power=2.0),
+        "InverseSqrt (10)": S.InverseSqrt(lr, 10),
+        "CosineWithMinLRWithWarmup (min 0.02)": S.CosineWithMinLRWithWarmup(
+            lr, 10, 80, min_lr=0.02),
+        "WarmupStableDecay (10, 50, 30)": S.WarmupStableDecay(
+            lr, 10, 30, num_stable_steps=50, decay_type="1-sqrt"),
+        "Noam (d_model=512, warm-up 20)": S.Noam(512, 20),
+        "with_warmup(ExponentialLR, 15)": S.with_warmup(
+            S.ExponentialLR(lr, gamma=0.97), 15, start_factor=0.1),
     }
 
 
@@ -76,7 +93,7 @@ def main(argv=None):
     for ax in axes[len(items):]:
         ax.axis("off")
     fig.suptitle("keras_optzoo.schedules: learning rate vs step "
-                 "(torch's sequences)", fontsize=11)
+                 "(torch's and transformers' sequences)", fontsize=11)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     fig.savefig(args.out, dpi=100)
     print(f"wrote {args.out}")

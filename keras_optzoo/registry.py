@@ -143,12 +143,21 @@ def get(identifier, **overrides):
     Args:
         identifier: a registry name or preset ("nag", "adamw"; case does not
             matter), an optimizer instance (returned as is; overrides are then
-            not allowed), or a Keras serialization dict.
+            not allowed), a Keras serialization dict, or None (returned as
+            is, as ``keras.optimizers.get(None)`` does).
         **overrides: constructor arguments that replace the preset's.
 
     Raises:
         ValueError: for an unknown name (with close matches suggested).
     """
+    if identifier is None:
+        # as keras.optimizers.get(None)
+        if overrides:
+            raise ValueError(
+                "Keyword overrides need an optimizer name, not None. "
+                f"Received: identifier=None, overrides={overrides}"
+            )
+        return None
     if isinstance(identifier, keras.optimizers.Optimizer):
         if overrides:
             raise ValueError(

@@ -131,8 +131,12 @@ def test_nan_and_inf_gradients_propagate_like_torch(spec, config):
     grads[6][2] = np.float32(np.nan)    # the scalar, step 7
     ours, theirs = _run_both(spec, config, init, grads)
     _assert_same_propagation(ours, theirs, rtol=1e-5, init=init)
-    # untouched elements stay finite (no cross-element contamination)
-    assert np.isfinite(ours[0][2, 3]) and np.isfinite(ours[1][0])
+    if "cross_element" not in spec.capabilities:
+        # untouched elements stay finite (no cross-element contamination);
+        # an optimizer whose update mixes the elements of a tensor (matrix
+        # iterations, factored moments, norms) spreads a NaN through the
+        # tensor in its reference too, which the masks above compare
+        assert np.isfinite(ours[0][2, 3]) and np.isfinite(ours[1][0])
 
 
 def test_float64_matches_torch_float64():

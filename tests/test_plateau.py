@@ -156,3 +156,98 @@ def test_resume_mid_plateau_is_exact(tmp_path):
         np.testing.assert_allclose(ops.convert_to_numpy(a),
                                    ops.convert_to_numpy(b), rtol=1e-5,
                                    atol=1e-6)
+
+
+# ------------------------------------------------------------ issue 9
+ISSUE_METRICS = [1.0, 1 - 1e-9, 1 - 0.6e-9, 1 - 0.5e-9, 1 - 0.4e-9]
+ISSUE_KWARGS = {"threshold": 0.0, "threshold_mode": "abs", "patience": 1,
+                "factor": 0.5}
+
+
+@pytest.mark.parametrize("which", ["zoo_float", "zoo_schedule",
+                                   "keras_builtin"])
+def test_metrics_are_compared_in_double_precision(which, tmp_path):
+    """The issue's example: metrics closer than float32 resolution. torch
+    compares Python floats and reduces at epoch 3; so must we, also across
+    a .keras save/load in the middle (the best metric is saved exactly)."""
+    lr = 1.0
+    expected = _torch_trace(ISSUE_KWARGS, ISSUE_METRICS, lr)
+    assert expected[3] < lr, "torch reduces at epoch 3"
+    model = _model(_optimizers(lr)[which]())
+    ours = list(_our_trace(ReduceLROnPlateau(**ISSUE_KWARGS), model,
+                           ISSUE_METRICS[:2]))
+    callback = ReduceLROnPlateau(**ISSUE_KWARGS)
+    if which != "keras_builtin":
+        # the counters live in the optimizer: save, load, new callback
+        model.save(tmp_path / "mid.keras")
+        model = keras.models.load_model(tmp_path / "mid.keras")
+    else:
+        # a built-in optimizer: the counters live in the callback
+        callback = callback_before = ReduceLROnPlateau(**ISSUE_KWARGS)
+        callback_before.set_model(model)
+        callback_before.on_train_begin()
+        for epoch, m in enumerate(ISSUE_METRICS[:2]):
+            callback_before.on_epoch_end(epoch, {"val_loss": m})
+        model.optimizer.learning_rate = lr
+    callback.set_model(model)
+    callback.on_train_begin()
+    for epoch, m in enumerate(ISSUE_METRICS[2:], start=2):
+        callback.on_epoch_end(epoch, {"val_loss": m})
+        ours.append(float(ops.convert_to_numpy(
+            model.optimizer.learning_rate)))
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_float_rate_reduced_as_torch_and_keras_store_it():
+    """A float rate is reduced in the learning-rate variable itself: old
+    rate times factor in double, then stored (0.1 -> 0.01, not the float32
+    product 0.0100000007), equal to torch's value (its Python float stored
+    in float32) after every reduction, and to what Keras's own
+    ReduceLROnPlateau stores at the first."""
+    kwargs = {"patience": 0, "factor": 0.1, "eps": 0.0}
+    metrics = [1.0] * 7
+    theirs = np.float32(_torch_trace(kwargs, metrics, 0.1))
+    zoo = _model(oz.SGD(learning_rate=0.1))
+    ours = _our_trace(ReduceLROnPlateau(**kwargs), zoo, metrics)
+    assert zoo.optimizer.learning_rate is zoo.optimizer._learning_rate
+    assert float(ops.convert_to_numpy(
+        zoo.optimizer.learning_rate_scale)) == 1.0
+    np.testing.assert_array_equal(np.float32(ours), theirs)
+    assert np.float32(ours[1]) == np.float32(0.01)
+    builtin = _model(keras.optimizers.SGD(learning_rate=0.1))
+    keras_cb = keras.callbacks.ReduceLROnPlateau(monitor="val_loss",
+                                                 factor=0.1, patience=0,
+                                                 min_delta=0.0)
+    keras_cb.set_model(builtin)
+    keras_cb.on_train_begin()
+    keras_trace = []
+    for epoch, m in enumerate(metrics):
+        keras_cb.on_epoch_end(epoch, {"val_loss": m})
+        keras_trace.append(float(ops.convert_to_numpy(
+            builtin.optimizer.learning_rate)))
+    # Keras's first reduction stores the same value; later ones start from
+    # the float32 variable (1e-4 becomes 0.00010000000475, 1 ulp off),
+    # where torch, and we (the double kept in plateau_state), start from the
+    # double set last.
+    assert keras_trace[0] == ours[0]
+    assert np.float32(keras_trace[1]) == np.float32(ours[1])
+
+
+def test_verbose_message_goes_through_keras_logging(capsys, caplog):
+    """verbose=1 prints through Keras's io_utils.print_msg: stdout normally,
+    logging after keras.config.disable_interactive_logging()."""
+    import logging
+
+    kwargs = {"patience": 0, "factor": 0.5, "verbose": 1}
+    _our_trace(ReduceLROnPlateau(**kwargs), _model(oz.SGD(0.1)), [1.0, 1.0])
+    assert "ReduceLROnPlateau reducing learning rate to 0.05" in \
+        capsys.readouterr().out
+    keras.config.disable_interactive_logging()
+    try:
+        with caplog.at_level(logging.INFO):
+            _our_trace(ReduceLROnPlateau(**kwargs), _model(oz.SGD(0.1)),
+                       [1.0, 1.0])
+    finally:
+        keras.config.enable_interactive_logging()
+    assert "reducing learning rate" not in capsys.readouterr().out
+    assert "ReduceLROnPlateau reducing learning rate to 0.05" in caplog.text

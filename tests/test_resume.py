@@ -245,7 +245,10 @@ def expected_layout(name, kwargs, schedule=False):
     layout = [("iteration", ())]
     if not schedule:
         layout.append(("learning_rate", ()))
-    layout += [("learning_rate_scale", ()), ("plateau_state", (4,))]
+    # plateau_state: [has_best, best as four 16-bit words of a double,
+    # num_bad_epochs, cooldown_counter, the double lr the callback last set
+    # as four words] (keras_optzoo/callbacks/_common.py)
+    layout += [("learning_rate_scale", ()), ("plateau_state", (11,))]
     for index, shape in enumerate(LAYOUT_SHAPES):
         for slot, scalar in expected_slots(name, kwargs):
             if scalar:

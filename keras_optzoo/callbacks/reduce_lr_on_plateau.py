@@ -8,6 +8,9 @@ import numpy as np
 from keras import ops
 
 from keras_optzoo.callbacks._common import as_float as _as_float
+from keras_optzoo.callbacks._common import decode_plateau_state
+from keras_optzoo.callbacks._common import encode_plateau_state
+from keras_optzoo.callbacks._common import print_msg as _print_msg
 from keras_optzoo.callbacks._common import unwrap as _unwrap
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import ZooOptimizer
@@ -29,21 +32,27 @@ class ReduceLROnPlateau(keras.callbacks.Callback):
     in which bad epochs are not counted. This is `torch.optim.lr_scheduler.
     ReduceLROnPlateau` exactly.
 
-    **Composes with schedules.** With a keras-optzoo optimizer the reduction
-    multiplies the optimizer's ``learning_rate_scale`` variable, so it works
-    whether the learning rate is a float or any ``LearningRateSchedule``
-    (the schedule's output is multiplied), it is seen inside compiled JAX/TF
-    train steps, and it is saved with the model. The plateau counters live in
-    an optimizer variable too, so a run resumed from a ``.keras`` file (with
-    a new instance of this callback) continues exactly. With a schedule,
-    ``min_lr`` bounds the learning rate at the moment of each reduction; the
-    schedule may take it lower afterwards.
+    **Composes with schedules.** With a keras-optzoo optimizer and a float
+    learning rate, the learning-rate variable itself is lowered (as Keras and
+    torch do: ``old·factor`` computed in double, then stored, so 0.1 becomes
+    0.01 exactly). With a ``LearningRateSchedule`` (or a callable) the
+    reduction multiplies the optimizer's ``learning_rate_scale`` variable
+    instead, which scales the schedule's output: it is seen inside compiled
+    JAX/TF train steps and saved with the model. The plateau counters (the
+    best metric kept in double precision, as torch compares Python floats)
+    live in the optimizer variable ``plateau_state``, so a run resumed from
+    a ``.keras`` file (with a new instance of this callback) continues
+    exactly. With a schedule, ``min_lr`` bounds the learning rate at the
+    moment of each reduction; the schedule may take it lower afterwards.
 
     With a Keras built-in optimizer and a float learning rate, the learning
     rate variable itself is lowered and the counters stay in this callback.
     A built-in optimizer whose learning rate is a schedule cannot be reduced:
     that raises a ``ValueError`` at ``on_train_begin`` (Keras's own callback
     fails with a ``TypeError`` only when it first reduces).
+
+    Messages (``verbose=1``) go through Keras's ``io_utils.print_msg``: to
+    stdout, or to logging after ``keras.config.disable_interactive_logging()``.
 
     Differs from `keras.callbacks.ReduceLROnPlateau`: Keras reduces after
     ``patience`` bad epochs (torch: more than ``patience``), compares with an
@@ -113,7 +122,9 @@ class ReduceLROnPlateau(keras.callbacks.Callback):
         self.min_lr = validation.check_real("min_lr", min_lr, low=0.0)
         self.eps = validation.check_real("eps", eps, low=0.0)
         self.verbose = verbose
-        self._local_state = np.zeros(4, "float32")
+        # (has_best, best, num_bad_epochs, cooldown_counter, lr) for a Keras
+        # built-in optimizer (a zoo optimizer keeps them in plateau_state)
+        self._local_state = (False, 0.0, 0, 0, 0.0)
 
     def get_config(self):
         return {
@@ -145,17 +156,20 @@ class ReduceLROnPlateau(keras.callbacks.Callback):
         return current > best + self.threshold
 
     def step(self, current, state, lr):
-        """One epoch of torch's logic on plain numbers.
+        """One epoch of torch's logic on plain numbers (Python floats, so
+        metrics are compared in double precision, as torch does).
 
         Args:
             current: the monitored value.
-            state: ``[has_best, best, num_bad_epochs, cooldown_counter]``.
+            state: ``(has_best, best, num_bad_epochs, cooldown_counter)``.
             lr: the learning rate now.
 
         Returns:
             ``(new_state, new_lr)``; ``new_lr`` is None when nothing changes.
         """
-        has_best, best, bad, cooldown_counter = (float(x) for x in state)
+        has_best, best, bad, cooldown_counter = state
+        best = float(best)
+        bad, cooldown_counter = int(bad), int(cooldown_counter)
         if not has_best:
             best = math.inf if self.mode == "min" else -math.inf
         if self.is_better(current, best):
@@ -172,7 +186,7 @@ class ReduceLROnPlateau(keras.callbacks.Callback):
                 new_lr = candidate
             cooldown_counter = self.cooldown
             bad = 0
-        return np.array([1.0, best, bad, cooldown_counter], "float32"), new_lr
+        return (True, best, bad, cooldown_counter), new_lr
 
     # ----------------------------------------------------------- callbacks
     def on_train_begin(self, logs=None):
@@ -193,7 +207,28 @@ class ReduceLROnPlateau(keras.callbacks.Callback):
         logs = logs if logs is not None else {}
         # Always through self.model: on JAX that syncs the trainer's state.
         optimizer = _unwrap(self.model.optimizer)
+        zoo = isinstance(optimizer, ZooOptimizer)
         lr_now = _as_float(optimizer.learning_rate)
+        float_rate = isinstance(optimizer._learning_rate, keras.Variable)
+        state = (decode_plateau_state(
+            ops.convert_to_numpy(optimizer._plateau_state)) if zoo
+            else self._local_state)
+        scale = (_as_float(optimizer.learning_rate_scale)
+                 if zoo and float_rate else 1.0)
+        if float_rate and scale == 1.0:
+            # torch keeps the rate as a Python float; the variable holds it
+            # rounded to its dtype. Take the double this callback set last,
+            # unless the rate was changed since; else the shortest decimal
+            # that rounds to the variable's value (the 0.1 the user wrote,
+            # not float32's 0.10000000149).
+            stored = ops.convert_to_numpy(optimizer._learning_rate)
+            if state[4] and stored.dtype.type(state[4]) == stored:
+                lr_now = state[4]
+            else:
+                lr_now = float(np.format_float_positional(
+                    stored[()], unique=True))
+        elif scale != 1.0:
+            lr_now = lr_now * scale  # the rate the update uses
         logs["learning_rate"] = lr_now
         current = logs.get(self.monitor)
         if current is None:
@@ -203,24 +238,31 @@ class ReduceLROnPlateau(keras.callbacks.Callback):
                 stacklevel=2,
             )
             return
-        zoo = isinstance(optimizer, ZooOptimizer)
-        state = (ops.convert_to_numpy(optimizer._plateau_state) if zoo
-                 else self._local_state)
-        state, new_lr = self.step(float(current), state, lr_now)
+        counters, new_lr = self.step(float(current), state[:4], lr_now)
+        kept_lr = state[4] if new_lr is None else new_lr
+        if not float_rate:
+            kept_lr = 0.0
         if zoo:
-            optimizer._plateau_state.assign(state)
+            optimizer._plateau_state.assign(
+                encode_plateau_state(*counters, kept_lr))
         else:
-            self._local_state = state
+            self._local_state = (*counters, kept_lr)
         if new_lr is None:
             return
-        if zoo:
+        if float_rate:
+            # Keras's and torch's way: the variable holds the new rate
+            # (old * factor in double, then stored). A zoo optimizer's
+            # learning_rate_scale (1 unless set by hand) still multiplies.
+            optimizer._learning_rate.assign(
+                new_lr if scale == 1.0 else new_lr / scale)
+        else:
+            # a schedule or callable (zoo only): scale its output
             scale = optimizer.learning_rate_scale
             scale.assign(_as_float(scale) * new_lr / lr_now)
-        else:
-            optimizer.learning_rate = new_lr
         if self.verbose:
-            print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning "
-                  f"rate to {new_lr:.6g}.")
+            _print_msg(
+                f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning "
+                f"rate to {new_lr:.6g}.")
 
 
 def _check_int(name, value):

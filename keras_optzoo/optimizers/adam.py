@@ -19,6 +19,20 @@ def check_betas(beta_1, beta_2):
     return beta_1, beta_2
 
 
+def cautious(update, grad):
+    """timm's `caution` ("Cautious Optimizers", Liang et al., 2024): the
+    components of ``update`` whose sign disagrees with ``grad`` are zeroed,
+    the rest divided by the kept fraction (at least 1e-3) of the tensor.
+
+    The fraction is a per-tensor mean: an optimizer using this cannot run on
+    the torch multi-tensor path (its instance sets
+    ``supports_multi_tensor = False``).
+    """
+    mask = ops.cast(ops.greater(update * grad, 0), grad.dtype)
+    scale = ops.maximum(ops.mean(mask), ops.cast(1e-3, grad.dtype))
+    return update * (mask / scale)
+
+
 @register_optimizer("adam", "Adam, with AMSGrad and coupled or decoupled "
                     "weight decay (torch.optim.Adam)")
 class Adam(ZooOptimizer):
@@ -31,6 +45,12 @@ class Adam(ZooOptimizer):
 
     where $\hat v_t = v_t$, or with `amsgrad` the running maximum of the raw
     $v_t$. ε is added after the bias correction of $\sqrt{v_t}$.
+
+    With `caution`, the components of $m_t$ whose sign disagrees with
+    $g_t$ are zeroed in the step (not in the state) and the rest divided by
+    the fraction kept (at least 1e-3), as timm 1.0.31's
+    `AdamWLegacy(caution=True)`; that per-tensor mean keeps such an instance
+    off the torch multi-tensor path.
 
     Differs from `keras.optimizers.Adam`: Keras adds ε to the uncorrected
     $\sqrt{v_t}$ ("ε-hat"), which changes the steps when gradients are small
@@ -47,16 +67,22 @@ class Adam(ZooOptimizer):
             Defaults to `False`.
         {{decoupled_weight_decay}}
         {{maximize}}
+        caution: Bool. Cautious update (timm's `caution`); with decoupled
+            weight decay this equals timm 1.0.31
+            `AdamWLegacy(caution=True)`. Defaults to `False`.
         {{base}}
 
     References:
         - Kingma and Ba, 2015, "Adam: A Method for Stochastic Optimization".
         - Reddi et al., 2018, "On the Convergence of Adam and Beyond"
           (AMSGrad).
+        - Liang et al., 2024, "Cautious Optimizers: Improving Training with
+          One Line of Code" (`caution`).
     """
 
     _hyperparameters = ("beta_1", "beta_2", "epsilon", "weight_decay",
-                        "amsgrad", "decoupled_weight_decay", "maximize")
+                        "amsgrad", "decoupled_weight_decay", "maximize",
+                        "caution")
 
     def __init__(
         self,
@@ -68,6 +94,7 @@ class Adam(ZooOptimizer):
         amsgrad=False,
         decoupled_weight_decay=False,
         maximize=False,
+        caution=False,
         **kwargs,
     ):
         super().__init__(
@@ -80,6 +107,11 @@ class Adam(ZooOptimizer):
         self.beta_1, self.beta_2 = check_betas(beta_1, beta_2)
         self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
         self.amsgrad = validation.check_bool("amsgrad", amsgrad)
+        self.caution = validation.check_bool("caution", caution)
+        if self.caution:
+            # the mask's per-tensor mean: per-variable path only (caution=False
+            # keeps the fused/foreach path)
+            self.supports_multi_tensor = False
 
     def _slot_specs(self):
         specs = [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq")]
@@ -106,7 +138,10 @@ class Adam(ZooOptimizer):
         step_size = ops.cast(lr, step.dtype) / bias_1
         denom = (self._math.sqrt(second) / ops.cast(bias_2_sqrt, dtype)
                  + self.epsilon)
-        param = param - ops.cast(step_size, dtype) * (exp_avg / denom)
+        direction = exp_avg
+        if self.caution:
+            direction = cautious(exp_avg, grad)
+        param = param - ops.cast(step_size, dtype) * (direction / denom)
         return param, new
 
 
@@ -132,15 +167,23 @@ class AdamW(Adam):
             Defaults to `1e-2`.
         amsgrad: Bool. Defaults to `False`.
         {{maximize}}
+        caution: Bool. Cautious update: the components of $m_t$ whose sign
+            disagrees with $g_t$ are left out of the step and the rest
+            rescaled by the inverse kept fraction, as timm 1.0.31
+            `AdamWLegacy(caution=True)` (whose update is otherwise torch's
+            AdamW). Such an instance runs the per-variable path on torch.
+            Defaults to `False`.
         {{base}}
 
     References:
         - Loshchilov and Hutter, 2019, "Decoupled Weight Decay
           Regularization".
+        - Liang et al., 2024, "Cautious Optimizers: Improving Training with
+          One Line of Code" (`caution`).
     """
 
     _hyperparameters = ("beta_1", "beta_2", "epsilon", "weight_decay",
-                        "amsgrad", "maximize")
+                        "amsgrad", "maximize", "caution")
 
     def __init__(
         self,
@@ -151,6 +194,7 @@ class AdamW(Adam):
         weight_decay=1e-2,
         amsgrad=False,
         maximize=False,
+        caution=False,
         **kwargs,
     ):
         if "decoupled_weight_decay" in kwargs:
@@ -169,5 +213,6 @@ class AdamW(Adam):
             amsgrad=amsgrad,
             decoupled_weight_decay=True,
             maximize=maximize,
+            caution=caution,
             **kwargs,
         )

@@ -73,11 +73,32 @@ def _is_indexed_slices(value):
 
 
 def _densify(gradient):
-    """TF hands Embedding gradients over as IndexedSlices; make them dense."""
+    """TF hands Embedding gradients over as IndexedSlices; make them dense
+    (JAX BCOO and torch sparse gradients too, see :func:`_densify_sparse`)."""
     if _is_indexed_slices(gradient):
         import tensorflow as tf
 
         return tf.convert_to_tensor(gradient)
+    return _densify_sparse(gradient)
+
+
+def _densify_sparse(gradient):
+    """A JAX ``BCOO`` / torch sparse gradient as the equal dense tensor.
+
+    Keras's optimizers accept these in ``apply`` / ``stateless_apply``;
+    densifying them before anything else (loss-scale division, gradient
+    accumulation, clipping, the update) makes every step equal to the dense
+    case. TF ``IndexedSlices`` are left to Keras (it all-reduces them as
+    such) and are densified in ``update_step``.
+    """
+    kind = type(gradient).__name__
+    if kind == "BCOO" or kind == "BCSR":
+        return gradient.todense()
+    if kind == "Tensor" and getattr(gradient, "layout", None) is not None:
+        import torch
+
+        if gradient.layout != torch.strided:
+            return gradient.to_dense()
     return gradient
 
 
@@ -119,7 +140,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         **kwargs,
     ):
         learning_rate = validation.as_real(learning_rate)
-        if isinstance(learning_rate, float):
+        if isinstance(learning_rate, float) or learning_rate is None:
+            # None: ValueError, as Keras raises
             validation.check_real("learning_rate", learning_rate, low=0.0)
         elif not callable(learning_rate):
             raise TypeError(
@@ -154,12 +176,14 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             aggregation="only_first_replica",
             name="learning_rate_scale",
         )
-        #: ReduceLROnPlateau's counters [has_best, best, num_bad_epochs,
-        #: cooldown_counter], kept here so that a resumed run continues the
-        #: plateau exactly. Always created: the saved layout must not depend
-        #: on which callbacks a run used.
+        #: ReduceLROnPlateau's counters [has_best, best (a double as four
+        #: 16-bit words), num_bad_epochs, cooldown_counter, the double rate
+        #: it last set (four words)], kept here so that a resumed run
+        #: continues the plateau exactly (layout:
+        #: keras_optzoo/callbacks/_common.py). Always created: the saved
+        #: layout must not depend on which callbacks a run used.
         self._plateau_state = self.add_variable(
-            shape=(4,),
+            shape=(11,),
             initializer="zeros",
             dtype="float32",
             aggregation="only_first_replica",
@@ -169,12 +193,19 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     # ------------------------------------------------------------------ lr
     @property
     def learning_rate(self):
-        return self._get_current_learning_rate()
+        """Keras's: the tracked ``keras.Variable`` for a float rate (so
+        ``.assign``, ``.value`` and ``.numpy()`` work); for a schedule or a
+        callable, its current value times ``learning_rate_scale``. The update
+        always uses the rate times ``learning_rate_scale`` (see
+        :meth:`_backend_update_step`)."""
+        if isinstance(self._learning_rate, keras.Variable):
+            return self._learning_rate
+        return self._scaled_learning_rate(self._get_current_learning_rate())
 
     @learning_rate.setter
     def learning_rate(self, value):
         value = validation.as_real(value)
-        if isinstance(value, float):
+        if isinstance(value, float) or value is None:
             validation.check_real("learning_rate", value, low=0.0)
         keras.optimizers.Optimizer.learning_rate.fset(self, value)
 
@@ -184,24 +215,30 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         return self._learning_rate_scale
 
     def _get_current_learning_rate(self):
+        """The rate before the plateau scale, as Keras's base returns it
+        (the Variable for a float rate)."""
         lr = self._learning_rate
         if isinstance(lr, LearningRateSchedule):
             # `iterations` counts updates, also under gradient accumulation.
-            value = lr(self.iterations)
-        elif isinstance(lr, keras.Variable):
-            if lr.dtype == "float32":
+            return lr(self.iterations)
+        if isinstance(lr, keras.Variable):
+            return lr
+        if callable(lr):
+            return lr()
+        return lr
+
+    def _scaled_learning_rate(self, value):
+        """``value`` (a rate, the Variable included) times the tracked
+        ``learning_rate_scale``: the rate an update uses."""
+        scale = self._learning_rate_scale.value
+        if isinstance(value, keras.Variable):
+            if value.dtype == "float32":
                 # the usual case, read every step: multiplying the backend
                 # tensors directly skips keras.ops' dispatch (~15 us a step
                 # on the torch backend)
-                return lr.value * self._learning_rate_scale.value
-            value = lr.value
-        elif callable(lr):
-            value = lr()
-        else:
-            value = lr
-        return ops.multiply(
-            ops.cast(value, "float32"), self._learning_rate_scale.value
-        )
+                return value.value * scale
+            value = value.value
+        return ops.multiply(ops.cast(value, "float32"), scale)
 
     # --------------------------------------------------------- hyperparams
     def _hyper(self, name, dtype):
@@ -252,13 +289,13 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     def build(self, var_list):
         if self.built:
             return
+        # What an unbuilt optimizer saves (iterations, learning_rate, ...):
+        # see load_own_variables.
+        self._unbuilt_variable_count = len(self._variables)
         super().build(var_list)
         # Decided here, by index, because TF hands `update_step` the raw
         # tf.Variable whose name must not be relied on.
-        self._decay_mask = [
-            bool(self.weight_decay) and self._use_weight_decay(v)
-            for v in var_list
-        ]
+        self._decay_mask = self._weight_decay_mask(var_list)
         self._rules = [self._rule_for(v) for v in var_list]
         per_variable = [
             None if self._overwrite_variable_with_gradient(v)
@@ -295,20 +332,58 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             variable, name=spec.name, initializer=initializer,
         )
 
+    def _weight_decay_mask(self, var_list):
+        """Per variable: whether weight decay applies (decided in build)."""
+        return [bool(self.weight_decay) and self._use_weight_decay(v)
+                for v in var_list]
+
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
-        # Keras checks a `_built` attribute that is never set, so a late call
-        # would be silently ignored; ours raises instead.
-        if self.built:
-            raise ValueError(
-                "`exclude_from_weight_decay()` must be called before the "
-                "optimizer is built (before the first `apply` or `fit`)."
-            )
+        """Keras's, decided in ``build``.
+
+        After ``build`` a call is accepted when it leaves every variable's
+        decay as built (a repeated call naming the same variables: under
+        ``tf.distribute``, ``strategy.run`` calls it once per replica and the
+        first replica builds the optimizer); a call that would change the
+        built mask raises (Keras would ignore it silently).
+        """
+        if not self.built:
+            super().exclude_from_weight_decay(var_list=var_list,
+                                              var_names=var_names)
+            return
+        keep = {name: getattr(self, name) for name in (
+            "_exclude_from_weight_decay",
+            "_exclude_from_weight_decay_pattern",
+            "_exclude_from_weight_decay_cache") if hasattr(self, name)}
         super().exclude_from_weight_decay(var_list=var_list,
                                           var_names=var_names)
+        same = (self._weight_decay_mask(self._trainable_variables)
+                == list(self._decay_mask))
+        for name in ("_exclude_from_weight_decay",
+                     "_exclude_from_weight_decay_pattern",
+                     "_exclude_from_weight_decay_cache"):
+            if name in keep:
+                setattr(self, name, keep[name])
+            elif hasattr(self, name):
+                delattr(self, name)
+        if not same:
+            raise ValueError(
+                "`exclude_from_weight_decay()` must be called before the "
+                "optimizer is built (before the first `apply` or `fit`): "
+                "after that, only a call that excludes the same variables "
+                "is accepted. Received: var_list="
+                f"{[getattr(v, 'path', v) for v in var_list or ()]}, "
+                f"var_names={var_names}"
+            )
 
     def _apply_weight_decay(self, variables):
         """Disabled: weight decay is applied inside ``update_step``."""
         return
+
+    def apply(self, grads, trainable_variables=None):
+        """Keras's ``apply``; JAX ``BCOO`` and torch sparse gradients are
+        made dense first (results equal to the dense case)."""
+        grads = [None if g is None else _densify_sparse(g) for g in grads]
+        return super().apply(grads, trainable_variables)
 
     # --------------------------------------------------------------- update
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
@@ -327,7 +402,14 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         returning True gets every variable at once, which lets the torch
         backend use ``torch._foreach_*`` kernels. It must be numerically
         equal to the per-variable ``update_step`` (tested).
+
+        Learning rate: Keras passes ``self.learning_rate``. For a float rate
+        that is the Variable, multiplied here by ``learning_rate_scale``; a
+        schedule's (or callable's) value comes already scaled from the
+        property. Everything below receives the rate the update uses.
         """
+        if isinstance(learning_rate, keras.Variable):
+            learning_rate = self._scaled_learning_rate(learning_rate)
         if self._has_step_statistics():
             if keras.backend.backend() == "tensorflow":
                 return self._tf_update_with_statistics(
@@ -443,30 +525,67 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         Keras's base only warns ("Skipping variable loading") when the saved
         count differs and then trains from fresh state, and would fail late
         (or broadcast) on a shape mismatch. A built zoo optimizer raises a
-        ``ValueError`` naming both layouts instead. An optimizer that is not
-        built yet (no slots) keeps Keras's behaviour: it cannot know its
-        layout before it sees the model's variables.
+        ``ValueError`` naming both layouts instead, with one exception:
+        state saved by an optimizer that was not built yet (a model compiled
+        and saved before training) holds only the variables created before
+        ``build`` (``iterations``, ``learning_rate``, ``learning_rate_scale``,
+        ``plateau_state``, ...). That is restored and the slots keep their
+        fresh values, as a Keras optimizer starts from fresh state. It is
+        told from a real mismatch by its count (that of this optimizer's
+        variables before ``build``), their shapes and a saved iteration
+        count of 0. An optimizer that is not built yet (no slots) keeps
+        Keras's behaviour: it cannot know its layout before it sees the
+        model's variables. A ``plateau_state`` saved in the older (4,)
+        layout is converted.
         """
-        if not self.built:
-            return super().load_own_variables(store)
         keys = sorted(store.keys(), key=int)
-        saved = [tuple(store[k].shape) for k in keys]
+        variables = self.variables
+        saved = self._upgrade_saved_state([store[k] for k in keys],
+                                          variables)
+        shapes = [tuple(value.shape) for value in saved]
+        ours = [tuple(v.shape) for v in variables]
+        if not self.built and len(saved) != len(variables):
+            return super().load_own_variables(store)
+        targets = variables
+        if shapes != ours:
+            count = getattr(self, "_unbuilt_variable_count", None)
+            if (self.built and count is not None and len(saved) == count
+                    and shapes == ours[:count] and count > 0
+                    and int(np.asarray(saved[0])) == 0):
+                targets = variables[:count]  # saved before it was built
+            else:
+                raise self._layout_error(shapes)
+        for value, variable in zip(saved, targets):
+            variable.assign(value)
+
+    def _upgrade_saved_state(self, saved, variables):
+        """Converts a ``plateau_state`` saved in the older (4,) layout."""
+        from keras_optzoo.callbacks import _common
+
+        index = next((i for i, v in enumerate(variables)
+                      if v is self._plateau_state), None)
+        if (index is not None and index < len(saved)
+                and tuple(saved[index].shape)
+                == (_common.LEGACY_PLATEAU_STATE_SIZE,)):
+            saved = list(saved)
+            saved[index] = _common.upgrade_plateau_state(
+                np.asarray(saved[index]))
+        return saved
+
+    def _layout_error(self, saved):
         ours = [tuple(v.shape) for v in self.variables]
-        if saved != ours:
-            ours_text = ", ".join(
-                f"{v.path}{tuple(v.shape)}" for v in self.variables
-            )
-            raise ValueError(
-                f"Saved optimizer state does not match the layout of "
-                f"optimizer '{self.name}' ({type(self).__name__}, config "
-                f"{self._layout_config()}). Saved: {len(saved)} variables "
-                f"with shapes {saved}. This optimizer: {len(ours)} "
-                f"variables [{ours_text}]. The optimizer config (e.g. "
-                f"`amsgrad`, `momentum`, `centered`, a schedule vs a float "
-                f"learning rate) must be the one the state was saved with."
-            )
-        for key, variable in zip(keys, self.variables):
-            variable.assign(store[key])
+        ours_text = ", ".join(
+            f"{v.path}{tuple(v.shape)}" for v in self.variables
+        )
+        return ValueError(
+            f"Saved optimizer state does not match the layout of "
+            f"optimizer '{self.name}' ({type(self).__name__}, config "
+            f"{self._layout_config()}). Saved: {len(saved)} variables "
+            f"with shapes {saved}. This optimizer: {len(ours)} "
+            f"variables [{ours_text}]. The optimizer config (e.g. "
+            f"`amsgrad`, `momentum`, `centered`, a schedule vs a float "
+            f"learning rate) must be the one the state was saved with."
+        )
 
     def _layout_config(self):
         return {name: _serialize_hyper(getattr(self, name))

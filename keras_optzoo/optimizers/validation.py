@@ -41,8 +41,11 @@ def check_real(name, value, low=None, high=None, low_open=False,
 
     Raises:
         TypeError: when ``value`` is not a real number (bools are rejected).
-        ValueError: when it is outside the range, in Keras's wording.
+        ValueError: when it is outside the range, in Keras's wording, or
+            None (a missing value, as Keras raises ValueError for
+            ``AdamW(weight_decay=None)``).
     """
+    _reject_none(name, value)
     if not _is_real(value):
         raise TypeError(
             f"Argument `{name}` must be a real number. "
@@ -77,6 +80,7 @@ def check_real_or_schedule(name, value, low=None, high=None, low_open=False,
     """
     if isinstance(value, keras.optimizers.schedules.LearningRateSchedule):
         return value
+    _reject_none(name, value)
     if not _is_real(value):
         raise TypeError(
             f"Argument `{name}` must be a real number or a "
@@ -84,6 +88,16 @@ def check_real_or_schedule(name, value, low=None, high=None, low_open=False,
             f"Received: {name}={value!r} (of type {type(value).__name__})"
         )
     return check_real(name, value, low, high, low_open, high_open)
+
+
+def _reject_none(name, value):
+    """None where a number is expected is a missing value: ValueError, as
+    Keras raises (other wrong types stay TypeError)."""
+    if value is None:
+        raise ValueError(
+            f"Argument `{name}` must be a real number, not None. "
+            f"Received: {name}=None"
+        )
 
 
 def check_bool(name, value):

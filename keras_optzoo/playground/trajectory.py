@@ -269,6 +269,7 @@ def run(optimizer, function, steps=300, start=None, name=None):
     value_and_grad_fn = _value_and_grad_fn(function)
     to_np = keras.ops.convert_to_numpy
 
+    closure = lambda: function.f(var[0], var[1])  # noqa: E731
     points = np.full((steps + 1, 2), np.nan)
     losses = np.full(steps + 1, np.nan)
     points[0] = to_np(var.value)
@@ -281,7 +282,12 @@ def run(optimizer, function, steps=300, start=None, name=None):
             break
         if k == steps:
             break
-        optimizer.apply([grad], [var])
+        if getattr(optimizer, "requires_closure", False):
+            # a closure-driven optimizer (LBFGS): one `minimize` call, i.e.
+            # one torch `step(closure)`, per recorded point
+            optimizer.minimize(closure, [var])
+        else:
+            optimizer.apply([grad], [var])
         points[k + 1] = to_np(var.value)
     end = len(points) if diverged_at is None else diverged_at + 1
     return Trajectory(

@@ -18,6 +18,19 @@ rate that torch reads from the optimizer is the first argument,
         steps_per_epoch=len(train_batches),
     )
     oz.schedules.plot(schedule, 100 * len(train_batches))
+
+Hugging Face transformers' warm-up schedules (``ConstantWithWarmup``,
+``LinearWithWarmup``, ``CosineWithWarmup``,
+``CosineWithHardRestartsWithWarmup``, ``PolynomialWithWarmup``,
+``InverseSqrt``, ``CosineWithMinLRWithWarmup``, ``WarmupStableDecay``)
+equal the transformers function of the same name with the same arguments,
+per optimizer step; ``Noam`` is the Transformer paper's schedule, and
+``with_warmup(schedule, warmup_steps)`` puts a warm-up in front of any
+schedule:
+
+    schedule = oz.schedules.CosineWithWarmup(3e-4, num_warmup_steps=500,
+                                             num_training_steps=10_000)
+    # = get_cosine_schedule_with_warmup(AdamW(lr=3e-4), 500, 10_000)
 """
 
 from keras_optzoo.schedules.composite import ChainedScheduler
@@ -31,11 +44,23 @@ from keras_optzoo.schedules.decay import ExponentialLR
 from keras_optzoo.schedules.decay import MultiStepLR
 from keras_optzoo.schedules.decay import PolynomialLR
 from keras_optzoo.schedules.decay import StepLR
+from keras_optzoo.schedules.hf import ConstantWithWarmup
+from keras_optzoo.schedules.hf import CosineWithHardRestartsWithWarmup
+from keras_optzoo.schedules.hf import CosineWithMinLRWithWarmup
+from keras_optzoo.schedules.hf import CosineWithWarmup
+from keras_optzoo.schedules.hf import InverseSqrt
+from keras_optzoo.schedules.hf import LinearWithWarmup
+from keras_optzoo.schedules.hf import PolynomialWithWarmup
+from keras_optzoo.schedules.hf import WarmupStableDecay
 from keras_optzoo.schedules.lambda_lr import LambdaLR
 from keras_optzoo.schedules.lambda_lr import MultiplicativeLR
+from keras_optzoo.schedules.noam import Noam
 from keras_optzoo.schedules.plot import plot
+from keras_optzoo.schedules.swalr import SWALR
 from keras_optzoo.schedules.warmup import ConstantLR
 from keras_optzoo.schedules.warmup import LinearLR
+from keras_optzoo.schedules.with_warmup import WithWarmup
+from keras_optzoo.schedules.with_warmup import with_warmup
 
 __all__ = [
     "LambdaLR",
@@ -53,5 +78,17 @@ __all__ = [
     "CycleMomentum",
     "SequentialLR",
     "ChainedScheduler",
+    "ConstantWithWarmup",
+    "LinearWithWarmup",
+    "CosineWithWarmup",
+    "CosineWithHardRestartsWithWarmup",
+    "PolynomialWithWarmup",
+    "InverseSqrt",
+    "CosineWithMinLRWithWarmup",
+    "WarmupStableDecay",
+    "Noam",
+    "SWALR",
+    "with_warmup",
+    "WithWarmup",
     "plot",
 ]

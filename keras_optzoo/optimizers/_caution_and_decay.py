@@ -1,0 +1,63 @@
+"""Shared pieces of the second-wave optimizers that take their weight decay
+and cautious masking from timm / pytorch-optimizer (not an algorithm: the
+leading underscore keeps this module out of auto-discovery).
+
+* :class:`OwnWeightDecay`: a ``_prepare`` that casts and applies
+  ``maximize`` but no weight decay, for optimizers whose reference applies
+  the decay somewhere else (after the update, before a saved initial point,
+  without the learning rate); their ``_update`` applies it, asking
+  :meth:`OwnWeightDecay._decays` whether this variable gets any (which keeps
+  ``exclude_from_weight_decay`` working on both execution paths).
+* :func:`timm_caution` / :func:`pto_caution`: the "cautious" masks of
+  Liang et al., 2024, in the two normalisations the references use. Both
+  need a per-tensor reduction, so an optimizer with ``caution=True`` runs the
+  per-variable ``update_step`` (``supports_multi_tensor`` is False on that
+  instance).
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from keras_optzoo.optimizers.base import _densify
+
+
+class OwnWeightDecay:
+    """Mixin: ``_prepare`` without weight decay; see the module docstring."""
+
+    def _prepare(self, gradient, variable, learning_rate, index):
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        grad = self._math.cast(_densify(gradient), dtype)
+        if self.maximize:
+            grad = self._math.negative(grad)
+        param = variable.value if isinstance(variable, keras.Variable) \
+            else variable
+        return param, grad, lr
+
+    def _decays(self, index):
+        """Whether the variable(s) at ``index`` get weight decay (the
+        multi-tensor path passes a tuple: its groups share the mask)."""
+        if isinstance(index, tuple):
+            index = index[0]
+        return self._decay_mask[index]
+
+
+def _mask(update, grad):
+    return ops.cast(ops.greater(update * grad, 0), update.dtype)
+
+
+def timm_caution(update, grad):
+    """timm's cautious update: ``u · m / max(mean(m), 1e-3)``, with
+    ``m = 1[u · g > 0]`` (a per-tensor mean)."""
+    mask = _mask(update, grad)
+    return update * (mask / ops.maximum(ops.mean(mask), 1e-3))
+
+
+def pto_caution(update, grad):
+    """pytorch-optimizer's ``apply_cautious``: ``u · m · n / (Σm + 1)``,
+    with ``m = 1[u · g > 0]`` and ``n`` the number of elements."""
+    mask = _mask(update, grad)
+    size = float(math.prod(int(d) for d in update.shape))
+    return update * (mask * (size / (ops.sum(mask) + 1.0)))

@@ -1,0 +1,116 @@
+"""Per-tensor helpers shared by the layer-wise optimizers (LAMB, LARS,
+NovoGrad, AdamP, SGDP): norms, trust ratios, cautious masks, and the
+preparation of ``(param, grad, lr)`` for optimizers whose reference applies
+weight decay inside its own update rather than as L2 on the gradient.
+
+Underscore module: infrastructure, not an algorithm (not auto-registered).
+"""
+
+import keras
+from keras import ops
+
+from keras_optzoo.optimizers.base import _densify
+
+
+def prepare(optimizer, gradient, variable, learning_rate, index,
+            decoupled=False):
+    """``(param, grad, lr)`` after casting and ``maximize``, with no coupled
+    weight decay (the caller's ``_update`` applies it where its reference
+    does). With ``decoupled`` the parameter of a decayed variable is scaled
+    by ``1 - lr * weight_decay`` first (timm's ``decoupled_decay``)."""
+    dtype = variable.dtype
+    lr = ops.cast(learning_rate, dtype)
+    grad = ops.cast(_densify(gradient), dtype)
+    if optimizer.maximize:
+        grad = ops.negative(grad)
+    param = variable.value if isinstance(variable, keras.Variable) \
+        else variable
+    if decoupled and optimizer._decay_mask[index]:
+        param = param * (1.0 - lr * optimizer.weight_decay)
+    return param, grad, lr
+
+
+def norm(x):
+    """The 2-norm of a whole tensor (a 0-d tensor), as torch's CPU
+    ``Tensor.norm`` computes it in float32: ``sqrt(sum(x**2))``, which
+    overflows (1e30) and underflows (1e-30) as torch's does, except for a
+    one-element tensor, whose norm torch returns as ``|x|`` exactly."""
+    size = 1
+    for dim in x.shape:
+        size *= int(dim)
+    if size == 1:
+        return ops.abs(ops.reshape(x, ()))
+    return ops.sqrt(ops.sum(ops.square(x)))
+
+
+def guarded_ratio(w_norm, g_norm, ratio):
+    """``ratio`` where both norms are positive, else 1 (timm's nested where)."""
+    one = ops.ones_like(ratio)
+    return ops.where(ops.greater(w_norm, 0.0),
+                     ops.where(ops.greater(g_norm, 0.0), ratio, one), one)
+
+
+def caution(update, grad):
+    """timm's cautious masking (Liang et al., 2024): keep the components of
+    ``update`` that agree in sign with ``grad``, rescaled by the inverse of
+    the kept fraction (clamped at 1e-3)."""
+    mask = ops.cast(ops.greater(update * grad, 0.0), update.dtype)
+    scale = ops.maximum(ops.mean(mask), ops.cast(1e-3, update.dtype))
+    return update * (mask / scale)
+
+
+def projection(param, grad, perturb, delta, wd_ratio, eps, use_caution):
+    """AdamP/SGDP's projection (clovaai's code, as in timm), for a variable
+    of rank >= 2: returns ``(perturb, decay_factor)``.
+
+    The views are the channel view ``(shape[0], -1)`` and the layer view
+    ``(1, -1)``, tried in that order. If the largest absolute cosine
+    similarity between the gradient and the parameter rows of a view is
+    below ``delta / sqrt(row length)``, the radial component (along each
+    normalised parameter row) is removed from ``perturb`` and the decay
+    factor is ``wd_ratio``; otherwise the next view is tried, and when
+    neither projects ``perturb`` is returned unchanged with factor 1. With
+    ``use_caution`` the projected direction is masked against the tangential
+    gradient and projected again (timm's spherical caution), the
+    unprojected one against the gradient.
+    """
+    shape = tuple(param.shape)
+    size = 1
+    for dim in shape:
+        size *= int(dim)
+    expand = (-1,) + (1,) * (len(shape) - 1)
+    dtype = param.dtype
+    eps_t = ops.cast(eps, dtype)
+    candidates = []
+    for rows in (int(shape[0]), 1):
+        cols = size // rows if rows else 0
+        param_view = ops.reshape(param, (rows, cols))
+        grad_view = ops.reshape(grad, (rows, cols))
+        p_norm = ops.sqrt(ops.sum(ops.square(param_view), axis=1))
+        g_norm = ops.sqrt(ops.sum(ops.square(grad_view), axis=1))
+        # torch.nn.functional.cosine_similarity: each row divided by its
+        # norm clamped at eps, then the dot product
+        cosine = ops.abs(ops.sum(
+            (grad_view / ops.expand_dims(ops.maximum(g_norm, eps_t), 1))
+            * (param_view / ops.expand_dims(ops.maximum(p_norm, eps_t), 1)),
+            axis=1))
+        threshold = delta / (cols ** 0.5)
+        condition = ops.less(ops.max(cosine), ops.cast(threshold, dtype))
+        p_n = param / ops.reshape(p_norm + eps_t, expand)
+
+        def radial(x, p_n=p_n, rows=rows, cols=cols):
+            dots = ops.sum(ops.reshape(p_n * x, (rows, cols)), axis=1)
+            return p_n * ops.reshape(dots, expand)
+
+        projected = perturb - radial(perturb)
+        if use_caution:
+            grad_perp = grad - radial(grad)
+            projected = caution(projected, grad_perp)
+            projected = projected - radial(projected)
+        candidates.append((condition, projected))
+    plain = caution(perturb, grad) if use_caution else perturb
+    (by_channel, channel), (by_layer, layer) = candidates
+    out = ops.where(by_channel, channel, ops.where(by_layer, layer, plain))
+    factor = ops.where(ops.logical_or(by_channel, by_layer),
+                       ops.cast(wd_ratio, dtype), ops.cast(1.0, dtype))
+    return out, factor

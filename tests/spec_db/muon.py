@@ -1,0 +1,217 @@
+"""Spec of Muon: torch.optim.Muon for the 2-D params plus torch.optim.AdamW
+for the others (one object with torch's optimizer interface) is the oracle.
+
+``ns_dtype="float32"``: torch.optim.Muon always runs Newton-Schulz in
+bfloat16. The float32 oracle is torch's own ``_zeropower_via_newtonschulz``
+with its one ``grad.bfloat16()`` cast replaced by a cast to float32 (float64
+params stay float64): the function's source is taken from the installed
+torch, edited in that one place (an assertion fails if the place moves) and
+swapped in for ``torch.optim._muon._zeropower_via_newtonschulz`` during the
+reference's ``step()``. Everything else is torch's code.
+
+The generic tests' configs use ``ns_dtype="float32"`` (the 1e-5 tolerance
+is float32's); tests/test_muon.py compares the bfloat16 default with torch's
+bfloat16 run at a measured tolerance.
+"""
+
+import contextlib
+import inspect
+
+import torch
+import torch.optim._muon as torch_muon
+
+import keras_optzoo as oz
+
+try:
+    from specs import ALL, Config, ErrorCase, OptimizerSpec
+    from reference.np_muon import NumpyMuon
+except ImportError:  # imported as tests.spec_db.muon
+    from tests.specs import ALL, Config, ErrorCase, OptimizerSpec
+    from tests.reference.np_muon import NumpyMuon
+
+
+def _float32_newton_schulz():
+    source = inspect.getsource(torch_muon._zeropower_via_newtonschulz)
+    marker = "ortho_grad = grad.bfloat16()"
+    assert source.count(marker) == 1, "torch's Newton-Schulz source changed"
+    source = source.replace(
+        marker, "ortho_grad = grad.to(torch.promote_types(grad.dtype, "
+                "torch.float32), copy=True)")  # bfloat16() copies
+    namespace = dict(vars(torch_muon))
+    exec(compile(source, torch_muon.__file__, "exec"), namespace)
+    return namespace["_zeropower_via_newtonschulz"]
+
+
+NEWTON_SCHULZ_FLOAT32 = _float32_newton_schulz()
+
+
+@contextlib.contextmanager
+def newton_schulz_dtype(ns_dtype):
+    """Runs torch.optim.Muon's Newton-Schulz in ``ns_dtype`` inside."""
+    if ns_dtype == "bfloat16":
+        yield
+        return
+    original = torch_muon._zeropower_via_newtonschulz
+    torch_muon._zeropower_via_newtonschulz = NEWTON_SCHULZ_FLOAT32
+    try:
+        yield
+    finally:
+        torch_muon._zeropower_via_newtonschulz = original
+
+
+class MuonWithAdamW:
+    """torch.optim.Muon on the 2-D params, torch.optim.AdamW on the rest.
+
+    ``param_groups`` holds both optimizers' groups (the AdamW ones only when
+    ``adamw_lr`` is None, i.e. AdamW follows the Muon learning rate), so
+    setting ``group["lr"]`` changes the learning rate as on one optimizer. A
+    group's ``weight_decay`` override (a group with decay 0) applies to both.
+    """
+
+    def __init__(self, params, lr=1e-3, weight_decay=0.1, momentum=0.95,
+                 nesterov=True, ns_coefficients=(3.4445, -4.775, 2.0315),
+                 eps=1e-7, ns_steps=5, adjust_lr_fn=None,
+                 ns_dtype="bfloat16", adamw_lr=None, adamw_betas=(0.9, 0.999),
+                 adamw_eps=1e-8, adamw_weight_decay=1e-2, maximize=False):
+        params = list(params)
+        if params and not isinstance(params[0], dict):
+            params = [{"params": params}]
+        muon_groups, adamw_groups = [], []
+        for group in params:
+            extra = {k: v for k, v in group.items() if k != "params"}
+            matrices = [p for p in group["params"] if p.ndim == 2]
+            others = [p for p in group["params"] if p.ndim != 2]
+            if matrices:
+                muon_groups.append({"params": matrices, **extra})
+            if others:
+                adamw_groups.append({"params": others, **extra})
+        self.ns_dtype = ns_dtype
+        self.maximize = maximize
+        self.muon = torch.optim.Muon(
+            muon_groups, lr=lr, weight_decay=weight_decay, momentum=momentum,
+            nesterov=nesterov, ns_coefficients=tuple(ns_coefficients),
+            eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn,
+        ) if muon_groups else None
+        self.adamw = torch.optim.AdamW(
+            adamw_groups, lr=lr if adamw_lr is None else adamw_lr,
+            betas=adamw_betas, eps=adamw_eps,
+            weight_decay=adamw_weight_decay, maximize=maximize,
+        ) if adamw_groups else None
+        self.param_groups = []
+        if self.muon is not None:
+            self.param_groups += self.muon.param_groups
+        if self.adamw is not None and adamw_lr is None:
+            self.param_groups += self.adamw.param_groups
+
+    def zero_grad(self):
+        for opt in (self.muon, self.adamw):
+            if opt is not None:
+                opt.zero_grad()
+
+    def step(self):
+        if self.muon is not None:
+            matrices = [p for g in self.muon.param_groups for p in g["params"]]
+            if self.maximize:  # torch's Muon has no `maximize`
+                for p in matrices:
+                    p.grad = -p.grad
+            with newton_schulz_dtype(self.ns_dtype):
+                self.muon.step()
+            if self.maximize:
+                for p in matrices:
+                    p.grad = -p.grad
+        if self.adamw is not None:
+            self.adamw.step()
+
+
+def reference_kwargs(kwargs):
+    """Keras-spelled arguments -> :class:`MuonWithAdamW`'s."""
+    out = {}
+    names = {"learning_rate": "lr", "epsilon": "eps",
+             "adamw_learning_rate": "adamw_lr", "adamw_epsilon": "adamw_eps"}
+    betas = [0.9, 0.999]
+    for key, value in kwargs.items():
+        if key in ("exclude_embeddings", "exclude_layers"):
+            continue  # routing by name: plain tensors have none
+        if key == "adamw_beta_1":
+            betas[0] = value
+        elif key == "adamw_beta_2":
+            betas[1] = value
+        else:
+            out[names.get(key, key)] = value
+    out["adamw_betas"] = tuple(betas)
+    return out
+
+
+#: every generic config: float32 Newton-Schulz (see the module docstring),
+#: and no routing by name, which the tensor-only oracle cannot see (the
+#: Embedding test's table is a 2-D Muon matrix on both sides)
+_BASE = {"ns_dtype": "float32", "exclude_embeddings": False}
+
+SPECS = [
+    OptimizerSpec(
+        name="muon",
+        cls=oz.Muon,
+        torch_cls=torch.optim.Muon,
+        make_reference=MuonWithAdamW,
+        reference_kwargs=reference_kwargs,
+        reference_name="torch.optim 2.13 Muon + AdamW",
+        numpy_reference=NumpyMuon,
+        capabilities=ALL | {"decoupled_weight_decay"},
+        multi_tensor=False,
+        configs=[
+            Config("default", {**_BASE, "learning_rate": 0.01}),
+            Config("no_nesterov_rms", {
+                **_BASE, "learning_rate": 0.01, "nesterov": False,
+                "momentum": 0.8, "adjust_lr_fn": "match_rms_adamw",
+                "ns_steps": 3}),
+            Config("wd_adamw_hypers", {
+                **_BASE, "learning_rate": 0.01, "weight_decay": 0.5,
+                "adamw_weight_decay": 0.3, "adamw_beta_1": 0.8,
+                "adamw_beta_2": 0.99, "adamw_epsilon": 1e-3,
+                "adjust_lr_fn": "original"}),
+            Config("adamw_lr_maximize", {
+                **_BASE, "learning_rate": 0.01, "adamw_learning_rate": 0.02,
+                "maximize": True, "ns_coefficients": (1.875, -1.25, 0.375),
+                # the classical quintic (converges to U V^T)
+                "epsilon": 1e-3}),
+            Config("tiny", {**_BASE, "learning_rate": 0.01},
+                   grad_scale=1e-6),
+        ],
+        errors=[
+            ErrorCase({"momentum": -0.5}, ValueError,
+                      r"Argument `momentum` must be >= 0\. "
+                      r"Received: momentum=-0\.5"),
+            ErrorCase({"nesterov": 1}, TypeError,
+                      r"Argument `nesterov` must be True or False"),
+            ErrorCase({"ns_coefficients": (1.0, 2.0)}, ValueError,
+                      r"Argument `ns_coefficients` must be a tuple of 3"),
+            ErrorCase({"epsilon": -1.0}, ValueError,
+                      r"Argument `epsilon` must be >= 0"),
+            ErrorCase({"ns_steps": 100}, ValueError,
+                      r"Argument `ns_steps` must be an integer in \[0, 100\)"
+                      r"\. Received: ns_steps=100"),
+            ErrorCase({"ns_steps": 2.0}, TypeError,
+                      r"Argument `ns_steps` must be an integer"),
+            ErrorCase({"adjust_lr_fn": "sqrt"}, ValueError,
+                      r"Argument `adjust_lr_fn` must be None, 'original' or "
+                      r"'match_rms_adamw'\. Received: adjust_lr_fn='sqrt'"),
+            ErrorCase({"ns_dtype": "float16"}, ValueError,
+                      r"Argument `ns_dtype` must be 'bfloat16' or 'float32'"),
+            ErrorCase({"exclude_embeddings": "yes"}, TypeError,
+                      r"Argument `exclude_embeddings` must be True or False"),
+            ErrorCase({"exclude_layers": "dense"}, TypeError,
+                      r"Argument `exclude_layers` must be a list"),
+            ErrorCase({"adamw_learning_rate": -1.0}, ValueError,
+                      r"Argument `adamw_learning_rate` must be >= 0"),
+            ErrorCase({"adamw_beta_1": 1.0}, ValueError,
+                      r"Argument `adamw_beta_1` must be in \[0, 1\)\. "
+                      r"Received: adamw_beta_1=1"),
+            ErrorCase({"adamw_beta_2": -0.1}, ValueError,
+                      r"Argument `adamw_beta_2` must be in \[0, 1\)"),
+            ErrorCase({"adamw_epsilon": -1e-8}, ValueError,
+                      r"Argument `adamw_epsilon` must be >= 0"),
+            ErrorCase({"adamw_weight_decay": -1.0}, ValueError,
+                      r"Argument `adamw_weight_decay` must be >= 0"),
+        ],
+    ),
+]

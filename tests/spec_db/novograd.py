@@ -1,0 +1,69 @@
+"""Spec of NovoGrad: timm 1.0.31's ``timm.optim.nvnovograd.NvNovoGrad``
+(NVIDIA's) is the oracle."""
+
+import keras_optzoo as oz
+
+try:
+    from specs import AMSGRAD_ERROR, BETA_ERRORS, Config, ErrorCase, \
+        OptimizerSpec
+    from reference.external import timm_optim
+    from reference.np_novograd import NumpyNovoGrad
+except ImportError:  # imported as tests.spec_db.novograd
+    from tests.specs import AMSGRAD_ERROR, BETA_ERRORS, Config, ErrorCase, \
+        OptimizerSpec
+    from tests.reference.external import timm_optim
+    from tests.reference.np_novograd import NumpyNovoGrad
+
+_NAMES = {"learning_rate": "lr", "epsilon": "eps",
+          "decoupled_weight_decay": "decoupled_decay"}
+
+
+def reference_kwargs(kwargs):
+    """Keras-spelled arguments -> timm's."""
+    out = {}
+    betas = [0.95, 0.98]
+    for key, value in kwargs.items():
+        if key == "beta_1":
+            betas[0] = value
+        elif key == "beta_2":
+            betas[1] = value
+        else:
+            out[_NAMES.get(key, key)] = value
+    out["betas"] = tuple(betas)
+    return out
+
+
+SPECS = [
+    OptimizerSpec(
+        name="novograd",
+        cls=oz.NovoGrad,
+        torch_cls=timm_optim("nvnovograd").NvNovoGrad,
+        reference_kwargs=reference_kwargs,
+        reference_name="timm 1.0.31 NvNovoGrad",
+        numpy_reference=NumpyNovoGrad,
+        capabilities=frozenset({"weight_decay", "decoupled_weight_decay",
+                               "cross_element"}),
+        multi_tensor=False,
+        configs=[
+            Config("default", {"learning_rate": 0.01}),
+            Config("amsgrad_averaging", {"learning_rate": 0.2,
+                                         "amsgrad": True,
+                                         "grad_averaging": True}),
+            Config("wd", {"learning_rate": 0.01, "weight_decay": 0.1}),
+            Config("wd_decoupled", {"learning_rate": 0.01,
+                                    "weight_decay": 0.1,
+                                    "decoupled_weight_decay": True}),
+            Config("betas_eps", {"learning_rate": 0.01, "beta_1": 0.5,
+                                 "beta_2": 0.9, "epsilon": 1e-3}),
+            Config("tiny", {"learning_rate": 0.01}, grad_scale=1e-6),
+        ],
+        errors=BETA_ERRORS + [
+            AMSGRAD_ERROR,
+            ErrorCase({"grad_averaging": "yes"}, TypeError,
+                      r"Argument `grad_averaging` must be True or False"),
+            ErrorCase({"decoupled_weight_decay": 0}, TypeError,
+                      r"Argument `decoupled_weight_decay` must be True or "
+                      r"False"),
+        ],
+    ),
+]
