@@ -69,6 +69,11 @@ class OptimizerSpec:
     reference_name: str = "torch.optim"
     #: the NumPy reference class; defaults to ``REFERENCES[name]``
     numpy_reference: type = None
+    #: The saved slots of one parameter, written from the reference's state
+    #: names (a file format, checked by tests/test_resume.py):
+    #: ``slots(kwargs, shape) -> [(name, kind)]``, kind False for a slot
+    #: shaped like the parameter, True for a 0-d slot, or a shape tuple
+    slots: object = None
     #: whether the multi-tensor path (torch backend) runs this optimizer;
     #: False where its update needs per-tensor reductions or matrix math
     multi_tensor: bool = True

@@ -206,8 +206,13 @@ def test_load_weights_into_unbuilt_optimizer_warns(tmp_path):
 
 
 # ---------------------------------------------------------- file format
-def expected_slots(name, kwargs):
-    """The saved slots per parameter, in order: (slot name, is_scalar).
+def expected_slots(name, kwargs, shape=None):
+    """The saved slots of a parameter of ``shape``, in order:
+    (slot name, kind), kind False for a slot shaped like the parameter,
+    True for a 0-d slot, or the slot's own shape.
+
+    The second-wave optimizers declare theirs in their spec (``slots``);
+    the seed optimizers' rules are below.
 
     Written from torch's state names, not from the code: changing this is a
     file-format change that orphans saved optimizer state.
@@ -233,6 +238,9 @@ def expected_slots(name, kwargs):
     if name == "nadam":
         return [("exp_avg", False), ("exp_avg_sq", False),
                 ("mu_product", True)]
+    spec = specs.SPECS_BY_NAME.get(name)
+    if spec is not None and spec.slots is not None:
+        return spec.slots(kwargs, (3, 4) if shape is None else shape)
     raise AssertionError(
         f"No saved-layout rule for optimizer {name!r}: add one to "
         "expected_slots() in tests/test_resume.py")
@@ -250,11 +258,13 @@ def expected_layout(name, kwargs, schedule=False):
     # as four words] (keras_optzoo/callbacks/_common.py)
     layout += [("learning_rate_scale", ()), ("plateau_state", (11,))]
     for index, shape in enumerate(LAYOUT_SHAPES):
-        for slot, scalar in expected_slots(name, kwargs):
-            if scalar:
+        for slot, kind in expected_slots(name, kwargs, shape):
+            if kind is True:
                 layout.append((f"{slot}_{index}", ()))
-            else:
+            elif kind is False:
                 layout.append((f"v{index}_{slot}", shape))
+            else:  # a slot with a shape of its own (SlotSpec(shape=...))
+                layout.append((f"{slot}_{index}", tuple(kind)))
     return layout
 
 

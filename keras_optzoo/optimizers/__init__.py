@@ -18,7 +18,7 @@ from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
 
 #: modules that hold infrastructure, not an algorithm
-_INFRASTRUCTURE = frozenset({"base", "validation", "multi_tensor"})
+_INFRASTRUCTURE = frozenset({"base", "validation"})
 
 for _info in sorted(_pkgutil.iter_modules(__path__), key=lambda m: m.name):
     if _info.name not in _INFRASTRUCTURE and not _info.name.startswith("_"):

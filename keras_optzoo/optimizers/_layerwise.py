@@ -17,7 +17,9 @@ def prepare(optimizer, gradient, variable, learning_rate, index,
     """``(param, grad, lr)`` after casting and ``maximize``, with no coupled
     weight decay (the caller's ``_update`` applies it where its reference
     does). With ``decoupled`` the parameter of a decayed variable is scaled
-    by ``1 - lr * weight_decay`` first (timm's ``decoupled_decay``)."""
+    by ``1 - lr * weight_decay`` first (timm's ``decoupled_decay``;
+    ``decoupled="add"`` writes it as ``param + param * (-lr * wd)``, as
+    timm's Lamb does)."""
     dtype = variable.dtype
     lr = ops.cast(learning_rate, dtype)
     grad = ops.cast(_densify(gradient), dtype)
@@ -25,7 +27,10 @@ def prepare(optimizer, gradient, variable, learning_rate, index,
         grad = ops.negative(grad)
     param = variable.value if isinstance(variable, keras.Variable) \
         else variable
-    if decoupled and optimizer._decay_mask[index]:
+    if decoupled == "add" and optimizer._decay_mask[index]:
+        # timm Lamb's `p.add_(p, alpha=-lr * wd)`: rounds like it
+        param = param + param * (lr * -optimizer.weight_decay)
+    elif decoupled and optimizer._decay_mask[index]:
         param = param * (1.0 - lr * optimizer.weight_decay)
     return param, grad, lr
 

@@ -37,6 +37,11 @@ class Adagrad(ZooOptimizer):
           Learning and Stochastic Optimization".
     """
 
+    #: torch's fused kernel computing exactly this rule (see
+    #: ``keras_optzoo/fastpath/fused.py``); subclasses that override
+    #: ``_update`` or ``_prepare`` do not inherit it.
+    fused_kernel = "adagrad"
+
     _hyperparameters = ("lr_decay", "weight_decay",
                         "initial_accumulator_value", "epsilon", "maximize")
 

@@ -80,6 +80,11 @@ class Adam(ZooOptimizer):
           One Line of Code" (`caution`).
     """
 
+    #: torch's fused kernel computing exactly this rule (see
+    #: ``keras_optzoo/fastpath/fused.py``); subclasses that override
+    #: ``_update`` or ``_prepare`` do not inherit it.
+    fused_kernel = "adam"
+
     _hyperparameters = ("beta_1", "beta_2", "epsilon", "weight_decay",
                         "amsgrad", "decoupled_weight_decay", "maximize",
                         "caution")

@@ -19,7 +19,7 @@ What it adds to `keras.optimizers.Optimizer`:
   creates it in a fixed order that depends only on the config and the
   variable list, because Keras saves optimizer state by position.
 * ``get_config`` is generated from the declared ``_hyperparameters``.
-* A multi-tensor fast path on the torch backend (see ``multi_tensor.py``),
+* A multi-tensor fast path on the torch backend (``keras_optzoo/fastpath``),
   which runs the same ``_update`` on lists of tensors.
 
 A subclass implements ``_update(param, grad, state, lr, index)``, a pure
@@ -38,7 +38,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from keras_optzoo.optimizers import multi_tensor
+from keras_optzoo import fastpath
 from keras_optzoo.optimizers import validation
 
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
@@ -128,7 +128,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     #: Elementwise functions for per-variable values inside ``_update``
     #: (``self._math.sqrt(v)``): ``keras.ops`` on tensors, lazy foreach nodes
     #: on the multi-tensor path's TensorLists. Scalar math uses ``keras.ops``.
-    _math = multi_tensor.MATH
+    _math = fastpath.MATH
 
     def __init__(
         self,
@@ -168,7 +168,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         #: ``update_step``; "foreach": the multi-tensor path without torch's
         #: fused kernels.
         self.use_multi_tensor = None
-        self._multi_tensor = multi_tensor.State()
+        self._multi_tensor = fastpath.State()
         self._learning_rate_scale = self.add_variable(
             shape=(),
             initializer="ones",
@@ -467,9 +467,9 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         return "+".join(sorted(kinds))
 
     def _multi_tensor_update(self, grads, variables, learning_rate):
-        """The torch backend's foreach/fused path (``multi_tensor.py``);
+        """The torch backend's foreach/fused path (``keras_optzoo/fastpath``);
         returns False, changing nothing, where it does not apply."""
-        return multi_tensor.apply(self, grads, variables, learning_rate)
+        return fastpath.apply(self, grads, variables, learning_rate)
 
     def _prepare(self, gradient, variable, learning_rate, index):
         """Returns (param, grad, lr) after casting, maximize and weight decay."""
@@ -509,10 +509,10 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         ``lr`` is a 0-d tensor of that dtype.
 
         On the torch backend the same method also runs once for a whole group
-        of variables (``multi_tensor.py``): ``param``, ``grad`` and the slots
-        are then TensorLists, a scalar slot is one value (or a 1-D tensor of
-        one value per variable) and ``index`` is the tuple of the group's
-        indices. Combine per-variable values with arithmetic operators and
+        of variables (``keras_optzoo/fastpath``): ``param``, ``grad`` and the
+        slots are then TensorLists, a scalar slot is one value (or a 1-D
+        tensor of one value per variable) and ``index`` is the tuple of the
+        group's indices. Combine per-variable values with arithmetic operators and
         ``self._math`` functions only; anything else makes that path decline
         (with a warning) and the per-variable loop run instead.
         """

@@ -152,7 +152,9 @@ class Lamb(ZooOptimizer):
 
     def _prepare(self, gradient, variable, learning_rate, index):
         return _layerwise.prepare(self, gradient, variable, learning_rate,
-                                  index, decoupled=self.decoupled_weight_decay)
+                                  index,
+                                  decoupled=self.decoupled_weight_decay
+                                  and "add")
 
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype

@@ -53,6 +53,11 @@ class SGD(ZooOptimizer):
           momentum in deep learning".
     """
 
+    #: torch's fused kernel computing exactly this rule (see
+    #: ``keras_optzoo/fastpath/fused.py``); subclasses that override
+    #: ``_update`` or ``_prepare`` do not inherit it.
+    fused_kernel = "sgd"
+
     _hyperparameters = ("momentum", "dampening", "nesterov", "weight_decay",
                         "maximize")
 

@@ -42,6 +42,9 @@ def reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="adabelief",
+        slots=lambda kw, shape: (
+            [("exp_avg", False), ("exp_avg_var", False)]
+            + ([("max_exp_avg_var", False)] if kw.get("amsgrad") else [])),
         cls=oz.AdaBelief,
         torch_cls=_AdaBelief,
         make_reference=make_adabelief,

@@ -36,12 +36,18 @@ def reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="adafactor",
+        # torch's state: row_var (..., n, 1) and col_var (..., 1, m) for
+        # 2+ dimensions, else a full variance
+        slots=lambda kw, shape: (
+            [("row_var", shape[:-1] + (1,)),
+             ("col_var", shape[:-2] + (1, shape[-1]))]
+            if len(shape) >= 2 else [("variance", False)]),
         cls=oz.Adafactor,
         torch_cls=torch.optim.Adafactor,
         reference_kwargs=reference_kwargs,
         reference_name="torch.optim 2.13 Adafactor",
         numpy_reference=NumpyAdafactor,
-        capabilities=ALL | {"decoupled_weight_decay"},
+        capabilities=ALL | {"decoupled_weight_decay", "cross_element"},
         multi_tensor=False,
         configs=[
             Config("default", {}),

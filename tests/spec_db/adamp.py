@@ -54,6 +54,7 @@ PROJECTION_ERRORS = [
 SPECS = [
     OptimizerSpec(
         name="adamp",
+        slots=lambda kw, shape: [("exp_avg", False), ("exp_avg_sq", False)],
         cls=oz.AdamP,
         torch_cls=timm_optim("adamp").AdamP,
         reference_kwargs=adamp_kwargs,
@@ -80,6 +81,7 @@ SPECS = [
     ),
     OptimizerSpec(
         name="sgdp",
+        slots=lambda kw, shape: [("momentum", False)],  # always, as timm
         cls=oz.SGDP,
         torch_cls=timm_optim("sgdp").SGDP,
         reference_kwargs=sgdp_kwargs,

@@ -37,6 +37,9 @@ def reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="adan",
+        slots=lambda kw, shape: [("exp_avg", False), ("exp_avg_sq", False),
+                                 ("exp_avg_diff", False),
+                                 ("neg_pre_grad", False)],
         cls=oz.Adan,
         torch_cls=_Adan,
         make_reference=make_adan,

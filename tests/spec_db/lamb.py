@@ -38,6 +38,7 @@ def _bool_error(name):
 SPECS = [
     OptimizerSpec(
         name="lamb",
+        slots=lambda kw, shape: [("exp_avg", False), ("exp_avg_sq", False)],
         cls=oz.Lamb,
         torch_cls=timm_optim("lamb").Lamb,
         reference_kwargs=reference_kwargs,

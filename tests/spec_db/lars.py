@@ -26,6 +26,8 @@ def reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="lars",
+        slots=lambda kw, shape: (
+            [("momentum_buffer", False)] if kw.get("momentum") else []),
         cls=oz.Lars,
         torch_cls=timm_optim("lars").Lars,
         reference_kwargs=reference_kwargs,

@@ -73,6 +73,7 @@ def _reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="lazyadam",
+        slots=lambda kw, shape: [("exp_avg", False), ("exp_avg_sq", False)],
         cls=oz.LazyAdam,
         torch_cls=torch.optim.SparseAdam,
         make_reference=SparseAdamOnRows,

@@ -150,13 +150,18 @@ _BASE = {"ns_dtype": "float32", "exclude_embeddings": False}
 SPECS = [
     OptimizerSpec(
         name="muon",
+        # torch.optim.Muon's momentum_buffer for matrices, torch.optim.AdamW's
+        # exp_avg/exp_avg_sq for the rest
+        slots=lambda kw, shape: (
+            [("momentum_buffer", False)] if len(shape) == 2
+            else [("exp_avg", False), ("exp_avg_sq", False)]),
         cls=oz.Muon,
         torch_cls=torch.optim.Muon,
         make_reference=MuonWithAdamW,
         reference_kwargs=reference_kwargs,
         reference_name="torch.optim 2.13 Muon + AdamW",
         numpy_reference=NumpyMuon,
-        capabilities=ALL | {"decoupled_weight_decay"},
+        capabilities=ALL | {"decoupled_weight_decay", "cross_element"},
         multi_tensor=False,
         configs=[
             Config("default", {**_BASE, "learning_rate": 0.01}),

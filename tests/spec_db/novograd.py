@@ -36,6 +36,9 @@ def reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="novograd",
+        slots=lambda kw, shape: (
+            [("exp_avg", False), ("exp_avg_sq", True)]
+            + ([("max_exp_avg_sq", True)] if kw.get("amsgrad") else [])),
         cls=oz.NovoGrad,
         torch_cls=timm_optim("nvnovograd").NvNovoGrad,
         reference_kwargs=reference_kwargs,

@@ -1,0 +1,53 @@
+"""The torch backend's multi-tensor fast path, kept apart from the algorithms.
+
+On the torch backend Keras runs a subclass's ``update_step`` once per
+variable: one Python round trip and a handful of small kernels for every
+tensor of the model. This package runs the *same* ``_prepare``/``_update``
+code of a :class:`~keras_optzoo.optimizers.ZooOptimizer` once for a whole
+group of variables instead, without a second copy of any algorithm:
+
+* ``compiler.py``: ``TensorList`` (a lazy list of tensors recording an
+  expression graph), ``MATH`` (the elementwise functions ``_update`` may call
+  through ``self._math``) and the program that turns a graph into in-place
+  ``torch._foreach_*`` calls.
+* ``runner.py``: grouping of variables, tracing of ``_update`` and the entry
+  point :func:`apply` that ``ZooOptimizer`` calls on the torch backend.
+* ``fused.py``: torch's fused kernels (Adam/AdamW, SGD, Adagrad), chosen by
+  the ``fused_kernel`` name an optimizer class declares.
+
+Nothing here imports an optimizer (``tests/test_import_graph.py`` fails on an
+import cycle).
+
+How a new optimizer gets the fast path
+--------------------------------------
+Write ``_update`` with arithmetic operators on the per-variable values and
+``self._math`` for elementwise functions (sqrt, abs, sign, maximum, minimum,
+where, exp, log, square, cast, negative); keep scalar math (bias
+corrections, schedule values) in ``keras.ops`` on 0-d tensors. That is all:
+the spec database's ``multi_tensor=True`` (the default) then makes
+``tests/test_multi_tensor.py`` check the fast path against the per-variable
+path for it. If torch has a fused kernel computing exactly the rule, add it
+to ``fused.KERNELS`` and declare ``fused_kernel = "<name>"`` on the class.
+
+When ``_update`` needs something a TensorList cannot express (a norm or mean
+of one tensor, matrix products, a reshape, per-variable Python decisions such
+as ``self._rules[index]``): set the class attribute
+``supports_multi_tensor = False`` (or the instance attribute, when only some
+configurations need it, e.g. ``caution=True``) and ``multi_tensor=False`` in
+the spec. The per-variable ``update_step`` then runs on torch, and
+``optimizer.update_path`` says "per-variable". Do not rely on the trace
+failing: a failing trace warns once and falls back, which is meant for
+unforeseen cases, not for a known limitation.
+"""
+
+from keras_optzoo.fastpath.compiler import MATH
+from keras_optzoo.fastpath.compiler import TensorList
+from keras_optzoo.fastpath.compiler import Unsupported
+from keras_optzoo.fastpath.compiler import Workspace
+from keras_optzoo.fastpath.compiler import per_variable_class
+from keras_optzoo.fastpath.fused import KERNELS
+from keras_optzoo.fastpath.runner import State
+from keras_optzoo.fastpath.runner import apply
+
+__all__ = ["MATH", "TensorList", "Unsupported", "Workspace",
+           "per_variable_class", "KERNELS", "State", "apply"]

@@ -1,0 +1,331 @@
+"""Running ``ZooOptimizer`` updates on groups of tensors (torch backend).
+
+Variables are grouped by dtype, device and weight-decay mask (float16 and
+bfloat16 variables keep the per-variable path, see ``_Layout``). Each group's
+``_prepare``/``_update`` is traced on TensorLists (``compiler.py``) and the
+compiled program runs; or, where the optimizer declares a fused kernel that
+computes its rule (``fused.py``), torch's fused kernel runs instead. A
+per-variable scalar slot (NAdam's ``mu_product``) enters ``_update`` as one
+0-d value when all the group's values agree (the usual case), else as a 1-D
+tensor of one value per variable, so any mix is handled exactly.
+
+The result equals the per-variable path up to float rounding order (tested in
+``tests/test_multi_tensor.py``). Any ``_update`` that uses something a
+``TensorList`` does not support fails while being traced, before anything is
+written; the optimizer then warns once and keeps to the per-variable path.
+"""
+
+import warnings
+
+import keras
+from keras import ops
+
+from keras_optzoo.fastpath.compiler import TensorList
+from keras_optzoo.fastpath.compiler import Unsupported
+from keras_optzoo.fastpath.compiler import Workspace
+from keras_optzoo.fastpath.compiler import _fill
+from keras_optzoo.fastpath.compiler import _Program
+from keras_optzoo.fastpath.compiler import _Trace
+from keras_optzoo.fastpath.compiler import per_variable_class
+from keras_optzoo.fastpath.fused import _fusable
+from keras_optzoo.fastpath.fused import kernel_for
+
+
+# ----------------------------------------------------------------- state
+class State:
+    """Per-optimizer bookkeeping of the multi-tensor path.
+
+    ``steps`` counts the updates it applied and ``kinds`` says how the last
+    one ran ("fused", "foreach"); ``disabled`` holds the reason after a
+    trace failed. Caches: ``workspaces`` (each group's scratch tensors),
+    ``layouts`` (the grouping of each variable list), ``programs`` (compiled
+    programs by graph structure).
+    """
+
+    def __init__(self):
+        self.steps = 0
+        self.kinds = frozenset()
+        self.disabled = None
+        self.workspaces = {}
+        self.layouts = {}
+        self.programs = {}
+
+    def workspace_bytes(self):
+        return sum(ws.nbytes() for ws in self.workspaces.values())
+
+
+# ----------------------------------------------------------------- groups
+class _Group:
+    """Variables sharing dtype, device and weight decay, with their slots.
+
+    Reading ``variable.value`` costs several microseconds in Keras, so the
+    tensors are looked up once per variable list and kept (a torch Keras
+    variable keeps its tensor for life: assignments copy into it).
+    """
+
+    __slots__ = ("positions", "indices", "params", "slots", "dtype", "decay",
+                 "grads", "step")
+
+    def __init__(self, dtype, decay):
+        self.positions = []
+        self.indices = []
+        self.params = []
+        self.slots = None
+        self.dtype = dtype
+        self.decay = decay
+        self.grads = None
+        self.step = None
+
+    def gather(self, grads):
+        """The group's gradients, as tensors of the variables' dtype."""
+        import torch
+
+        out = [grads[p] for p in self.positions]
+        dtype = self.dtype
+        for i, grad in enumerate(out):
+            if not isinstance(grad, torch.Tensor):
+                grad = ops.convert_to_tensor(grad)
+            if grad.dtype != dtype:
+                grad = grad.to(dtype)
+            out[i] = grad
+        self.grads = out
+        return self
+
+
+class _Layout:
+    """How one list of variables splits into groups (cached per list).
+
+    ``rest`` holds the positions left to the per-variable ``update_step``:
+    ``overwrite_with_gradient`` variables (Keras normally writes those
+    itself) and float16/bfloat16 ones. In half precision torch's foreach
+    kernels do not round like its per-tensor ops (a Python-float factor is
+    rounded to half first), and one fused kernel rounds once where the
+    per-variable path rounds after every operation; the results would drift
+    apart by an ulp per step.
+    """
+
+    def __init__(self, opt, variables):
+        import torch
+
+        self.variables = list(variables)  # keeps the ids in the key alive
+        self.scalar_slots = {spec.name for spec in opt._slot_specs()
+                             if spec.scalar}
+        groups = {}
+        self.rest = []
+        for position, variable in enumerate(variables):
+            index = opt._get_variable_index(variable)
+            value = variable.value
+            if opt._overwrite_variable_with_gradient(variable) or any(
+                    slots[index] is None for slots in opt._slots.values()) \
+                    or value.dtype not in (torch.float32, torch.float64):
+                self.rest.append(position)
+                continue
+            decay = opt._decay_mask[index]
+            key = (value.dtype, value.device, decay)
+            group = groups.get(key)
+            if group is None:
+                group = groups[key] = _Group(value.dtype, decay)
+            group.positions.append(position)
+            group.indices.append(index)
+            group.params.append(value)
+        for group in groups.values():
+            group.slots = {
+                name: [slots[i].value for i in group.indices]
+                for name, slots in opt._slots.items()
+            }
+        self.groups = list(groups.values())
+
+
+def _layout(opt, variables):
+    layouts = opt._multi_tensor.layouts
+    key = tuple(map(id, variables))
+    layout = layouts.get(key)
+    if layout is None:
+        if len(layouts) >= 8:  # variable lists that keep changing
+            layouts.clear()
+        layout = layouts[key] = _Layout(opt, variables)
+    return layout
+
+
+# ------------------------------------------------------------------ trace
+class _Traced:
+    """One group's traced update, ready to run."""
+
+    __slots__ = ("program", "nodes", "outputs", "scalar_outputs",
+                 "workspace")
+
+    def run(self):
+        self.program.run(self.nodes, self.outputs, self.workspace)
+        for dest, value in self.scalar_outputs:
+            _fill(dest, value)
+
+
+def _trace(opt, group, learning_rate, scalar_names):
+    """Runs ``_prepare`` and ``_update`` on TensorLists, nothing written."""
+    import torch
+
+    trace = _Trace()
+    dtype, n = group.dtype, len(group.params)
+    param = TensorList("leaf", (), dtype, n, trace, group.params, "param")
+    grad = TensorList("leaf", (), dtype, n, trace, group.grads, "grad")
+    state = {}
+    for name, tensors in group.slots.items():
+        if name in scalar_names:
+            values = torch.stack(tensors)
+            if bool((values == values[0]).all()):
+                # the usual case: one value for all (cheaper scalar math)
+                state[name] = values[0]
+            else:
+                state[name] = values.as_subclass(per_variable_class())
+        else:
+            state[name] = TensorList("leaf", (), dtype, n, trace, tensors,
+                                     name)
+    param, grad, lr = opt._prepare(grad, param, learning_rate,
+                                   group.indices[0])
+    new_param, new_state = opt._update(param, grad, state, lr,
+                                       tuple(group.indices))
+    traced = _Traced()
+    traced.outputs = [(group.params, new_param)]
+    traced.scalar_outputs = []
+    for name, value in new_state.items():
+        dest = group.slots[name]
+        if name in scalar_names:
+            if isinstance(value, keras.Variable):
+                value = value.value
+            if getattr(value, "ndim", 0) != 0 and not (
+                    isinstance(value, per_variable_class())
+                    and tuple(value.shape) == (n,)):
+                raise Unsupported(f"scalar slot {name!r} got a non-scalar")
+            traced.scalar_outputs.append((dest, value))
+        else:
+            traced.outputs.append((dest, value))
+    out_signature = []
+    for dest, value in traced.outputs:
+        if not isinstance(value, TensorList):  # update_step would not
+            raise Unsupported("a new value that is not per-variable")
+        out_signature.append(value.pos)
+    cache = opt._multi_tensor
+    key = (dtype, tuple(trace.signature), tuple(out_signature))
+    program = cache.programs.get(key)
+    if program is None:
+        if len(cache.programs) >= 64:
+            cache.programs.clear()
+        program = cache.programs[key] = _Program(trace.nodes,
+                                                 traced.outputs)
+    workspace = cache.workspaces.get(tuple(group.indices))
+    if workspace is None:
+        if len(cache.workspaces) >= 16:  # variable subsets that keep changing
+            cache.workspaces.clear()
+        workspace = cache.workspaces[tuple(group.indices)] = Workspace(
+            group.params)
+    traced.program = program
+    traced.nodes = trace.nodes
+    traced.workspace = workspace
+    return traced
+
+
+# ------------------------------------------------------------------ entry
+def _keras_state_allows_in_place():
+    """False inside a StatelessScope or an autocast scope, where a variable's
+    ``.value`` is not its storage (writes there would be lost)."""
+    scopes = _keras_scopes()
+    return scopes is not None and not scopes.in_stateless_scope() \
+        and scopes.get_autocast_scope() is None
+
+
+def _keras_scopes():
+    global _SCOPES
+    if _SCOPES is False:
+        try:
+            from keras.src import backend as keras_backend
+
+            keras_backend.in_stateless_scope  # noqa: B018 - both must exist
+            keras_backend.get_autocast_scope  # noqa: B018
+            _SCOPES = keras_backend
+        except (ImportError, AttributeError):  # Keras moved them: play safe
+            _SCOPES = None
+    return _SCOPES
+
+
+_SCOPES = False
+
+
+def apply(opt, grads, variables, learning_rate):
+    """Updates ``variables`` with the multi-tensor path.
+
+    Returns False, having changed nothing, where the path does not apply:
+    another backend, ``use_multi_tensor=False``, a Keras scope in which
+    variables are not written in place, torch.compile tracing, or an
+    ``_update`` using something a TensorList does not support.
+    """
+    mode = opt.use_multi_tensor
+    if mode not in (None, True, False, "foreach"):
+        raise ValueError(
+            "`use_multi_tensor` must be None, True, False or 'foreach'. "
+            f"Received: use_multi_tensor={mode!r}")
+    if keras.backend.backend() != "torch":
+        return False
+    state = opt._multi_tensor
+    if mode is False or state.disabled:
+        return False
+    import torch
+
+    if torch.compiler.is_compiling() or not _keras_state_allows_in_place():
+        return False
+    layout = _layout(opt, variables)
+    if not layout.groups:  # nothing in float32/float64 with slots
+        return False
+    fused = None if mode == "foreach" else kernel_for(opt)
+    try:
+        if torch.is_grad_enabled():  # (fit calls apply under no_grad)
+            with torch.no_grad():
+                kinds = _run(opt, layout, grads, learning_rate, fused)
+        else:
+            kinds = _run(opt, layout, grads, learning_rate, fused)
+    finally:
+        for group in layout.groups:
+            group.grads = None  # do not keep the gradients alive
+    if kinds is None:
+        return False
+    for position in layout.rest:
+        opt.update_step(grads[position], variables[position], learning_rate)
+    state.steps += 1
+    state.kinds = kinds
+    return True
+
+
+def _run(opt, layout, grads, learning_rate, fused):
+    """Traces every group (nothing written yet), then runs them all.
+
+    Returns the kinds of kernels used, or None when a trace failed.
+    """
+    state = opt._multi_tensor
+    lr = None
+    plans = []
+    for group in layout.groups:
+        group.gather(grads)
+        if fused is not None and _fusable(group):
+            if lr is None:
+                lr = float(learning_rate.item()) \
+                    if hasattr(learning_rate, "item") else float(learning_rate)
+            plans.append((group, None))
+            continue
+        try:
+            plans.append((group, _trace(opt, group, learning_rate,
+                                        layout.scalar_slots)))
+        except Exception as error:  # noqa: BLE001 - anything untraceable
+            state.disabled = f"{type(error).__name__}: {error}"
+            warnings.warn(
+                f"{type(opt).__name__}: the multi-tensor path cannot run "
+                f"this update ({state.disabled}); using the per-variable "
+                "update_step from now on.", stacklevel=5)
+            return None
+    kinds = set()
+    for group, plan in plans:
+        if plan is None:
+            fused(opt, group, lr)
+            kinds.add("fused")
+        else:
+            plan.run()
+            kinds.add("foreach")
+    return frozenset(kinds)
