@@ -15,12 +15,14 @@ from keras_optzoo import optimizers
 from keras_optzoo import schedules
 from keras_optzoo.optimizers import *  # noqa: F401,F403 - every optimizer
 from keras_optzoo.registry import get
+from keras_optzoo.sam import SAMModel
 from keras_optzoo.registry import list_optimizers
 
 __version__ = "0.2.0.dev0"
 
 __all__ = [name for name in optimizers.__all__
            if name not in ("SlotSpec", "ZooOptimizer")] + [
+    "SAMModel",
     "get",
     "list_optimizers",
     "optimizers",

@@ -19,7 +19,10 @@ _ENTRIES = {}
 
 _SHARED_DOCS = {
     "weight_decay": (
-        "weight_decay: Float >= 0. L2 penalty. Unless the optimizer says "
+        "weight_decay: Float >= 0, or a "
+        "`keras.optimizers.schedules.LearningRateSchedule` (scheduled weight "
+        "decay: its value at the number of updates already applied is used "
+        "each step). L2 penalty. Unless the optimizer says "
         "otherwise it is coupled, as in torch: `weight_decay * param` is "
         "added to the gradient. Variables excluded with "
         "`exclude_from_weight_decay()` get none. Defaults to `{default}`."
@@ -43,7 +46,17 @@ _SHARED_DOCS = {
         "**kwargs: The Keras base arguments: `clipnorm`, `clipvalue`, "
         "`global_clipnorm`, `use_ema`, `ema_momentum`, "
         "`ema_overwrite_frequency`, `loss_scale_factor`, "
-        "`gradient_accumulation_steps` and `name`, with Keras's meaning. "
+        "`gradient_accumulation_steps` and `name`, with Keras's meaning; "
+        "and the gradient transforms every keras-optzoo optimizer takes: "
+        "`agc_clip_factor` (float > 0 or None: adaptive gradient clipping "
+        "of each output unit's gradient to `agc_clip_factor * max(unit "
+        "parameter norm, agc_eps)`, as timm's `adaptive_clip_grad`; units "
+        "are the last axis of a Keras kernel), `agc_eps` (float >= 0, "
+        "default 1e-3), `gradient_centralization` (bool: subtract each "
+        "output unit's mean from gradients of rank > 1, as "
+        "pytorch-optimizer's `centralize_gradient`) and `gc_conv_only` "
+        "(bool: only rank > 3, convolution kernels). Order: Keras's "
+        "clipping, AGC, GC, `maximize`, weight decay, the update. "
         "Unknown keyword arguments raise a ValueError."
     ),
 }

@@ -99,7 +99,12 @@ def test_zero_gradients_1000_steps(spec, config):
         assert np.all(np.isfinite(o)), "NaN/inf from all-zero gradients"
     # float32 rounding of 1000 multiplications by (1 - lr·wd) (or an exact
     # no-op without decay): 1e-5 relative is what torch itself reaches.
-    _assert_same_propagation(ours, theirs, rtol=1e-5, atol=1e-7)
+    # Absolutely: a few float32 ulps of the largest parameter, for updates
+    # that cancel two O(θ) numbers (MADGRAD's z = x0 − s/rms under pure
+    # decay leaves float32 noise of that size in torch too).
+    ulps = 4 * np.finfo(np.float32).eps * max(
+        float(np.max(np.abs(i), initial=0.0)) for i in init)
+    _assert_same_propagation(ours, theirs, rtol=1e-5, atol=max(1e-7, ulps))
 
 
 @pytest.mark.parametrize("scale", [1e30, 1e-30], ids=["huge", "tiny"])

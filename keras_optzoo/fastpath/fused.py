@@ -5,7 +5,8 @@ the class attribute ``fused_kernel = "adam"`` (or ``"sgd"``, ``"adagrad"``)
 where it is defined. :func:`kernel_for` uses it only for an instance of the
 declaring class or of a subclass that overrides neither ``_update`` nor
 ``_prepare``, and only while the hyperparameter the kernel reads as a number
-is a float (a schedule's value would need a host read each step). This
+and ``weight_decay`` are floats (a schedule's value would need a host read
+each step). This
 module imports no optimizer.
 """
 
@@ -107,6 +108,8 @@ def kernel_for(opt):
     kernel, hyper = entry
     if hyper is not None and not isinstance(getattr(opt, hyper), float):
         return None
+    if not isinstance(getattr(opt, "weight_decay", 0.0), float):
+        return None  # a scheduled weight decay: the foreach path reads it
     return kernel
 
 

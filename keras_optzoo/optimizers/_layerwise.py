@@ -29,9 +29,10 @@ def prepare(optimizer, gradient, variable, learning_rate, index,
         else variable
     if decoupled == "add" and optimizer._decay_mask[index]:
         # timm Lamb's `p.add_(p, alpha=-lr * wd)`: rounds like it
-        param = param + param * (lr * -optimizer.weight_decay)
+        param = param + param * (
+            lr * -optimizer._weight_decay_value(dtype))
     elif decoupled and optimizer._decay_mask[index]:
-        param = param * (1.0 - lr * optimizer.weight_decay)
+        param = param * (1.0 - lr * optimizer._weight_decay_value(dtype))
     return param, grad, lr
 
 

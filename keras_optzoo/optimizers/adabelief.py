@@ -168,7 +168,7 @@ class AdaBelief(ZooOptimizer):
         param = variable.value if isinstance(variable, keras.Variable) \
             else variable
         if self._decay_mask[index]:
-            param = param * (1.0 - self.weight_decay)
+            param = param * (1.0 - self._weight_decay_value(dtype))
         return param, grad, lr
 
     def _update(self, param, grad, state, lr, index):

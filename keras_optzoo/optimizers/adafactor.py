@@ -185,7 +185,7 @@ class Adafactor(ZooOptimizer):
         alpha = _where_greater(param_rms, self.epsilon_2) * rho
 
         if self._decay_mask[index]:
-            param = param * (1.0 - lr * self.weight_decay)
+            param = param * (1.0 - lr * self._weight_decay_value(dtype))
 
         w = ops.cast(one_minus_beta_2, dtype)
         grad_s = ops.cast(grad, sdt)

@@ -138,7 +138,8 @@ class AdamP(ZooOptimizer):
             perturb = exp_avg / denom
         perturb, factor = project(self, param, grad, perturb)
         if self._decay_mask[index]:
-            param = param * (1.0 - lr * self.weight_decay * factor)
+            param = param * (1.0 - lr * self._weight_decay_value(
+                param.dtype) * factor)
         new_param = param - step_size * perturb
         return new_param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
 

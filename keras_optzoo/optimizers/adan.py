@@ -119,7 +119,8 @@ class Adan(ZooOptimizer):
         dtype = grad.dtype
         step = self._step(dtype)
         first = index[0] if isinstance(index, tuple) else index
-        decay = self.weight_decay if self._decay_mask[first] else 0.0
+        decays = self._decay_mask[first]
+        decay = self._weight_decay_value(dtype) if decays else 0.0
         beta_1, beta_2, beta_3 = self.beta_1, self.beta_2, self.beta_3
         # d_t = g_t - g_{t-1}; 0 on the first step (neg_pre_grad holds -g)
         not_first = ops.cast(ops.greater(step, 1.0), dtype)
@@ -144,13 +145,13 @@ class Adan(ZooOptimizer):
         if self.caution:
             direction = cautious(exp_avg, grad)
         if self.no_prox:
-            if decay:
+            if decays:
                 param = param * (1.0 - lr * decay)
             param = param - step_size * (direction / denom)
             param = param - step_size_diff * (exp_avg_diff / denom)
         else:
             param = param - step_size * (direction / denom)
             param = param - step_size_diff * (exp_avg_diff / denom)
-            if decay:
+            if decays:
                 param = param / (1.0 + lr * decay)
         return param, new

@@ -28,9 +28,10 @@ def pto_weight_decay(opt, param, grad, lr, index):
     """
     if not (opt.weight_decay and opt._decays(index)):
         return param, grad
+    wd = opt._weight_decay_value(lr.dtype)
     if not opt.decoupled_weight_decay:
-        return param, grad + opt.weight_decay * param
-    scale = opt.weight_decay if opt.fixed_decay else lr * opt.weight_decay
+        return param, grad + wd * param
+    scale = wd if opt.fixed_decay else lr * wd
     return param * (1.0 - scale), grad
 
 

@@ -7,6 +7,34 @@ What it adds to `keras.optimizers.Optimizer`:
   ``update_step``. The Keras base class's own decoupled decay is switched off,
   and ``exclude_from_weight_decay`` is honoured in both modes.
 * ``maximize``: the gradient is negated before anything else, as torch does.
+* ``weight_decay`` may be a ``LearningRateSchedule`` (scheduled weight
+  decay), evaluated per step at the number of updates applied, as the
+  learning rate; every optimizer reads the coefficient through
+  :meth:`ZooOptimizer._weight_decay_value`.
+* Gradient transforms on every optimizer: adaptive gradient clipping
+  (``agc_clip_factor``, ``agc_eps``; timm's ``adaptive_clip_grad``) and
+  gradient centralization (``gradient_centralization``, ``gc_conv_only``;
+  pytorch-optimizer's ``centralize_gradient``), per output unit in the Keras
+  layout (every axis but the last; ``_transforms.py``).
+
+Order of operations in one step (that of the references: timm applies AGC
+to ``p.grad`` before ``optimizer.step()``, pytorch-optimizer's Ranger21
+negates for ``maximize``, then clips (AGC), then centralizes, and applies
+weight decay after that, as its Lion and Adai do with GC):
+
+1. Keras's ``apply``: loss-scale division, gradient accumulation, then
+   Keras's clipping (``clipvalue`` / ``clipnorm`` / ``global_clipnorm``);
+   under ``tf.distribute`` the all-reduce.
+2. Adaptive gradient clipping, then gradient centralization, on every
+   gradient (in ``_backend_update_step``, before the step statistics such
+   as LAMB's global gradient norm, which timm computes from the clipped
+   ``p.grad`` too).
+3. ``maximize`` negation (``_prepare``). AGC and GC commute with it
+   exactly (a positive scale from sign-free norms; a mean), so this is the
+   same as pytorch-optimizer's negate-then-transform.
+4. Weight decay: coupled (added to the transformed gradient) or decoupled
+   (on the parameter), where each algorithm's reference applies it.
+5. The update rule, then Keras's EMA of the weights.
 * ``learning_rate`` accepts any real number (int, numpy scalar), a
   ``LearningRateSchedule`` or a callable. The schedule is called with the
   number of *updates* already applied (Keras passes micro-batches when
@@ -39,6 +67,7 @@ import numpy as np
 from keras import ops
 
 from keras_optzoo import fastpath
+from keras_optzoo.optimizers import _transforms
 from keras_optzoo.optimizers import validation
 
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
@@ -102,6 +131,11 @@ def _densify_sparse(gradient):
     return gradient
 
 
+#: The gradient-transform options every ZooOptimizer takes (get_config).
+_TRANSFORM_OPTIONS = ("agc_clip_factor", "agc_eps", "gradient_centralization",
+                      "gc_conv_only")
+
+
 def _serialize_hyper(value):
     if isinstance(value, LearningRateSchedule):
         return keras.optimizers.schedules.serialize(value)
@@ -136,6 +170,10 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         weight_decay=0.0,
         decoupled_weight_decay=False,
         maximize=False,
+        agc_clip_factor=None,
+        agc_eps=1e-3,
+        gradient_centralization=False,
+        gc_conv_only=False,
         name=None,
         **kwargs,
     ):
@@ -156,13 +194,29 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             learning_rate=learning_rate, weight_decay=None, name=name,
             **kwargs
         )
-        self.weight_decay = validation.check_real(
+        # a LearningRateSchedule: scheduled weight decay, read each step
+        # with _weight_decay_value (keras #16517)
+        self.weight_decay = validation.check_real_or_schedule(
             "weight_decay", weight_decay, low=0.0
         )
         self.decoupled_weight_decay = validation.check_bool(
             "decoupled_weight_decay", decoupled_weight_decay
         )
         self.maximize = validation.check_bool("maximize", maximize)
+        # gradient transforms (keras_optzoo/optimizers/_transforms.py)
+        self.agc_clip_factor = None if agc_clip_factor is None else \
+            validation.check_real("agc_clip_factor", agc_clip_factor,
+                                  low=0.0, low_open=True)
+        self.agc_eps = validation.check_real("agc_eps", agc_eps, low=0.0)
+        self.gradient_centralization = validation.check_bool(
+            "gradient_centralization", gradient_centralization)
+        self.gc_conv_only = validation.check_bool("gc_conv_only",
+                                                  gc_conv_only)
+        if self.gc_conv_only and not self.gradient_centralization:
+            raise ValueError(
+                "Argument `gc_conv_only=True` needs "
+                "`gradient_centralization=True`. Received: gc_conv_only="
+                "True, gradient_centralization=False")
         #: None: the fast multi-tensor path is used where one exists for the
         #: backend (torch); False: always the generic per-variable
         #: ``update_step``; "foreach": the multi-tensor path without torch's
@@ -247,6 +301,35 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         if isinstance(value, LearningRateSchedule):
             return ops.cast(value(self.iterations), dtype)
         return value
+
+    def _weight_decay_value(self, dtype):
+        """The weight decay coefficient of this step: ``weight_decay`` as a
+        Python float, or a schedule's value (a 0-d tensor of ``dtype``)
+        evaluated at the number of updates applied, as the learning rate's.
+        Every optimizer reads the coefficient through this method; whether a
+        variable gets decay at all is ``self._decay_mask[index]``."""
+        return self._hyper("weight_decay", dtype)
+
+    # ------------------------------------------------- gradient transforms
+    def _has_gradient_transforms(self):
+        return (getattr(self, "agc_clip_factor", None) is not None
+                or getattr(self, "gradient_centralization", False))
+
+    def _transform_gradients(self, grads, variables):
+        """Adaptive gradient clipping, then gradient centralization, on the
+        list of (clipped, accumulated, all-reduced) gradients, before the
+        step statistics and the update (see the module docstring)."""
+        out = []
+        for grad, variable in zip(grads, variables):
+            if grad is None:
+                out.append(grad)
+                continue
+            param = variable.value if isinstance(variable, keras.Variable) \
+                else variable
+            grad = ops.cast(_densify(grad),
+                            keras.backend.standardize_dtype(param.dtype))
+            out.append(_transforms.transform(self, grad, param))
+        return out
 
     def _step(self, dtype):
         """The 1-based number of the update being applied.
@@ -410,10 +493,14 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         """
         if isinstance(learning_rate, keras.Variable):
             learning_rate = self._scaled_learning_rate(learning_rate)
-        if self._has_step_statistics():
+        transforms = self._has_gradient_transforms()
+        if transforms or self._has_step_statistics():
             if keras.backend.backend() == "tensorflow":
                 return self._tf_update_with_statistics(
                     grads, trainable_variables, learning_rate)
+        if transforms:
+            grads = self._transform_gradients(grads, trainable_variables)
+        if self._has_step_statistics():
             self._stats = self._step_statistics(grads, trainable_variables)
         fast = getattr(self, "_multi_tensor_update", None)
         if (fast is not None and self.use_multi_tensor is not False
@@ -439,15 +526,23 @@ class ZooOptimizer(keras.optimizers.Optimizer):
 
     def _tf_update_with_statistics(self, grads, variables, learning_rate):
         """TF: the all-reduce happens inside Keras's TF update step, so the
-        statistics are computed here between the reduce and the merge."""
+        gradient transforms and the statistics are computed here between
+        the reduce and the merge."""
         import tensorflow as tf
 
         values = [v.value if isinstance(v, keras.Variable) else v
                   for v in variables]
         grads_and_vars = self._all_reduce_sum_gradients(
             list(zip(grads, values)))
-        self._stats = self._step_statistics(
-            [g for g, _ in grads_and_vars], variables)
+        if self._has_gradient_transforms():
+            reduced = self._transform_gradients(
+                [g for g, _ in grads_and_vars],
+                [v for _, v in grads_and_vars])
+            grads_and_vars = list(zip(reduced,
+                                      [v for _, v in grads_and_vars]))
+        if self._has_step_statistics():
+            self._stats = self._step_statistics(
+                [g for g, _ in grads_and_vars], variables)
         tf.__internal__.distribute.interim.maybe_merge_call(
             self._distributed_tf_update_step,
             self._distribution_strategy,
@@ -481,7 +576,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         param = variable.value if isinstance(variable, keras.Variable) \
             else variable
         if self._decay_mask[index]:
-            wd = self.weight_decay
+            wd = self._weight_decay_value(dtype)
             if self.decoupled_weight_decay:
                 param = param * (1.0 - lr * wd)
             else:
@@ -603,6 +698,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                                            unique=True))
         for name in self._hyperparameters:
             config[name] = _serialize_hyper(getattr(self, name))
+        for name in _TRANSFORM_OPTIONS:
+            config[name] = getattr(self, name)
         return config
 
     @classmethod

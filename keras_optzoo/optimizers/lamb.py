@@ -182,7 +182,7 @@ class Lamb(ZooOptimizer):
             update = _layerwise.caution(update, grad)
         decays = self._decay_mask[index]
         if decays and not self.decoupled_weight_decay:
-            update = update + self.weight_decay * param
+            update = update + self._weight_decay_value(dtype) * param
         if decays or self.always_adapt:
             w_norm = _layerwise.norm(param)
             u_norm = _layerwise.norm(update)

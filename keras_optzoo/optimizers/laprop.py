@@ -119,6 +119,7 @@ class LaProp(OwnWeightDecay, ZooOptimizer):
         update = timm_caution(exp_avg, grad) if self.caution else exp_avg
         param = param - ops.cast(step_size, dtype) * update
         if self.weight_decay and self._decays(index):
-            param = param - (lr * self.weight_decay) * param
+            param = param - (lr * self._weight_decay_value(lr.dtype)) \
+                * param
         return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq,
                        "exp_avg_lr_1": lr_avg}

@@ -118,8 +118,9 @@ class Lars(ZooOptimizer):
                                   index)
 
     def _update(self, param, grad, state, lr, index):
-        wd = self.weight_decay if self._decay_mask[index] else 0.0
-        if wd != 0.0 or self.always_adapt:
+        decays = self._decay_mask[index]
+        wd = self._weight_decay_value(param.dtype) if decays else 0.0
+        if decays or self.always_adapt:
             w_norm = _layerwise.norm(param)
             g_norm = _layerwise.norm(grad)
             ratio = self.trust_coefficient * w_norm / (

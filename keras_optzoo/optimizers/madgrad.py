@@ -104,10 +104,11 @@ class MADGRAD(OwnWeightDecay, ZooOptimizer):
                                   state["x0"])
             new["x0"] = x0
         if self.weight_decay and self._decays(index):
+            wd = self._weight_decay_value(lr.dtype)
             if self.decoupled_weight_decay:
-                param = param * (1.0 - lr * self.weight_decay)
+                param = param * (1.0 - lr * wd)
             else:
-                grad = grad + self.weight_decay * param
+                grad = grad + wd * param
         grad_sum_sq, s = state["grad_sum_sq"], state["s"]
         if self.momentum == 0.0:
             x0 = param + s / (grad_sum_sq ** (1.0 / 3.0) + eps)

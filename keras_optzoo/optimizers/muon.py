@@ -283,7 +283,7 @@ class Muon(ZooOptimizer):
         update = grad + mu * (buf - grad) if self.nesterov else buf
         update = ops.cast(self._newton_schulz(update), dtype)
         if self._decay_allowed[index] and self.weight_decay:
-            param = param * (1.0 - lr * self.weight_decay)
+            param = param * (1.0 - lr * self._weight_decay_value(dtype))
         param = param - (lr * self._lr_ratio(param.shape)) * update
         return param, {"momentum_buffer": buf}
 

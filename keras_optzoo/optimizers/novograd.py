@@ -126,7 +126,7 @@ class NovoGrad(ZooOptimizer):
         denom = ops.cast(ops.sqrt(second) + self.epsilon, dtype)
         update = grad / denom
         if self._decay_mask[index] and not self.decoupled_weight_decay:
-            update = update + self.weight_decay * param
+            update = update + self._weight_decay_value(dtype) * param
         if self.grad_averaging:
             update = update * (1.0 - self.beta_1)
         exp_avg = self.beta_1 * state["exp_avg"] + update

@@ -112,6 +112,7 @@ class SGDP(ZooOptimizer):
         direction = grad + momentum * buf if self.nesterov else buf
         direction, factor = project(self, param, grad, direction)
         if self._decay_mask[index]:
-            param = param * (1.0 - lr * self.weight_decay * factor
+            param = param * (1.0 - lr * self._weight_decay_value(
+                param.dtype) * factor
                              / (1.0 - momentum))
         return param - lr * direction, {"momentum": buf}

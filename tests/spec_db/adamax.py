@@ -14,6 +14,7 @@ except ImportError:  # imported as tests.spec_db.adamax
 SPECS = [
     OptimizerSpec(
         name="adamax",
+        slots=lambda kw, shape: [("exp_avg", False), ("exp_inf", False)],
         cls=oz.Adamax,
         torch_cls=torch.optim.Adamax,
         reference_name="torch.optim 2.13 Adamax",

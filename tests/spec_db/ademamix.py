@@ -31,6 +31,8 @@ def reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="ademamix",
+        slots=lambda kw, shape: [("exp_avg", False), ("exp_avg_sq", False),
+                                 ("exp_avg_slow", False)],
         cls=oz.AdEMAMix,
         torch_cls=_AdEMAMix,
         reference_kwargs=reference_kwargs,

@@ -42,6 +42,7 @@ def reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="adopt",
+        slots=lambda kw, shape: [("exp_avg", False), ("exp_avg_sq", False)],
         cls=oz.ADOPT,
         torch_cls=_ADOPT,
         reference_kwargs=reference_kwargs,

@@ -14,6 +14,7 @@ except ImportError:  # imported as tests.spec_db.asgd
 SPECS = [
     OptimizerSpec(
         name="asgd",
+        slots=lambda kw, shape: [("eta", True), ("mu", True), ("ax", False)],
         cls=oz.ASGD,
         torch_cls=torch.optim.ASGD,
         reference_name="torch.optim 2.13 ASGD",

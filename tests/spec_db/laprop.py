@@ -35,6 +35,8 @@ def reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="laprop",
+        slots=lambda kw, shape: [("exp_avg", False), ("exp_avg_sq", False),
+                                 ("exp_avg_lr_1", True)],
         cls=oz.LaProp,
         torch_cls=_LaProp,
         reference_kwargs=reference_kwargs,

@@ -40,6 +40,7 @@ def reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="lion",
+        slots=lambda kw, shape: [("exp_avg", False)],
         cls=oz.Lion,
         torch_cls=lion_pytorch.Lion,
         make_reference=make_lion,

@@ -24,6 +24,9 @@ def reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="madgrad",
+        slots=lambda kw, shape: (
+            [("grad_sum_sq", False), ("s", False)]
+            + ([("x0", False)] if kw.get("momentum", 0.9) != 0 else [])),
         cls=oz.MADGRAD,
         torch_cls=_MADGRAD,
         reference_kwargs=reference_kwargs,

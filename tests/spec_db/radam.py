@@ -14,6 +14,7 @@ except ImportError:  # imported as tests.spec_db.radam
 SPECS = [
     OptimizerSpec(
         name="radam",
+        slots=lambda kw, shape: [("exp_avg", False), ("exp_avg_sq", False)],
         cls=oz.RAdam,
         torch_cls=torch.optim.RAdam,
         reference_name="torch.optim 2.13 RAdam",

@@ -14,6 +14,7 @@ except ImportError:  # imported as tests.spec_db.rprop
 SPECS = [
     OptimizerSpec(
         name="rprop",
+        slots=lambda kw, shape: [("prev", False), ("step_size", False)],
         cls=oz.Rprop,
         torch_cls=torch.optim.Rprop,
         reference_name="torch.optim 2.13 Rprop",

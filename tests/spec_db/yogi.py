@@ -33,6 +33,7 @@ def reference_kwargs(kwargs):
 SPECS = [
     OptimizerSpec(
         name="yogi",
+        slots=lambda kw, shape: [("exp_avg", False), ("exp_avg_sq", False)],
         cls=oz.Yogi,
         torch_cls=OptaxYogi,
         reference_kwargs=reference_kwargs,

@@ -1,0 +1,513 @@
+"""Parameter groups: per-group hyperparameters on every keras-optzoo optimizer.
+
+    oz.AdamW(learning_rate=schedule, weight_decay=0.05, param_groups=[
+        {"params": r"bias|norm", "weight_decay": 0.0},
+        {"params": r"head/", "learning_rate": 1e-3, "beta_1": 0.8},
+    ])
+
+A group is a dict with ``"params"`` (a regular expression searched with
+``re.search`` in ``variable.path``, a callable ``variable -> bool``, or a list
+of variables or of variable paths) and overrides of the optimizer's own
+constructor arguments (``learning_rate``, ``weight_decay``, ``beta_1``, ...),
+plus ``"lr_scale"`` (timm's key: a factor on the group's rate, see
+:func:`layer_decay`). Variables no group matches form the default group, with
+the constructor's arguments.
+
+How it works (the mechanism every optimizer gets without changes to its
+``_update``):
+
+* ``build`` resolves the groups (:func:`resolve`): each variable gets a group
+  id (``optimizer._group_of[index]``, 0 for the default group). For each user
+  group a throwaway instance of the optimizer is constructed with the
+  constructor's arguments and the group's overrides: this validates the
+  values with the optimizer's own checks (so the errors are the usual ones,
+  prefixed with the group) and yields every attribute the constructor derives
+  from them. The attributes that differ from the optimizer's are the group's
+  *overlay*.
+* While one variable (or, on the torch multi-tensor path, one group of
+  variables of the same param group) is being updated, :func:`scope` puts
+  the overlay on the optimizer (``self.beta_1`` reads the group's value) and
+  restores the attributes afterwards. ``build`` does the same around the
+  weight-decay mask and the slot creation, so a group with ``amsgrad=True``
+  gets its own ``max_exp_avg_sq`` slots. Updates run one variable after the
+  other in one thread on every backend (``tf.distribute`` runs the optimizer
+  update in the cross-replica context, one variable after another), so the
+  swap is never seen by another variable's update.
+* Learning rate of a group (``group_learning_rate``): a group without
+  ``learning_rate`` uses the optimizer's rate. A group with a number ``b``
+  gets ``b / b0`` times the optimizer's current rate, where ``b0`` is the
+  optimizer's base rate: the float ``learning_rate`` the optimizer was
+  constructed with, or its schedule's ``initial_learning_rate``. So a
+  schedule (and an assignment to a float ``optimizer.learning_rate``) scales
+  every group by the same factor, as torch's schedulers do, and
+  ``learning_rate_scale`` (ReduceLROnPlateau) applies to all. A group with
+  its own schedule uses that schedule times ``learning_rate_scale``.
+  ``lr_scale`` multiplies the result.
+"""
+
+import fnmatch
+import inspect
+import re
+
+import keras
+
+LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
+
+#: Keras base-class arguments: global to the optimizer, not per group.
+_BASE_ARGUMENTS = frozenset({
+    "name", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
+    "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+    "gradient_accumulation_steps", "param_groups",
+    "param_groups_lr_reference", "kwargs", "self",
+})
+
+#: Extra group keys beyond the optimizer's arguments.
+_EXTRA_KEYS = frozenset({"params", "lr_scale"})
+
+_PLAIN = (bool, int, float, str, type(None), tuple, LearningRateSchedule)
+
+
+# ------------------------------------------------------------- the groups
+class _Resolved:
+    """One user group after ``build``."""
+
+    __slots__ = ("overlay", "lr_mode", "lr_factor", "schedule", "spec")
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.overlay = {}
+        self.lr_mode = "default"  # or "ratio", "schedule"
+        self.lr_factor = 1.0
+        self.schedule = None
+
+
+def check_groups(groups):
+    """Normalises the constructor's ``param_groups`` (a list of dicts)."""
+    if groups is None:
+        return []
+    if isinstance(groups, dict) or not isinstance(groups, (list, tuple)):
+        raise ValueError(
+            "Argument `param_groups` must be a list of dicts, each with a "
+            f"'params' key. Received: param_groups={groups!r}")
+    out = []
+    for i, group in enumerate(groups):
+        if not isinstance(group, dict):
+            raise ValueError(
+                f"param_groups[{i}] must be a dict with a 'params' key. "
+                f"Received: {group!r}")
+        group = dict(group)
+        for key, value in list(group.items()):
+            if isinstance(value, dict) and "class_name" in value \
+                    and key != "params":
+                group[key] = keras.saving.deserialize_keras_object(value)
+        params = group.get("params")
+        if isinstance(params, dict) and "class_name" in params:
+            group["params"] = keras.saving.deserialize_keras_object(params)
+        out.append(group)
+    return out
+
+
+def allowed_keys(opt):
+    """The optimizer's own constructor arguments (and ``lr_scale``)."""
+    names = set(opt._hyperparameters) | {"learning_rate"}
+    for cls in type(opt).__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None or cls is keras.optimizers.Optimizer:
+            continue
+        if cls.__module__.startswith("keras."):
+            break
+        for p in inspect.signature(init).parameters.values():
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
+                names.add(p.name)
+    return (names - _BASE_ARGUMENTS) | _EXTRA_KEYS
+
+
+def _describe(i, group):
+    shown = {k: (_selector_text(v) if k == "params" else v)
+             for k, v in group.items()}
+    return f"param_groups[{i}] {shown}"
+
+
+def _selector_text(params):
+    if isinstance(params, str):
+        return params
+    if callable(params):
+        return getattr(params, "__name__", repr(params))
+    try:
+        return [_variable_key(v) for v in params]
+    except TypeError:
+        return repr(params)
+
+
+def _variable_key(v):
+    return v if isinstance(v, str) else getattr(v, "path", repr(v))
+
+
+def _matcher(i, group):
+    params = group["params"]
+    if isinstance(params, str):
+        try:
+            pattern = re.compile(params)
+        except re.error as error:
+            raise ValueError(
+                f"{_describe(i, group)}: 'params' is not a valid regular "
+                f"expression ({error}). Received: params={params!r}") from None
+        return lambda v: pattern.search(v.path) is not None
+    if callable(params):
+        return lambda v: bool(params(v))
+    if isinstance(params, (list, tuple)):
+        ids = {id(p) for p in params if not isinstance(p, str)}
+        paths = {p for p in params if isinstance(p, str)}
+        return lambda v: id(v) in ids or v.path in paths
+    raise ValueError(
+        f"{_describe(i, group)}: 'params' must be a regular expression "
+        "(searched in `variable.path`), a callable `variable -> bool` or a "
+        f"list of variables. Received: params={params!r}")
+
+
+def _constructor_kwargs(opt):
+    """The optimizer's own arguments, as values (not serialised)."""
+    kwargs = {name: getattr(opt, name) for name in opt._hyperparameters}
+    lr = opt._learning_rate
+    kwargs["learning_rate"] = float(keras.ops.convert_to_numpy(lr)) \
+        if isinstance(lr, keras.Variable) else lr
+    return kwargs
+
+
+def _base_rate(opt):
+    """``b0``: the rate a group's ``learning_rate`` is relative to."""
+    lr = opt._learning_rate
+    if isinstance(lr, keras.Variable):
+        return opt._param_groups_lr_reference
+    if isinstance(lr, LearningRateSchedule):
+        return getattr(lr, "initial_learning_rate", None)
+    return None
+
+
+def resolve(opt, var_list):
+    """Assigns every variable a group (``opt._group_of``) and computes the
+    groups' overlays (``opt._groups``; index 0, the default group, is
+    None). Raises a ValueError naming the group on a bad group."""
+    specs = opt._param_groups
+    opt._group_of = [0] * len(var_list)
+    opt._groups = [None]
+    if not specs:
+        return
+    allowed = allowed_keys(opt)
+    owner = [None] * len(var_list)
+    for i, group in enumerate(specs):
+        if "params" not in group:
+            raise ValueError(
+                f"{_describe(i, group)} has no 'params' key (a regular "
+                "expression, a callable or a list of variables).")
+        unknown = sorted(set(group) - allowed)
+        if unknown:
+            raise ValueError(
+                f"{_describe(i, group)}: unknown key(s) {unknown}. A group "
+                f"takes 'params', 'lr_scale' and {type(opt).__name__}'s own "
+                f"arguments: {sorted(allowed - _EXTRA_KEYS)}.")
+        match = _matcher(i, group)
+        hits = 0
+        for index, variable in enumerate(var_list):
+            if not match(variable):
+                continue
+            hits += 1
+            if owner[index] is not None:
+                raise ValueError(
+                    f"Variable '{variable.path}' is matched by two param "
+                    f"groups: {_describe(owner[index], specs[owner[index]])}"
+                    f" and {_describe(i, group)}. Each variable may belong "
+                    "to one group only.")
+            owner[index] = i
+        if not hits:
+            raise ValueError(
+                f"{_describe(i, group)} matches no variable. Variable "
+                f"paths: {[v.path for v in var_list]}")
+    base_kwargs = _constructor_kwargs(opt)
+    for i, group in enumerate(specs):
+        opt._groups.append(_resolve_one(opt, i, group, base_kwargs))
+    opt._group_of = [0 if o is None else o + 1 for o in owner]
+    if any(g.overlay.get("supports_multi_tensor") is False
+           for g in opt._groups[1:]):
+        opt.supports_multi_tensor = False
+
+
+def _resolve_one(opt, i, group, base_kwargs):
+    resolved = _Resolved(group)
+    overrides = {k: v for k, v in group.items() if k not in _EXTRA_KEYS}
+    try:
+        throwaway = type(opt)(**{**base_kwargs, **overrides},
+                              name=opt.name)
+    except (ValueError, TypeError) as error:
+        raise type(error)(f"{_describe(i, group)}: {error}") from None
+    if "lr_scale" in group:
+        from keras_optzoo.optimizers import validation
+
+        try:
+            validation.check_real("lr_scale", group["lr_scale"], low=0.0)
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"{_describe(i, group)}: {error}") from None
+    ours = vars(opt)
+    for key, value in vars(throwaway).items():
+        if key in ("name", "_name", "_learning_rate", "_param_groups",
+                   "_param_groups_lr_reference") \
+                or not isinstance(value, _PLAIN):
+            continue
+        if key in ours and _same(ours[key], value):
+            continue
+        resolved.overlay[key] = value
+    lr_scale = float(group.get("lr_scale", 1.0))
+    if "learning_rate" in group:
+        lr = throwaway._learning_rate
+        if isinstance(lr, keras.Variable):
+            base = _base_rate(opt)
+            if not isinstance(base, (int, float)) or not base > 0:
+                raise ValueError(
+                    f"{_describe(i, group)}: a group's number "
+                    "`learning_rate` is relative to the optimizer's base "
+                    "rate (its float `learning_rate`, or its schedule's "
+                    "`initial_learning_rate`), which must be > 0. The "
+                    "optimizer's learning_rate is "
+                    f"{opt._learning_rate!r}: give the group its own "
+                    "schedule instead.")
+            resolved.lr_mode = "ratio"
+            resolved.lr_factor = float(group["learning_rate"]) / base \
+                * lr_scale
+        else:
+            resolved.lr_mode = "schedule"
+            resolved.schedule = lr
+            resolved.lr_factor = lr_scale
+    elif lr_scale != 1.0:
+        resolved.lr_mode = "ratio"
+        resolved.lr_factor = lr_scale
+    return resolved
+
+
+def _same(a, b):
+    if isinstance(a, (bool, int, float, str, type(None), tuple)) and \
+            isinstance(b, (bool, int, float, str, type(None), tuple)):
+        return type(a) is type(b) and a == b
+    return a is b
+
+
+# ------------------------------------------------------- during the update
+class _Scope:
+    __slots__ = ("opt", "overlay", "saved")
+
+    def __init__(self, opt, overlay):
+        self.opt = opt
+        self.overlay = overlay
+        self.saved = None
+
+    def __enter__(self):
+        attrs = vars(self.opt)
+        missing = _MISSING
+        self.saved = {k: attrs.get(k, missing) for k in self.overlay}
+        attrs.update(self.overlay)
+        return self
+
+    def __exit__(self, *exc):
+        attrs = vars(self.opt)
+        for key, value in self.saved.items():
+            if value is _MISSING:
+                attrs.pop(key, None)
+            else:
+                attrs[key] = value
+        return False
+
+
+class _NoScope:
+    __slots__ = ()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+_MISSING = object()
+_NO_SCOPE = _NoScope()
+
+
+def scope(opt, index):
+    """Context in which ``opt``'s hyperparameters are those of variable
+    ``index``'s group (a no-op for the default group)."""
+    groups = getattr(opt, "_groups", None)
+    if not groups or len(groups) == 1:
+        return _NO_SCOPE
+    group = groups[opt._group_of[index]]
+    if group is None or not group.overlay:
+        return _NO_SCOPE
+    return _Scope(opt, group.overlay)
+
+
+def group_learning_rate(opt, learning_rate, index):
+    """The rate variable ``index``'s update uses, from the optimizer's
+    (already scaled) rate ``learning_rate``."""
+    groups = getattr(opt, "_groups", None)
+    if not groups or len(groups) == 1:
+        return learning_rate
+    group = groups[opt._group_of[index]]
+    if group is None or group.lr_mode == "default":
+        return learning_rate
+    if group.lr_mode == "ratio":
+        return learning_rate * group.lr_factor
+    value = opt._scaled_learning_rate(group.schedule(opt.iterations))
+    if group.lr_factor != 1.0:
+        value = value * group.lr_factor
+    return value
+
+
+# ------------------------------------------------------------------ config
+def serialize(groups):
+    """``param_groups`` for ``get_config``: regexes as they are, lists of
+    variables as lists of their paths, schedules and registered callables
+    with ``keras.saving.serialize_keras_object``."""
+    out = []
+    for i, group in enumerate(groups):
+        entry = {}
+        for key, value in group.items():
+            if key == "params":
+                entry[key] = _serialize_selector(i, group, value)
+            elif isinstance(value, LearningRateSchedule):
+                entry[key] = keras.optimizers.schedules.serialize(value)
+            else:
+                entry[key] = value
+        out.append(entry)
+    return out
+
+
+def _serialize_selector(i, group, params):
+    if isinstance(params, str):
+        return params
+    if isinstance(params, (list, tuple)):
+        return [_variable_key(v) for v in params]
+    name = keras.saving.get_registered_name(params)
+    if keras.saving.get_registered_object(name) is not params:
+        raise ValueError(
+            f"{_describe(i, group)}: its 'params' selector "
+            f"{_selector_text(params)!r} is a callable that is not "
+            "registered, so the optimizer config cannot be saved and "
+            "reloaded. Decorate it with "
+            "`@keras.saving.register_keras_serializable()`, or use a "
+            "regular expression or a list of variables instead.")
+    return keras.saving.serialize_keras_object(params)
+
+
+# ----------------------------------------------------------------- helpers
+def _trainable(model):
+    return list(model.trainable_variables)
+
+
+def _last_name(variable):
+    return variable.path.rsplit("/", 1)[-1]
+
+
+def _no_decay(variable, patterns, exclude_1d):
+    if exclude_1d and len(variable.shape) <= 1:
+        return True
+    return any(fnmatch.fnmatch(variable.path, p) for p in patterns)
+
+
+def no_weight_decay(model, embeddings=True, no_weight_decay_list=()):
+    """The usual torch recipe: no weight decay on biases, normalisation
+    scales/offsets and embeddings.
+
+    Returns ``[{"params": [variables], "weight_decay": 0.0}]`` for the
+    model's trainable variables of rank <= 1 (biases, the gamma/beta of
+    normalisation layers: timm's ``param_groups_weight_decay`` rule), the
+    ``embeddings`` variables of ``Embedding`` layers (when ``embeddings``)
+    and those whose path matches one of the ``fnmatch`` patterns in
+    ``no_weight_decay_list``; or ``[]`` when there are none. The rest keep
+    the optimizer's weight decay (the default group).
+
+        opt = oz.AdamW(1e-3, weight_decay=0.05,
+                       param_groups=oz.param_groups.no_weight_decay(model))
+    """
+    chosen = [
+        v for v in _trainable(model)
+        if _no_decay(v, no_weight_decay_list, True)
+        or (embeddings and _last_name(v) == "embeddings")
+    ]
+    return [{"params": chosen, "weight_decay": 0.0}] if chosen else []
+
+
+def default_layer_ids(model):
+    """Layer id of each trainable variable (by ``id``) for
+    :func:`layer_decay`: the model's top-level layers (``model.layers``)
+    that own trainable variables are numbered 0, 1, 2, ... in order; a
+    variable of a nested layer gets the id of the top-level layer holding
+    it. For a model built as [embedding/stem, block 1, ..., block n, head]
+    this is timm's numbering (stem 0, blocks 1..n, head n + 1)."""
+    ids = {}
+    next_id = 0
+    for layer in model.layers:
+        owned = [v for v in layer.trainable_variables if id(v) not in ids]
+        if not owned:
+            continue
+        for v in owned:
+            ids[id(v)] = next_id
+        next_id += 1
+    return ids
+
+
+def layer_decay(model, decay, weight_decay=None, no_weight_decay_list=(),
+                weight_decay_exclude_1d=True, min_scale=0.0, layer_ids=None):
+    """Layer-wise learning-rate decay (BEiT), as timm's
+    ``param_groups_layer_decay``.
+
+    With ``L`` the largest layer id, a variable of layer ``i`` gets
+    ``lr_scale = max(min_scale, decay ** (L - i))`` (the head keeps the full
+    rate, the stem the smallest), and weight decay 0 when it has rank <= 1
+    (``weight_decay_exclude_1d``) or its path matches a pattern of
+    ``no_weight_decay_list`` (``fnmatch``), else ``weight_decay`` (``None``:
+    the optimizer's own). Returns one group per (layer, decay) pair, in the
+    order of ``model.trainable_variables``, as timm orders its groups.
+
+    Args:
+        model: a Keras model.
+        decay: the per-layer factor (timm's ``layer_decay``), in (0, 1].
+        layer_ids: how variables map to layers: ``None`` (the default,
+            :func:`default_layer_ids`: top-level layers in order), a dict
+            ``{regex: id}`` (the first regex searched in ``variable.path``
+            that matches wins) or a callable ``variable -> id``. A variable
+            without an id gets the largest id, as timm does.
+    """
+    from keras_optzoo.optimizers import validation
+
+    decay = validation.check_real("decay", decay, low=0.0, high=1.0,
+                                  low_open=True)
+    variables = _trainable(model)
+    if layer_ids is None:
+        table = default_layer_ids(model)
+        ids = [table.get(id(v)) for v in variables]
+    elif isinstance(layer_ids, dict):
+        compiled = [(re.compile(k), int(val)) for k, val in layer_ids.items()]
+        ids = [next((val for k, val in compiled if k.search(v.path)), None)
+               for v in variables]
+    elif callable(layer_ids):
+        ids = [layer_ids(v) for v in variables]
+    else:
+        raise ValueError(
+            "Argument `layer_ids` must be None, a dict {regex: id} or a "
+            f"callable. Received: layer_ids={layer_ids!r}")
+    known = [i for i in ids if i is not None]
+    layer_max = max(known) if known else 0
+    scales = [max(min_scale, decay ** (layer_max - i))
+              for i in range(layer_max + 1)]
+    groups = {}
+    for variable, layer in zip(variables, ids):
+        layer = layer_max if layer is None else layer
+        no_wd = _no_decay(variable, no_weight_decay_list,
+                          weight_decay_exclude_1d)
+        key = (layer, no_wd)
+        if key not in groups:
+            group = {"params": [], "lr_scale": scales[layer]}
+            if no_wd:
+                group["weight_decay"] = 0.0
+            elif weight_decay is not None:
+                group["weight_decay"] = weight_decay
+            groups[key] = group
+        groups[key]["params"].append(variable)
+    return list(groups.values())
