@@ -62,7 +62,15 @@ OPTIMIZERS = {
     "adamw": ("AdamW", {"weight_decay": 1e-2}, "AdamW", "AdamW", "adamw",
               {"weight_decay": 1e-2}),
     "nadam": ("NAdam", {}, "Nadam", "NAdam", "nadam", {}),
+    "adamax": ("Adamax", {}, "Adamax", "Adamax", "adamax", {}),
+    "radam": ("RAdam", {}, None, "RAdam", "radam", {}),
 }
+
+#: --small (torch): the small/medium sizes of issue 14, where the fixed
+#: per-step cost dominates, against torch.optim's fastest variant
+SMALL_SIZES = [10_000, 100_000]
+SMALL_OPTIMIZERS = ("sgd_momentum", "nadam", "rmsprop", "adadelta",
+                    "adamax", "radam", "adam", "adagrad")
 
 #: implementation labels; the first group is ours, the rest native peers
 ZOO_IMPLS = ("zoo", "zoo (foreach)", "zoo (per-variable)")
@@ -149,6 +157,8 @@ def _keras_builtin(name):
     import keras
 
     cls_name, kwargs = OPTIMIZERS[name][2], OPTIMIZERS[name][5]
+    if cls_name is None:
+        return None
     return getattr(keras.optimizers, cls_name)(learning_rate=LEARNING_RATE,
                                                **kwargs)
 
@@ -162,7 +172,7 @@ class TorchBench:
         self.torch = torch
         self.with_generic = with_generic
 
-    def keras_candidate(self, impl, opt, shapes):
+    def keras_candidate(self, impl, opt, shapes, lean=False):
         import keras
 
         torch = self.torch
@@ -171,9 +181,22 @@ class TorchBench:
         tensors = [torch.from_numpy(g) for g in grads]
         opt.build(variables)
 
-        def step():
-            with torch.no_grad():
-                opt.apply(tensors, variables)
+        if lean:
+            from keras_optzoo import fastpath
+
+            if not hasattr(fastpath, "lean_step"):
+                return None
+            lean_step = fastpath.lean_step(opt, variables)
+            if lean_step is None:
+                return None
+
+            def step():
+                with torch.no_grad():
+                    lean_step(tensors)
+        else:
+            def step():
+                with torch.no_grad():
+                    opt.apply(tensors, variables)
 
         workspace = 0
         if impl.startswith("zoo"):
@@ -200,6 +223,22 @@ class TorchBench:
                     if torch.is_tensor(t))
         return Candidate(impl, opt.step, lambda: None, state)
 
+    def small_candidates(self, name, shapes):
+        """--small: ours (Keras ``apply`` and the lean path) against
+        torch.optim's foreach and fused variants only."""
+        out = []
+        for impl, lean in (("zoo", False), ("zoo (lean)", True)):
+            opt = _zoo(name)
+            c = self.keras_candidate(impl, opt, shapes, lean=lean)
+            if c is not None:
+                out.append(c)
+        for impl, flags in (("torch.optim (foreach)", {"foreach": True}),
+                            ("torch.optim (fused)", {"fused": True})):
+            c = self.torch_candidate(impl, name, shapes, **flags)
+            if c is not None:
+                out.append(c)
+        return out
+
     def candidates(self, name, shapes):
         out = []
         for impl, mode in (("zoo", None), ("zoo (foreach)", "foreach"),
@@ -209,8 +248,9 @@ class TorchBench:
             opt = _zoo(name)
             opt.use_multi_tensor = mode
             out.append(self.keras_candidate(impl, opt, shapes))
-        out.append(self.keras_candidate("keras", _keras_builtin(name),
-                                        shapes))
+        builtin = _keras_builtin(name)
+        if builtin is not None:
+            out.append(self.keras_candidate("keras", builtin, shapes))
         for impl, flags in (("torch.optim (for-loop)", {"foreach": False}),
                             ("torch.optim (foreach)", {"foreach": True}),
                             ("torch.optim (fused)", {"fused": True})):
@@ -374,10 +414,12 @@ def fit_benchmark(bench, quick, rounds):
 
 
 # -------------------------------------------------------------------- main
-def cases(quick):
-    sizes = QUICK_SIZES if quick else SIZES
+def cases(quick, small=False):
+    sizes = SMALL_SIZES if small else (QUICK_SIZES if quick else SIZES)
     out = [(f"{_short(n)} params, {TENSORS_PER_SIZE} tensors", n,
             [(n // TENSORS_PER_SIZE,)] * TENSORS_PER_SIZE) for n in sizes]
+    if small:
+        return out
     count, each = MANY_SMALL
     out.append((f"{_short(count * each)} params, {count} tensors",
                 count * each, [(each,)] * count))
@@ -397,8 +439,19 @@ def _load():
         return None
 
 
+def _small_ratios(candidates):
+    """ours / torch.optim's fastest, for each of our candidates."""
+    ms = {c.impl: summary(c)["median_ms"] for c in candidates}
+    native = [v for k, v in ms.items() if k.startswith("torch.optim")]
+    if not native:
+        return ""
+    best = min(native)
+    return "  ".join(f"{k}/best torch={v / best:.2f}x"
+                     for k, v in ms.items() if k.startswith("zoo"))
+
+
 def run(backend, quick=False, rounds=None, optimizers=None, threads=1,
-        min_batch_ms=None, fit=True):
+        min_batch_ms=None, fit=True, small=False):
     import keras
 
     if backend == "torch":
@@ -426,14 +479,17 @@ def run(backend, quick=False, rounds=None, optimizers=None, threads=1,
         "versions": _versions(backend),
         "steps": [], "fit": [],
     }
-    names = optimizers or list(OPTIMIZERS)
-    for label, n_params, shapes in cases(quick):
+    result["small"] = small
+    names = optimizers or (list(SMALL_OPTIMIZERS) if small
+                           else list(OPTIMIZERS))
+    for label, n_params, shapes in cases(quick, small):
         print(f"[{backend}] {label}", flush=True)
         for name in names:
             if quick and backend != "torch" and len(shapes) > \
                     TENSORS_PER_SIZE and name not in QUICK_MANY_SMALL_COMPILED:
                 continue
-            candidates = bench.candidates(name, shapes)
+            candidates = bench.small_candidates(name, shapes) if small \
+                else bench.candidates(name, shapes)
             measure(candidates, rounds, warmup=3, min_batch_s=min_batch_s)
             for c in candidates:
                 record = {"case": label, "n_params": n_params,
@@ -447,6 +503,9 @@ def run(backend, quick=False, rounds=None, optimizers=None, threads=1,
             line = "  ".join(f"{c.impl}={summary(c)['median_ms']:.3f}"
                              for c in candidates)
             print(f"  {name:12s} {line}", flush=True)
+            if small:
+                print("  " + " " * 12 + " " + _small_ratios(candidates),
+                      flush=True)
             del candidates
     if fit:
         result["fit"] = fit_benchmark(bench, quick, rounds)
@@ -487,13 +546,19 @@ def main(argv=None):
     parser.add_argument("--optimizers", nargs="*", default=None,
                         choices=list(OPTIMIZERS))
     parser.add_argument("--no-fit", action="store_true")
+    parser.add_argument("--small", action="store_true",
+                        help="torch: 1e4 and 1e5 parameters in 10 tensors, "
+                        "ours (apply and the lean path) against "
+                        "torch.optim's foreach and fused variants only "
+                        "(implies --no-fit)")
     parser.add_argument("--out", default=None,
                         help="JSON file for the results")
     args = parser.parse_args(argv)
     _configure_threads(args.backend, args.threads)
     result = run(args.backend, quick=args.quick, rounds=args.rounds,
                  optimizers=args.optimizers, threads=args.threads,
-                 min_batch_ms=args.min_batch_ms, fit=not args.no_fit)
+                 min_batch_ms=args.min_batch_ms,
+                 fit=not (args.no_fit or args.small), small=args.small)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)),
                     exist_ok=True)

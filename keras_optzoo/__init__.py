@@ -12,6 +12,7 @@ backends and reproduces torch.optim's numbers.
 
 from keras_optzoo import callbacks
 from keras_optzoo import optimizers
+from keras_optzoo import param_groups
 from keras_optzoo import schedules
 from keras_optzoo.optimizers import *  # noqa: F401,F403 - every optimizer
 from keras_optzoo.registry import get
@@ -26,6 +27,7 @@ __all__ = [name for name in optimizers.__all__
     "get",
     "list_optimizers",
     "optimizers",
+    "param_groups",
     "schedules",
     "callbacks",
     "playground",

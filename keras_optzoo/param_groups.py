@@ -46,6 +46,7 @@ How it works (the mechanism every optimizer gets without changes to its
 """
 
 import fnmatch
+import functools
 import inspect
 import re
 
@@ -53,16 +54,26 @@ import keras
 
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
 
-#: Keras base-class arguments: global to the optimizer, not per group.
+#: Arguments global to the optimizer, not per group: Keras's base-class
+#: ones (clipping is over all groups; EMA, accumulation, loss scaling) and
+#: the gradient transforms, which run on all gradients before the update.
 _BASE_ARGUMENTS = frozenset({
     "name", "clipnorm", "clipvalue", "global_clipnorm", "use_ema",
     "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
     "gradient_accumulation_steps", "param_groups",
-    "param_groups_lr_reference", "kwargs", "self",
+    "param_groups_lr_reference", "kwargs", "self", "agc_clip_factor",
+    "agc_eps", "gradient_centralization", "gc_conv_only",
 })
 
 #: Extra group keys beyond the optimizer's arguments.
 _EXTRA_KEYS = frozenset({"params", "lr_scale"})
+
+#: Attributes a group never swaps (Keras's and the groups' own state).
+_NOT_OVERLAID = frozenset({
+    "built", "name", "_name", "_learning_rate", "_param_groups",
+    "_param_groups_lr_reference", "_groups", "_group_of", "_in_param_group",
+    "_unbuilt_variable_count", "use_multi_tensor",
+})
 
 _PLAIN = (bool, int, float, str, type(None), tuple, LearningRateSchedule)
 
@@ -107,19 +118,36 @@ def check_groups(groups):
     return out
 
 
-def allowed_keys(opt):
-    """The optimizer's own constructor arguments (and ``lr_scale``)."""
-    names = set(opt._hyperparameters) | {"learning_rate"}
+def _own_arguments(opt):
+    """The explicit arguments of the optimizer class's ``__init__``."""
     for cls in type(opt).__mro__:
         init = cls.__dict__.get("__init__")
-        if init is None or cls is keras.optimizers.Optimizer:
-            continue
-        if cls.__module__.startswith("keras."):
-            break
-        for p in inspect.signature(init).parameters.values():
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY):
-                names.add(p.name)
+        if init is not None:
+            return {p.name for p in inspect.signature(init).parameters.values()
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return set()
+
+
+#: Passed on through ``**kwargs`` by every keras-optzoo optimizer.
+_FORWARDED = ("clipnorm", "clipvalue", "global_clipnorm", "use_ema",
+              "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
+              "gradient_accumulation_steps", "agc_clip_factor", "agc_eps",
+              "gradient_centralization", "gc_conv_only")
+
+
+def allowed_keys(opt):
+    """The optimizer's own constructor arguments (and ``lr_scale``)."""
+    names = (set(opt._hyperparameters) | {"learning_rate"}
+             | _own_arguments(opt))
     return (names - _BASE_ARGUMENTS) | _EXTRA_KEYS
+
+
+def _same_path(path, saved):
+    """A saved path names ``path``: equal, or one ends with the other after
+    a "/" (Keras names a variable "sequential/dense/bias" in the model that
+    was built and "dense/bias" in the same model loaded from a file)."""
+    return path == saved or saved.endswith("/" + path) \
+        or path.endswith("/" + saved)
 
 
 def _describe(i, group):
@@ -157,21 +185,32 @@ def _matcher(i, group):
         return lambda v: bool(params(v))
     if isinstance(params, (list, tuple)):
         ids = {id(p) for p in params if not isinstance(p, str)}
-        paths = {p for p in params if isinstance(p, str)}
-        return lambda v: id(v) in ids or v.path in paths
+        paths = [p for p in params if isinstance(p, str)]
+        return lambda v: id(v) in ids or any(_same_path(v.path, p)
+                                             for p in paths)
     raise ValueError(
         f"{_describe(i, group)}: 'params' must be a regular expression "
         "(searched in `variable.path`), a callable `variable -> bool` or a "
         f"list of variables. Received: params={params!r}")
 
 
-def _constructor_kwargs(opt):
-    """The optimizer's own arguments, as values (not serialised)."""
-    kwargs = {name: getattr(opt, name) for name in opt._hyperparameters}
+def _constructor_config(opt):
+    """The optimizer's constructor arguments as values (schedules and
+    functions as they are: nothing is serialised), without the groups."""
+    names = (_own_arguments(opt) | set(_FORWARDED)) - {
+        "self", "kwargs", "name", "learning_rate", "param_groups",
+        "param_groups_lr_reference"}
+    config = {}
+    for name in names:
+        try:
+            config[name] = getattr(opt, name)
+        except AttributeError:
+            continue
     lr = opt._learning_rate
-    kwargs["learning_rate"] = float(keras.ops.convert_to_numpy(lr)) \
+    config["learning_rate"] = float(keras.ops.convert_to_numpy(lr)) \
         if isinstance(lr, keras.Variable) else lr
-    return kwargs
+    config["name"] = opt.name
+    return config
 
 
 def _base_rate(opt):
@@ -223,34 +262,32 @@ def resolve(opt, var_list):
             raise ValueError(
                 f"{_describe(i, group)} matches no variable. Variable "
                 f"paths: {[v.path for v in var_list]}")
-    base_kwargs = _constructor_kwargs(opt)
+    config = _constructor_config(opt)
     for i, group in enumerate(specs):
-        opt._groups.append(_resolve_one(opt, i, group, base_kwargs))
+        opt._groups.append(_resolve_one(opt, i, group, config))
     opt._group_of = [0 if o is None else o + 1 for o in owner]
     if any(g.overlay.get("supports_multi_tensor") is False
            for g in opt._groups[1:]):
         opt.supports_multi_tensor = False
 
 
-def _resolve_one(opt, i, group, base_kwargs):
+def _resolve_one(opt, i, group, config):
     resolved = _Resolved(group)
     overrides = {k: v for k, v in group.items() if k not in _EXTRA_KEYS}
     try:
-        throwaway = type(opt)(**{**base_kwargs, **overrides},
-                              name=opt.name)
+        throwaway = type(opt)(**{**config, **overrides})
     except (ValueError, TypeError) as error:
         raise type(error)(f"{_describe(i, group)}: {error}") from None
     if "lr_scale" in group:
-        from keras_optzoo.optimizers import validation
-
-        try:
-            validation.check_real("lr_scale", group["lr_scale"], low=0.0)
-        except (ValueError, TypeError) as error:
-            raise type(error)(f"{_describe(i, group)}: {error}") from None
+        value = group["lr_scale"]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not value >= 0:
+            raise ValueError(
+                f"{_describe(i, group)}: Argument `lr_scale` must be >= 0. "
+                f"Received: lr_scale={value!r}")
     ours = vars(opt)
     for key, value in vars(throwaway).items():
-        if key in ("name", "_name", "_learning_rate", "_param_groups",
-                   "_param_groups_lr_reference") \
+        if key in _NOT_OVERLAID \
                 or not isinstance(value, _PLAIN):
             continue
         if key in ours and _same(ours[key], value):
@@ -340,6 +377,31 @@ def scope(opt, index):
     if group is None or not group.overlay:
         return _NO_SCOPE
     return _Scope(opt, group.overlay)
+
+
+def grouped(update_step):
+    """Decorates an ``update_step``: it runs with the variable's group's
+    hyperparameters (:func:`scope`) and learning rate. A nested call (a
+    subclass's ``update_step`` calling the base's) passes through."""
+
+    @functools.wraps(update_step)
+    def wrapper(self, gradient, variable, learning_rate):
+        groups = getattr(self, "_groups", None)
+        if not groups or len(groups) == 1 or \
+                vars(self).get("_in_param_group"):
+            return update_step(self, gradient, variable, learning_rate)
+        index = self._get_variable_index(variable)
+        attrs = vars(self)
+        attrs["_in_param_group"] = True
+        try:
+            with scope(self, index):
+                return update_step(
+                    self, gradient, variable,
+                    group_learning_rate(self, learning_rate, index))
+        finally:
+            attrs["_in_param_group"] = False
+
+    return wrapper
 
 
 def group_learning_rate(opt, learning_rate, index):
@@ -474,10 +536,11 @@ def layer_decay(model, decay, weight_decay=None, no_weight_decay_list=(),
             that matches wins) or a callable ``variable -> id``. A variable
             without an id gets the largest id, as timm does.
     """
-    from keras_optzoo.optimizers import validation
-
-    decay = validation.check_real("decay", decay, low=0.0, high=1.0,
-                                  low_open=True)
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) \
+            or not 0.0 < decay <= 1.0:
+        raise ValueError(
+            f"Argument `decay` must be in (0, 1]. Received: decay={decay!r}")
+    decay = float(decay)
     variables = _trainable(model)
     if layer_ids is None:
         table = default_layer_ids(model)

@@ -361,6 +361,46 @@ def make_torch(spec, params, kwargs, decay_mask=None):
     return make(groups, **kw)
 
 
+#: One optimizer per mechanism of the base class, for the tests of Keras
+#: integration that an algorithm's update rule does not enter (saving before
+#: training, ``optimizer.learning_rate``, EMA swaps, sparse gradients, loss
+#: scaling, compile-once, multi-device, resume through every file path).
+#: Those paths differ between optimizers only in how the optimizer's
+#: variables are declared and written, so the list covers each way: plain
+#: slots (sgd, adam), optional slots (rmsprop), per-variable scalar slots
+#: (nadam, asgd, novograd), slots with shapes of their own (adafactor), a
+#: second update rule and matrix math (muon), statistics over all gradients
+#: (lamb), per-tensor projections (adamp) and an overridden update_step
+#: that reads sparse rows (lazyadam). Every optimizer still gets the
+#: algorithm's tests (trajectories eager and compiled, config, bad input,
+#: fit + .keras save/load resume, numerics, mixed precision). A new
+#: optimizer that adds a new mechanism belongs here. Keeping the CI run of
+#: ~35 optimizers on three backends under 30 minutes depends on this list.
+MECHANISMS = ("sgd", "adam", "rmsprop", "nadam", "asgd", "novograd",
+              "adafactor", "muon", "lamb", "adamp", "lazyadam")
+
+
+def mechanism_specs():
+    return [SPECS_BY_NAME[name] for name in MECHANISMS]
+
+
+def mechanism_configs():
+    """(spec, default config) for each of :data:`MECHANISMS`."""
+    import pytest
+
+    return [pytest.param(spec, spec.configs[0], id=spec.name)
+            for spec in mechanism_specs()]
+
+
+def alternating(spec, values):
+    """One of ``values`` per optimizer, in turn along the database, so each
+    value is exercised by a third (a half) of the optimizers and each
+    optimizer by one value: for choices that are the base class's or
+    Keras's (clipping mode, mixed-precision policy, half dtype), not the
+    algorithm's."""
+    return values[SPECS.index(spec) % len(values)]
+
+
 def all_configs():
     """(spec, config) pairs with readable ids, for parametrisation."""
     import pytest

@@ -30,15 +30,18 @@ def _digits(n=256):
             data.target[:n].astype("int32"))
 
 
-def _configs():
-    """Default config + the one with the most state per optimizer."""
-    return specs.configs_with({"sgd": "nesterov",
-                               "rmsprop": "centered_momentum_wd",
-                               "adam": "amsgrad"})
+def _configs(values):
+    """Every optimizer's default config with one of ``values`` (the policy or
+    the half dtype), in turn along the spec database: both values are
+    exercised by half of the optimizers each (specs.alternating)."""
+    return [pytest.param(spec, spec.configs[0],
+                         specs.alternating(spec, values),
+                         id=f"{spec.name}-{specs.alternating(spec, values)}")
+            for spec in specs.SPECS]
 
 
-@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
-@pytest.mark.parametrize("spec,config", _configs())
+@pytest.mark.parametrize("spec,config,policy",
+                         _configs(["mixed_float16", "mixed_bfloat16"]))
 def test_fit_under_mixed_precision_policy(spec, config, policy):
     keras.config.set_dtype_policy(policy)
     keras.utils.set_random_seed(0)
@@ -86,8 +89,8 @@ def test_fit_under_mixed_precision_policy(spec, config, policy):
 HALF_TOLERANCE = {"float16": 10 * 2.0 ** -10, "bfloat16": 10 * 2.0 ** -7}
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
-@pytest.mark.parametrize("spec,config", _configs())
+@pytest.mark.parametrize("spec,config,dtype",
+                         _configs(["bfloat16", "float16"]))
 def test_half_precision_variables(spec, config, dtype):
     rng = np.random.default_rng(0)
     shapes = [(4, 3), (5,)]

@@ -178,7 +178,7 @@ def test_exclude_from_weight_decay(spec, mode):
             var_list=[v for v, keep in zip(variables, mask) if not keep])
 
     fast, _, _ = _compare(spec, _wd_config(spec), mode, before_build=exclude)
-    if ON_TORCH and mode == "foreach":
+    if ON_TORCH and mode == "foreach" and fast.supports_multi_tensor:
         assert len(next(iter(fast._multi_tensor.layouts.values())).groups) \
             == (2 if fast.weight_decay else 1)
 
@@ -214,7 +214,7 @@ def test_dtype_groups(spec, mode):
     dtypes = ["float32", "float64", "float32", "float64"]
     fast, _, variables = _compare(spec, _wd_config(spec), mode,
                                   dtypes=dtypes)
-    if ON_TORCH:  # (JAX keeps float64 off unless asked)
+    if ON_TORCH and fast.supports_multi_tensor:  # (JAX: no float64)
         assert [v.dtype for v in variables] == dtypes
         layout = next(iter(fast._multi_tensor.layouts.values()))
         assert sorted(str(g.dtype) for g in layout.groups) == [
@@ -238,7 +238,7 @@ def test_half_precision_variables_keep_the_per_variable_path(spec):
     assert_same_path([results[1][i] for i in (1, 3)],
                      [results[0][i] for i in (1, 3)], [init[1], init[3]])
     assert_fast_path_ran(opts[1], 6, "default", fused=_fused(opts[1]))
-    if ON_TORCH:
+    if ON_TORCH and opts[1].supports_multi_tensor:
         layout = next(iter(opts[1]._multi_tensor.layouts.values()))
         assert layout.rest == [0, 2]
 
@@ -498,3 +498,45 @@ def test_fit_takes_the_fast_path_and_matches():
     for a, b in zip(weights[1], weights[0]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     assert opt._multi_tensor.steps == (12 if ON_TORCH else 0)
+
+
+# ------------------------------------------------------------- lean step
+@pytest.mark.skipif(not ON_TORCH, reason="the lean step is torch's")
+@pytest.mark.parametrize("spec,config", specs.default_configs())
+def test_lean_step_equals_apply(spec, config):
+    """``fastpath.lean_step`` (no Keras ``apply()`` bookkeeping) gives
+    bit-identical variables and optimizer state."""
+    init, grads = harness.problem(config, steps=8)
+    lrs = _lrs(spec, config, 8)
+    results = []
+    for lean in (False, True):
+        opt = spec.cls(**config.kwargs)
+        variables = [keras.Variable(p) for p in init]
+        opt.build(variables)
+        step = multi_tensor.lean_step(opt, variables) if lean else None
+        if lean and step is None:
+            pytest.skip(f"{spec.name} overrides apply")
+        for t, g in enumerate(grads):
+            if t == 0 or lrs[t] != lrs[t - 1]:
+                opt.learning_rate = lrs[t]
+            tensors = [ops.convert_to_tensor(x) for x in g]
+            if lean:
+                step(tensors)
+            else:
+                opt.apply(tensors, variables)
+        results.append([ops.convert_to_numpy(v) for v in variables]
+                       + [ops.convert_to_numpy(v) for v in opt.variables])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.skipif(not ON_TORCH, reason="the lean step is torch's")
+@pytest.mark.parametrize("kwargs", [
+    {"use_ema": True}, {"clipnorm": 1.0}, {"global_clipnorm": 1.0},
+    {"clipvalue": 1.0}, {"gradient_accumulation_steps": 2},
+    {"loss_scale_factor": 4.0}], ids=lambda k: next(iter(k)))
+def test_lean_step_declines_keras_bookkeeping(kwargs):
+    opt = oz.Adam(**kwargs)
+    variables = [keras.Variable(np.ones(3, "float32"))]
+    opt.build(variables)
+    assert multi_tensor.lean_step(opt, variables) is None

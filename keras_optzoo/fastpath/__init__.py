@@ -12,6 +12,8 @@ group of variables instead, without a second copy of any algorithm:
   ``torch._foreach_*`` calls.
 * ``runner.py``: grouping of variables, tracing of ``_update`` and the entry
   point :func:`apply` that ``ZooOptimizer`` calls on the torch backend.
+* ``lean.py``: :func:`lean_step`, a step for a built optimizer without
+  Keras's ``apply()`` bookkeeping where none of it is in use.
 * ``fused.py``: torch's fused kernels (Adam/AdamW, SGD, Adagrad), chosen by
   the ``fused_kernel`` name an optimizer class declares.
 
@@ -46,8 +48,9 @@ from keras_optzoo.fastpath.compiler import Unsupported
 from keras_optzoo.fastpath.compiler import Workspace
 from keras_optzoo.fastpath.compiler import per_variable_class
 from keras_optzoo.fastpath.fused import KERNELS
+from keras_optzoo.fastpath.lean import lean_step
 from keras_optzoo.fastpath.runner import State
 from keras_optzoo.fastpath.runner import apply
 
 __all__ = ["MATH", "TensorList", "Unsupported", "Workspace",
-           "per_variable_class", "KERNELS", "State", "apply"]
+           "per_variable_class", "KERNELS", "State", "apply", "lean_step"]

@@ -35,9 +35,11 @@ class _Trace:
     """The nodes created while one group's update is traced, in order, and
     their structure (the key under which the compiled program is cached)."""
 
-    def __init__(self):
+    def __init__(self, device_scalars=False):
         self.nodes = []
         self.signature = []
+        #: keep scalar operands as tensors (no host read; see ``_operand``)
+        self.device_scalars = device_scalars
 
 
 class TensorList:
@@ -66,8 +68,7 @@ class TensorList:
         else:
             trace.signature.append((op,) + tuple(
                 a.pos if isinstance(a, TensorList)
-                else ("t" if isinstance(a, tuple)
-                      else (a if op == "pow" else "f"))
+                else _scalar_kind(a, op)
                 for a in args) + ((dtype,) if op == "cast" else ()))
         # planning state
         self.refs = 0
@@ -93,6 +94,16 @@ class TensorList:
         import torch
 
         if isinstance(value, torch.Tensor):
+            if self.trace.device_scalars:
+                # no host read: the kernels take the value as a tensor
+                if value.ndim == 0:
+                    return value.as_subclass(torch.Tensor)
+                if value.ndim == 1 and value.shape[0] == self.n and \
+                        isinstance(value, per_variable_class()):
+                    return _PerVar(value.as_subclass(torch.Tensor))
+                raise Unsupported(
+                    f"cannot combine a TensorList with a {value.ndim}-d "
+                    "tensor")
             if value.ndim == 0:
                 return float(value.item())
             if value.ndim == 1 and value.shape[0] == self.n and isinstance(
@@ -139,7 +150,10 @@ class TensorList:
         return self._new("neg", self)
 
     def __pow__(self, exponent):
-        exponent = self._operand(exponent)
+        if isinstance(exponent, (bool, int, float, np.number)):
+            exponent = float(exponent)
+        else:
+            exponent = self._operand(exponent)
         if not isinstance(exponent, float):
             raise Unsupported("TensorList ** needs one scalar exponent")
         return self._new("pow", self, exponent)
@@ -160,6 +174,39 @@ class TensorList:
                 and isinstance(args[1], TensorList):
             return getattr(args[1], name)(args[0])
         return NotImplemented
+
+
+class _PerVar:
+    """One scalar per variable, kept on the device (``device_scalars``)."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+
+    def __neg__(self):
+        return _PerVar(-self.tensor)
+
+    def values(self):
+        return list(self.tensor.unbind(0))
+
+
+def _scalar_kind(a, op):
+    """The structure key of a scalar operand (a compiled program depends on
+    whether its scalars are numbers, tensors or one value per variable)."""
+    if isinstance(a, tuple):
+        return "t"
+    if isinstance(a, float):
+        return a if op == "pow" else "f"
+    if isinstance(a, _PerVar):
+        return "V"
+    return "T"  # a 0-d tensor
+
+
+def _is_device_scalar(x):
+    return isinstance(x, _PerVar) or (
+        not isinstance(x, (float, tuple, TensorList, str, list))
+        and x is not None)
 
 
 _REFLECTED = {}
@@ -247,13 +294,36 @@ class _Math:
         return self._binary("minimum", x, y)
 
     def where(self, condition, x, y):
-        """A scalar condition selects a branch; per-element ones fall back."""
+        """A scalar condition selects a branch; per-element ones fall back.
+
+        With ``device_scalars`` a tensor condition is not read on the host:
+        both branches are computed and a ``where`` node selects per tensor.
+        """
         if isinstance(x, TensorList) or isinstance(y, TensorList):
-            if isinstance(condition, TensorList) or (
-                hasattr(condition, "ndim") and condition.ndim != 0
-            ):
+            tl = x if isinstance(x, TensorList) else y
+            if isinstance(condition, TensorList):
                 raise Unsupported("where() with a per-element condition")
-            return x if bool(ops.convert_to_numpy(condition)) else y
+            if isinstance(condition, (bool, np.bool_)):
+                return x if condition else y
+            if isinstance(condition, keras.Variable):
+                condition = condition.value
+            ndim = getattr(condition, "ndim", 0)
+            per_var = ndim == 1 and isinstance(condition,
+                                               per_variable_class())
+            if ndim != 0 and not per_var:
+                raise Unsupported("where() with a per-element condition")
+            if not tl.trace.device_scalars or not hasattr(condition,
+                                                          "ndim"):
+                return x if bool(ops.convert_to_numpy(condition)) else y
+            import torch
+
+            cond = condition.as_subclass(torch.Tensor)
+            if not per_var:
+                cond = cond.reshape(())
+            cond = _PerVar(cond) if per_var else cond
+            x = tl._operand(x)
+            y = tl._operand(y)
+            return tl._new("where", cond, x, y)
         return ops.where(condition, x, y)
 
     def cast(self, x, dtype):
@@ -285,7 +355,7 @@ def _tensor(x):
 
 
 def _is_scalar(x):
-    return isinstance(x, (float, tuple))
+    return not isinstance(x, TensorList)
 
 
 def _absorbable(x):
@@ -436,6 +506,11 @@ def _select(node):
             instr = _Instr("binary", y, (op, _n(x)))
         else:
             instr = _Instr("binary", x, (op, _n(y)))
+    elif op == "where":
+        _, x, y = args
+        instr = _Instr("where", x if _tensor(x) else y, (
+            _s(node, 0), _n(x) if _tensor(x) else _s(node, 1),
+            _n(y) if _tensor(y) else _s(node, 2)))
     elif op == "pow":
         instr = _Instr("pow", args[0], (_s(node, 1),))
     elif op == "cast":
@@ -532,7 +607,7 @@ class _Program:
             chain = [value]
             while True:
                 instr = chain[-1].instr
-                if instr.kind in ("cast", "rdiv"):
+                if instr.kind in ("cast", "rdiv", "where"):
                     chain = None
                     break
                 acc = instr.acc
@@ -559,7 +634,7 @@ class _Program:
         for index, node in enumerate(instrs):
             instr = node.instr
             acc = instr.acc
-            if instr.kind in ("cast", "rdiv"):
+            if instr.kind in ("cast", "rdiv", "where"):
                 target = "new"
             elif node.dest_out is not None:
                 target = node.dest_out
@@ -606,6 +681,8 @@ class _Program:
                 value = nodes[ref[1]].args[ref[2]]
                 if isinstance(value, tuple):
                     return [-v for v in value] if ref[3] else list(value)
+                if isinstance(value, _PerVar):
+                    return (-value if ref[3] else value).values()
                 return -value if ref[3] else value
             return ref[1]  # "k"
 
@@ -620,6 +697,9 @@ class _Program:
                     kind = None
                 elif kind == "cast":
                     torch._foreach_copy_(buf, start)
+                    kind = None
+                elif kind == "where":
+                    _where(buf, [resolve(p) for p in params])
                     kind = None
                 elif workspace.large and _out_of_place(
                         kind, buf, start, [resolve(p) for p in params]):
@@ -687,39 +767,87 @@ def _fill(dest, value):
         values = value.as_subclass(torch.Tensor).unbind(0)
         torch._foreach_copy_(dest, list(values))
         return
-    value = value.item() if isinstance(value, torch.Tensor) else float(value)
+    if isinstance(value, torch.Tensor):  # on the device: no host read
+        for t in dest:
+            t.copy_(value)
+        return
+    value = float(value)
     for t in dest:
         t.fill_(value)
+
+
+# A scalar operand reaches a kernel as a float, a list of floats, or (with
+# ``device_scalars``) a 0-d tensor or a list of 0-d tensors, one per tensor.
+# torch's foreach kernels take a 0-d tensor only in some overloads
+# (``_foreach_mul_.Tensor`` and co.); the others get a list of 0-d tensors
+# (``.List`` overloads broadcast them) or the product is formed first.
+
+def _number(c):
+    return isinstance(c, float) or (
+        isinstance(c, list) and (not c or isinstance(c[0], float)))
+
+
+def _as_list(c, n):
+    return c if isinstance(c, list) else [c] * n
+
+
+def _scaled(y, c):
+    """``y·c`` as a new list (c a tensor scalar)."""
+    import torch
+
+    return torch._foreach_mul(y, c)
 
 
 def _k_lerp(buf, params):
     import torch
 
-    torch._foreach_lerp_(buf, params[0], params[1])
+    w = params[1]
+    if _number(w):
+        torch._foreach_lerp_(buf, params[0], w)
+    else:
+        torch._foreach_lerp_(buf, params[0], _as_list(w, len(buf)))
 
 
 def _k_addcmul(buf, params):
     import torch
 
-    torch._foreach_addcmul_(buf, params[0], params[1], params[2])
+    y, z, c = params
+    if _number(c):
+        torch._foreach_addcmul_(buf, y, z, c)
+    else:
+        torch._foreach_addcmul_(buf, _scaled(y, c), z)
 
 
 def _k_addcdiv(buf, params):
     import torch
 
-    torch._foreach_addcdiv_(buf, params[0], params[1], params[2])
+    y, z, c = params
+    if _number(c):
+        torch._foreach_addcdiv_(buf, y, z, c)
+    else:  # buf + c·(y/z), rounded as addcdiv does
+        q = torch._foreach_div(y, z)
+        torch._foreach_mul_(q, c)
+        torch._foreach_add_(buf, q)
 
 
 def _k_axpy(buf, params):
     import torch
 
-    torch._foreach_add_(buf, params[0], alpha=params[1])
+    y, c = params
+    if _number(c):
+        torch._foreach_add_(buf, y, alpha=c)
+    else:
+        torch._foreach_add_(buf, _scaled(y, c))
 
 
 def _k_binary(buf, params):
     import torch
 
-    getattr(torch, f"_foreach_{params[0]}_")(buf, params[1])
+    op, other = params
+    if not _number(other) and not isinstance(other, list) and \
+            not (op in ("add", "mul", "div")):
+        other = [other] * len(buf)  # sub/maximum/minimum: no .Tensor form
+    getattr(torch, f"_foreach_{op}_")(buf, other)
 
 
 def _k_rsub(buf, params):
@@ -732,7 +860,23 @@ def _k_rsub(buf, params):
 def _k_pow(buf, params):
     import torch
 
-    torch._foreach_pow_(buf, params[0])
+    e = params[0]
+    torch._foreach_pow_(buf, e if _number(e) else _as_list(e, len(buf)))
+
+
+def _where(buf, params):
+    """``buf[i] ← where(cond, x[i], y[i])`` for a scalar condition kept on
+    the device (one value for all, or one per tensor)."""
+    import torch
+
+    cond, x, y = params
+    n = len(buf)
+    cond, x, y = _as_list(cond, n), _as_list(x, n), _as_list(y, n)
+    for b, c, xi, yi in zip(buf, cond, x, y):
+        if isinstance(xi, float) or isinstance(yi, float):
+            b.copy_(torch.where(c, xi, yi))
+        else:
+            torch.where(c, xi, yi, out=b)
 
 
 def _k_unary(buf, params):
@@ -750,6 +894,10 @@ def _out_of_place(kind, buf, start, params):
 
     def each(value):
         return value if isinstance(value, list) else [value] * len(buf)
+
+    if kind in ("axpy", "addcmul", "addcdiv", "pow") and \
+            not _number(params[-1]):
+        return False  # a tensor scalar: the foreach forms handle it
 
     if kind == "unary":
         fn = getattr(torch, params[0])

@@ -13,22 +13,41 @@ module imports no optimizer.
 import keras
 
 
-def _step_value(opt):
+def _iterations(opt):
     iterations = opt.iterations
     if isinstance(iterations, keras.Variable):
         iterations = iterations.value
-    return int(iterations.item())
+    return iterations
+
+
+def _step_value(opt):
+    return int(_iterations(opt).item())
 
 
 def _step_tensors(opt, group):
     """The kernels' per-parameter step counts: one tensor holding the
-    1-based step, listed once per parameter (they only read it)."""
+    1-based step, listed once per parameter (they only read it). Written
+    on the device from ``iterations`` (no host read)."""
     import torch
 
     if group.step is None:
         group.step = torch.zeros((), device=group.params[0].device)
-    group.step.fill_(_step_value(opt) + 1)
+    group.step.copy_(_iterations(opt))
+    group.step.add_(1.0)
     return [group.step] * len(group.params)
+
+
+def fused_allowed(opt, device_scalars):
+    """Whether the declared fused kernel may run in this mode: torch's
+    fused SGD takes "is this the first step" as a Python bool, which only a
+    host read of ``iterations`` can tell; on the first step our rule sets
+    the buffer to the gradient, which equals ``momentum·0 + g`` (what the
+    kernel computes on a zero buffer when told it is not the first step)
+    only without dampening. With dampening the foreach program (which
+    selects on the device) runs instead."""
+    if not device_scalars or getattr(opt, "fused_kernel", None) != "sgd":
+        return True
+    return getattr(opt, "dampening", 0.0) == 0.0
 
 
 def _fused_adam(opt, group, lr):
@@ -51,7 +70,10 @@ def _fused_sgd(opt, group, lr):
         weight_decay=opt.weight_decay if group.decay else 0.0,
         momentum=opt.momentum, lr=lr, dampening=opt.dampening,
         nesterov=opt.nesterov, maximize=opt.maximize,
-        is_first_step=_step_value(opt) == 0,
+        # with a tensor lr (device scalars) the buffers are zero on the
+        # first step and there is no dampening (``fused_allowed``)
+        is_first_step=False if not isinstance(lr, float)
+        else _step_value(opt) == 0,
     )
 
 

@@ -28,6 +28,7 @@ from keras_optzoo.fastpath.compiler import _Program
 from keras_optzoo.fastpath.compiler import _Trace
 from keras_optzoo.fastpath.compiler import per_variable_class
 from keras_optzoo.fastpath.fused import _fusable
+from keras_optzoo.fastpath.fused import fused_allowed
 from keras_optzoo.fastpath.fused import kernel_for
 
 
@@ -40,9 +41,21 @@ class State:
     trace failed. Caches: ``workspaces`` (each group's scratch tensors),
     ``layouts`` (the grouping of each variable list), ``programs`` (compiled
     programs by graph structure).
+
+    ``device_scalars``: keep every scalar of the step (learning rate, bias
+    corrections, step counts, ``where`` conditions) in tensors on the
+    parameters' device and hand them to torch's kernels as tensors, as
+    torch.optim does with ``capturable=True``: no host read per step, so no
+    device-to-host synchronisation on an accelerator. ``None`` (the default)
+    means "on any device but the CPU": on the CPU reading a 0-d tensor is
+    not a synchronisation, and Python-number operands let the foreach
+    kernels fuse more (``addcdiv`` with a scalar value). ``True`` forces it
+    everywhere (``tests/test_host_sync.py`` runs the accelerator code path
+    on the CPU this way).
     """
 
     def __init__(self):
+        self.device_scalars = None
         self.steps = 0
         self.kinds = frozenset()
         self.disabled = None
@@ -121,7 +134,11 @@ class _Layout:
                 self.rest.append(position)
                 continue
             decay = opt._decay_mask[index]
-            key = (value.dtype, value.device, decay)
+            # one group per param group too: its hyperparameters and lr
+            # apply to the whole group (keras_optzoo/param_groups.py)
+            param_group = opt._group_of[index] \
+                if getattr(opt, "_group_of", None) else 0
+            key = (value.dtype, value.device, decay, param_group)
             group = groups.get(key)
             if group is None:
                 group = groups[key] = _Group(value.dtype, decay)
@@ -160,11 +177,19 @@ class _Traced:
             _fill(dest, value)
 
 
+def _device_scalars(opt, group):
+    mode = opt._multi_tensor.device_scalars
+    if mode is None:
+        return group.params[0].device.type != "cpu"
+    return bool(mode)
+
+
 def _trace(opt, group, learning_rate, scalar_names):
     """Runs ``_prepare`` and ``_update`` on TensorLists, nothing written."""
     import torch
 
-    trace = _Trace()
+    device_scalars = _device_scalars(opt, group)
+    trace = _Trace(device_scalars)
     dtype, n = group.dtype, len(group.params)
     param = TensorList("leaf", (), dtype, n, trace, group.params, "param")
     grad = TensorList("leaf", (), dtype, n, trace, group.grads, "grad")
@@ -172,7 +197,9 @@ def _trace(opt, group, learning_rate, scalar_names):
     for name, tensors in group.slots.items():
         if name in scalar_names:
             values = torch.stack(tensors)
-            if bool((values == values[0]).all()):
+            if device_scalars:  # no host read: one value per variable
+                state[name] = values.as_subclass(per_variable_class())
+            elif bool((values == values[0]).all()):
                 # the usual case: one value for all (cheaper scalar math)
                 state[name] = values[0]
             else:
@@ -222,6 +249,24 @@ def _trace(opt, group, learning_rate, scalar_names):
     traced.nodes = trace.nodes
     traced.workspace = workspace
     return traced
+
+
+def _kernel_lr(learning_rate, group, device_scalars):
+    """The fused kernels' lr: a tensor on the device (their ``tensor_lr``
+    overloads) or, on the CPU path, a Python float."""
+    if isinstance(learning_rate, keras.Variable):
+        learning_rate = learning_rate.value
+    if not hasattr(learning_rate, "item"):
+        return float(learning_rate)
+    if not device_scalars:
+        return float(learning_rate.item())
+    import torch
+
+    lr = learning_rate.as_subclass(torch.Tensor)
+    device = group.params[0].device
+    if lr.device != device and device.type != "cpu":
+        lr = lr.to(device, non_blocking=True)
+    return lr
 
 
 # ------------------------------------------------------------------ entry
@@ -299,20 +344,26 @@ def _run(opt, layout, grads, learning_rate, fused):
 
     Returns the kinds of kernels used, or None when a trace failed.
     """
+    from keras_optzoo import param_groups
+
     state = opt._multi_tensor
-    lr = None
+    lrs = {}
     plans = []
     for group in layout.groups:
         group.gather(grads)
-        if fused is not None and _fusable(group):
-            if lr is None:
-                lr = float(learning_rate.item()) \
-                    if hasattr(learning_rate, "item") else float(learning_rate)
-            plans.append((group, None))
+        first = group.indices[0]  # a group is within one param group
+        group_lr = param_groups.group_learning_rate(opt, learning_rate, first)
+        if fused is not None and _fusable(group) and \
+                fused_allowed(opt, _device_scalars(opt, group)):
+            key = (id(group_lr), _device_scalars(opt, group))
+            if key not in lrs:
+                lrs[key] = _kernel_lr(group_lr, group, key[1])
+            plans.append((group, lrs[key]))
             continue
         try:
-            plans.append((group, _trace(opt, group, learning_rate,
-                                        layout.scalar_slots)))
+            with param_groups.scope(opt, first):
+                plans.append((group, _trace(opt, group, group_lr,
+                                            layout.scalar_slots)))
         except Exception as error:  # noqa: BLE001 - anything untraceable
             state.disabled = f"{type(error).__name__}: {error}"
             warnings.warn(
@@ -322,8 +373,9 @@ def _run(opt, layout, grads, learning_rate, fused):
             return None
     kinds = set()
     for group, plan in plans:
-        if plan is None:
-            fused(opt, group, lr)
+        if not isinstance(plan, _Traced):  # the group's lr, for the kernel
+            with param_groups.scope(opt, group.indices[0]):
+                fused(opt, group, plan)
             kinds.add("fused")
         else:
             plan.run()

@@ -67,6 +67,7 @@ import numpy as np
 from keras import ops
 
 from keras_optzoo import fastpath
+from keras_optzoo import param_groups as _param_groups
 from keras_optzoo.optimizers import _transforms
 from keras_optzoo.optimizers import validation
 
@@ -152,6 +153,13 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     #: Constructor arguments (beyond the Keras base ones) that get_config saves.
     _hyperparameters = ("weight_decay", "maximize")
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # param groups: a subclass's own update_step (LazyAdam's) also runs
+        # with its variable's group's hyperparameters and learning rate
+        if "update_step" in cls.__dict__:
+            cls.update_step = _param_groups.grouped(cls.__dict__["update_step"])
+
     #: Whether the torch multi-tensor path may run this optimizer's
     #: ``_update`` on lists of tensors. Set False on an optimizer whose
     #: update needs per-tensor reductions (norms, means over rows) or matrix
@@ -187,6 +195,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                 "keras.optimizers.schedules.LearningRateSchedule or a "
                 f"callable. Received: learning_rate={learning_rate!r}"
             )
+        param_groups = kwargs.pop("param_groups", None)
+        lr_reference = kwargs.pop("param_groups_lr_reference", None)
         _check_base_args(kwargs)
         # weight_decay=None keeps the Keras base class from applying its own
         # decoupled decay; ours is applied in update_step (exactly once).
@@ -194,6 +204,15 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             learning_rate=learning_rate, weight_decay=None, name=name,
             **kwargs
         )
+        # Param groups (keras_optzoo/param_groups.py), resolved in build.
+        # Set past Keras's attribute tracking, which would take the
+        # variables of a group's list for the optimizer's own.
+        object.__setattr__(self, "_param_groups",
+                           _param_groups.check_groups(param_groups))
+        if lr_reference is None and isinstance(learning_rate, float):
+            lr_reference = learning_rate
+        object.__setattr__(self, "_param_groups_lr_reference", lr_reference)
+        object.__setattr__(self, "_groups", [None])
         # a LearningRateSchedule: scheduled weight decay, read each step
         # with _weight_decay_value (keras #16517)
         self.weight_decay = validation.check_real_or_schedule(
@@ -376,15 +395,22 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         # see load_own_variables.
         self._unbuilt_variable_count = len(self._variables)
         super().build(var_list)
+        # Param groups: each variable's group (self._group_of); the mask,
+        # rules and slots below are decided with its group's
+        # hyperparameters in effect (param_groups.scope).
+        _param_groups.resolve(self, var_list)
         # Decided here, by index, because TF hands `update_step` the raw
         # tf.Variable whose name must not be relied on.
         self._decay_mask = self._weight_decay_mask(var_list)
-        self._rules = [self._rule_for(v) for v in var_list]
-        per_variable = [
-            None if self._overwrite_variable_with_gradient(v)
-            else self._slot_specs_for(v, rule)
-            for v, rule in zip(var_list, self._rules)
-        ]
+        self._rules = []
+        per_variable = []
+        for index, variable in enumerate(var_list):
+            with _param_groups.scope(self, index):
+                rule = self._rule_for(variable)
+                self._rules.append(rule)
+                per_variable.append(
+                    None if self._overwrite_variable_with_gradient(variable)
+                    else self._slot_specs_for(variable, rule))
         names = [spec.name for spec in self._slot_specs()]
         for specs in per_variable:
             for spec in specs or ():
@@ -393,9 +419,10 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         slots = {name: [None] * len(var_list) for name in names}
         for index, (variable, specs) in enumerate(zip(var_list,
                                                       per_variable)):
-            for spec in specs or ():
-                slots[spec.name][index] = self._make_slot(variable, index,
-                                                          spec)
+            with _param_groups.scope(self, index):
+                for spec in specs or ():
+                    slots[spec.name][index] = self._make_slot(
+                        variable, index, spec)
         self._slots = slots
 
     def _make_slot(self, variable, index, spec):
@@ -417,8 +444,12 @@ class ZooOptimizer(keras.optimizers.Optimizer):
 
     def _weight_decay_mask(self, var_list):
         """Per variable: whether weight decay applies (decided in build)."""
-        return [bool(self.weight_decay) and self._use_weight_decay(v)
-                for v in var_list]
+        mask = []
+        for index, variable in enumerate(var_list):
+            with _param_groups.scope(self, index):  # the group's decay
+                mask.append(bool(self.weight_decay)
+                            and self._use_weight_decay(variable))
+        return mask
 
     def exclude_from_weight_decay(self, var_list=None, var_names=None):
         """Keras's, decided in ``build``.
@@ -583,6 +614,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                 grad = grad + wd * param
         return param, grad, lr
 
+    @_param_groups.grouped  # runs with the variable's group's values
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
         param, grad, lr = self._prepare(gradient, variable, learning_rate,
@@ -700,6 +732,12 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             config[name] = _serialize_hyper(getattr(self, name))
         for name in _TRANSFORM_OPTIONS:
             config[name] = getattr(self, name)
+        if self._param_groups:  # (keras_optzoo/param_groups.py)
+            config["param_groups"] = _param_groups.serialize(
+                self._param_groups)
+            if self._param_groups_lr_reference is not None:
+                config["param_groups_lr_reference"] = \
+                    self._param_groups_lr_reference
         return config
 
     @classmethod
