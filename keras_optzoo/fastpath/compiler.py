@@ -96,11 +96,11 @@ class TensorList:
         if isinstance(value, torch.Tensor):
             if self.trace.device_scalars:
                 # no host read: the kernels take the value as a tensor
-                if value.ndim == 0:
-                    return value.as_subclass(torch.Tensor)
                 if value.ndim == 1 and value.shape[0] == self.n and \
                         isinstance(value, per_variable_class()):
-                    return _PerVar(value.as_subclass(torch.Tensor))
+                    return _PerVar(value)
+                if value.ndim == 0:
+                    return value
                 raise Unsupported(
                     f"cannot combine a TensorList with a {value.ndim}-d "
                     "tensor")
@@ -177,7 +177,8 @@ class TensorList:
 
 
 class _PerVar:
-    """One scalar per variable, kept on the device (``device_scalars``)."""
+    """One scalar per variable, kept on the device (``device_scalars``);
+    ``tensor`` is the 1-D value (of ``per_variable_class()``)."""
 
     __slots__ = ("tensor",)
 
@@ -188,7 +189,9 @@ class _PerVar:
         return _PerVar(-self.tensor)
 
     def values(self):
-        return list(self.tensor.unbind(0))
+        import torch
+
+        return list(self.tensor.as_subclass(torch.Tensor).unbind(0))
 
 
 def _scalar_kind(a, op):
@@ -315,12 +318,7 @@ class _Math:
             if not tl.trace.device_scalars or not hasattr(condition,
                                                           "ndim"):
                 return x if bool(ops.convert_to_numpy(condition)) else y
-            import torch
-
-            cond = condition.as_subclass(torch.Tensor)
-            if not per_var:
-                cond = cond.reshape(())
-            cond = _PerVar(cond) if per_var else cond
+            cond = _PerVar(condition) if per_var else condition.reshape(())
             x = tl._operand(x)
             y = tl._operand(y)
             return tl._new("where", cond, x, y)

@@ -29,6 +29,8 @@ from keras_optzoo.fastpath.compiler import _Trace
 from keras_optzoo.fastpath.compiler import per_variable_class
 from keras_optzoo.fastpath.fused import _fusable
 from keras_optzoo.fastpath.fused import fused_allowed
+from keras_optzoo.fastpath.replay import Recorder
+from keras_optzoo.fastpath.replay import Replay
 from keras_optzoo.fastpath.fused import kernel_for
 
 
@@ -40,7 +42,8 @@ class State:
     one ran ("fused", "foreach"); ``disabled`` holds the reason after a
     trace failed. Caches: ``workspaces`` (each group's scratch tensors),
     ``layouts`` (the grouping of each variable list), ``programs`` (compiled
-    programs by graph structure).
+    programs by graph structure). ``replay``: see ``replay.py`` (True by
+    default; ``replayed`` counts the steps that used a recording).
 
     ``device_scalars``: keep every scalar of the step (learning rate, bias
     corrections, step counts, ``where`` conditions) in tensors on the
@@ -56,7 +59,11 @@ class State:
 
     def __init__(self):
         self.device_scalars = None
+        #: replay the recorded scalar math instead of re-tracing ``_update``
+        #: every step (``replay.py``); traces then keep scalars as tensors
+        self.replay = True
         self.steps = 0
+        self.replayed = 0
         self.kinds = frozenset()
         self.disabled = None
         self.workspaces = {}
@@ -77,7 +84,7 @@ class _Group:
     """
 
     __slots__ = ("positions", "indices", "params", "slots", "dtype", "decay",
-                 "grads", "step")
+                 "grads", "step", "replay")
 
     def __init__(self, dtype, decay):
         self.positions = []
@@ -88,6 +95,7 @@ class _Group:
         self.decay = decay
         self.grads = None
         self.step = None
+        self.replay = None
 
     def gather(self, grads):
         """The group's gradients, as tensors of the variables' dtype."""
@@ -177,18 +185,48 @@ class _Traced:
             _fill(dest, value)
 
 
+def _replayable(opt):
+    return opt._multi_tensor.replay and not (
+        opt._has_gradient_transforms() or opt._has_step_statistics())
+
+
 def _device_scalars(opt, group):
     mode = opt._multi_tensor.device_scalars
     if mode is None:
-        return group.params[0].device.type != "cpu"
+        return group.params[0].device.type != "cpu" or _replayable(opt)
     return bool(mode)
 
 
-def _trace(opt, group, learning_rate, scalar_names):
-    """Runs ``_prepare`` and ``_update`` on TensorLists, nothing written."""
+def _trace(opt, group, learning_rate, scalar_names, record=False):
+    """Runs ``_prepare`` and ``_update`` on TensorLists, nothing written.
+
+    ``record``: also record the scalar math (returns ``(traced, Replay)``).
+    """
+    import contextlib
+
     import torch
 
     device_scalars = _device_scalars(opt, group)
+    recorder = None
+    if record and device_scalars:
+        persistent = {}
+        for v in opt.variables:
+            persistent[id(v.value)] = v.value
+        for t in group.params:
+            persistent[id(t)] = t
+        recorder = Recorder(persistent, learning_rate)
+    with recorder.mode if recorder else contextlib.nullcontext():
+        traced, trace = _trace_in(opt, group, learning_rate, scalar_names,
+                                  device_scalars)
+    if not record:
+        return traced
+    return traced, (Replay(opt, recorder, traced, trace, group)
+                    if recorder else None)
+
+
+def _trace_in(opt, group, learning_rate, scalar_names, device_scalars):
+    import torch
+
     trace = _Trace(device_scalars)
     dtype, n = group.dtype, len(group.params)
     param = TensorList("leaf", (), dtype, n, trace, group.params, "param")
@@ -248,7 +286,7 @@ def _trace(opt, group, learning_rate, scalar_names):
     traced.program = program
     traced.nodes = trace.nodes
     traced.workspace = workspace
-    return traced
+    return traced, trace
 
 
 def _kernel_lr(learning_rate, group, device_scalars):
@@ -360,10 +398,20 @@ def _run(opt, layout, grads, learning_rate, fused):
                 lrs[key] = _kernel_lr(group_lr, group, key[1])
             plans.append((group, lrs[key]))
             continue
+        cached = group.replay
+        if cached is not None and group_lr is cached.lr_kind(group_lr) \
+                and cached.valid(opt, group_lr):
+            plans.append((group, cached.run(group_lr, group)))
+            state.replayed += 1
+            continue
         try:
             with param_groups.scope(opt, first):
-                plans.append((group, _trace(opt, group, group_lr,
-                                            layout.scalar_slots)))
+                traced, replay = _trace(opt, group, group_lr,
+                                        layout.scalar_slots,
+                                        record=_replayable(opt))
+            group.replay = replay if replay is not None and replay.ok \
+                else None
+            plans.append((group, traced))
         except Exception as error:  # noqa: BLE001 - anything untraceable
             state.disabled = f"{type(error).__name__}: {error}"
             warnings.warn(

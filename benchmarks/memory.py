@@ -1,0 +1,197 @@
+"""Optimizer memory: state bytes per parameter and peak step memory.
+
+    python -m benchmarks.memory --backend torch --out results/memory_torch.json
+    python -m benchmarks.memory --backend jax --out results/memory_jax.json
+
+For every registered optimizer (``keras_optzoo.registry.classes()``, default
+arguments) built on a small model's worth of float32 tensors (a 512x512
+matrix, a 512 vector, a 10x512 matrix, a 10 vector): the bytes of the
+optimizer's variables per parameter, not counting the iteration counter and
+the learning rate (Keras bookkeeping of a few bytes). Next to it,
+torch.optim's state bytes per parameter after one step (torch backend) and
+optax's state bytes (JAX backend) where they have the optimizer.
+
+Peak step memory: on the JAX backend, the temporary bytes XLA allocates for
+the compiled step (``compile().memory_analysis()``), ours against optax's;
+on the torch backend, the scratch workspace the multi-tensor path keeps per
+parameter (and, on CUDA, ``torch.cuda.max_memory_allocated`` during a step
+minus the memory before it, ours against torch.optim's). Runs in well under
+a minute (``--quick`` is accepted for symmetry with the other scripts).
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+
+SHAPES = [(512, 512), (512,), (10, 512), (10,)]
+
+#: registry class name -> (torch.optim class, optax function)
+NATIVE = {
+    "SGD": ("SGD", "sgd"), "Adam": ("Adam", "adam"),
+    "AdamW": ("AdamW", "adamw"), "NAdam": ("NAdam", "nadam"),
+    "RAdam": ("RAdam", "radam"), "Adamax": ("Adamax", "adamax"),
+    "Adagrad": ("Adagrad", "adagrad"), "Adadelta": ("Adadelta", "adadelta"),
+    "RMSprop": ("RMSprop", "rmsprop"), "Rprop": ("Rprop", "rprop"),
+    "ASGD": ("ASGD", None), "Adafactor": ("Adafactor", "adafactor"),
+    "Lion": (None, "lion"), "Lamb": (None, "lamb"), "Lars": (None, "lars"),
+    "AdaBelief": (None, "adabelief"), "Yogi": (None, "yogi"),
+    "NovoGrad": (None, "novograd"), "ADOPT": (None, "adopt"),
+}
+
+
+def _problem():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    params = [rng.standard_normal(s).astype("float32") for s in SHAPES]
+    grads = [1e-3 * rng.standard_normal(s).astype("float32")
+             for s in SHAPES]
+    return params, grads
+
+
+def _state_bytes(opt):
+    import numpy as np
+
+    skip = {id(opt._iterations)}
+    lr = getattr(opt, "_learning_rate", None)
+    if lr is not None:
+        skip.add(id(lr))
+    return sum(math.prod(v.shape) * np.dtype(v.dtype).itemsize
+               for v in opt.variables if id(v) not in skip)
+
+
+def _torch_native(name, params, grads):
+    import torch
+
+    cls = getattr(torch.optim, name or "", None)
+    if cls is None:
+        return None
+    tensors = [torch.tensor(p, requires_grad=True) for p in params]
+    for t, g in zip(tensors, grads):
+        t.grad = torch.from_numpy(g)
+    opt = cls(tensors, lr=1e-3)
+    opt.step()
+    return sum(t.numel() * t.element_size() for s in opt.state.values()
+               for k, t in s.items() if torch.is_tensor(t) and k != "step")
+
+
+def _optax_native(name, params, grads, opt_zoo, variables):
+    import jax
+    import optax
+
+    fn = getattr(optax, name or "", None)
+    if fn is None:
+        return None, None
+    try:
+        tx = fn(1e-3)
+    except TypeError:
+        return None, None
+    ps = [jax.numpy.asarray(p) for p in params]
+    gs = [jax.numpy.asarray(g) for g in grads]
+    state = tx.init(ps)
+    nbytes = sum(leaf.nbytes for leaf in jax.tree_util.tree_leaves(state)
+                 if getattr(leaf, "ndim", 0) > 0)
+
+    def update(params, opt_state, grads):
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    analysis = jax.jit(update).lower(ps, state, gs).compile() \
+        .memory_analysis()
+    return nbytes, getattr(analysis, "temp_size_in_bytes", None)
+
+
+def run(backend):
+    import keras
+
+    import keras_optzoo as oz  # noqa: F401 - registers the optimizers
+    from keras_optzoo import registry
+
+    params, grads = _problem()
+    n = sum(p.size for p in params)
+    records = []
+    for cls in registry.classes():
+        name = cls.__name__
+        try:
+            opt = cls()
+        except Exception as error:  # noqa: BLE001 - needs arguments
+            print(f"  {name}: skipped ({error})", flush=True)
+            continue
+        variables = [keras.Variable(p) for p in params]
+        try:
+            opt.build(variables)
+        except Exception as error:  # noqa: BLE001
+            print(f"  {name}: cannot build ({error})", flush=True)
+            continue
+        record = {"optimizer": name, "n_params": int(n),
+                  "state_bytes_per_param": _state_bytes(opt) / n}
+        torch_name, optax_name = NATIVE.get(name, (None, None))
+        if backend == "torch":
+            import torch
+
+            record["torch_state_bytes_per_param"] = (
+                lambda b: None if b is None else b / n)(
+                    _torch_native(torch_name, params, grads))
+            tensors = [torch.from_numpy(g) for g in grads]
+            try:
+                with torch.no_grad():
+                    opt.apply(tensors, variables)
+                record["workspace_bytes_per_param"] = \
+                    opt._multi_tensor.workspace_bytes() / n
+                record["update_path"] = opt.update_path
+            except Exception as error:  # noqa: BLE001 - closure optimizers
+                record["note"] = f"apply: {type(error).__name__}"
+        elif backend == "jax":
+            import jax
+
+            nbytes, temp = _optax_native(optax_name, params, grads, opt,
+                                         variables)
+            record["optax_state_bytes_per_param"] = \
+                None if nbytes is None else nbytes / n
+            record["optax_step_temp_bytes_per_param"] = \
+                None if temp is None else temp / n
+            try:
+                analysis = jax.jit(opt.stateless_apply).lower(
+                    [v.value for v in opt.variables],
+                    [jax.numpy.asarray(g) for g in grads],
+                    [v.value for v in variables]).compile().memory_analysis()
+                record["step_temp_bytes_per_param"] = \
+                    analysis.temp_size_in_bytes / n
+            except Exception as error:  # noqa: BLE001
+                record["note"] = f"stateless_apply: {type(error).__name__}"
+        records.append(record)
+        print("  " + "  ".join(f"{k}={v:.2f}" if isinstance(v, float)
+                               else f"{k}={v}" for k, v in record.items()
+                               if k != "n_params"), flush=True)
+    return {"backend": backend,
+            "machine": {"cpus": os.cpu_count(),
+                        "platform": platform.platform(),
+                        "load": os.getloadavg()},
+            "shapes": SHAPES, "records": records}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--backend", required=True,
+                        choices=["torch", "jax", "tensorflow"])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    os.environ["KERAS_BACKEND"] = args.backend
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    result = run(args.backend)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
+                    exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+    else:
+        json.dump(result, sys.stdout, indent=1)
+        print()
+
+
+if __name__ == "__main__":
+    main()
