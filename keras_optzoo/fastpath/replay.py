@@ -32,6 +32,10 @@ _HOST_READS = frozenset({"item", "tolist", "__bool__", "__float__",
                          "__complex__"})
 
 
+def _identity(x):
+    return x
+
+
 def _fingerprint(opt):
     return tuple((k, v) for k, v in vars(opt).items()
                  if v is None or isinstance(v, (bool, int, float, str)))
@@ -88,7 +92,11 @@ class Recorder:
         else:
             return  # .shape, .dtype, ...: static
         index = len(self.ops)
-        self.ops.append((func, self.template(args),
+        if getattr(func, "plain_in_replay", False):
+            # the per-variable marker class only matters while tracing
+            # (replayed math on plain tensors skips its Python dispatch)
+            func = _identity
+        self.ops.append((func, [self.template(a) for a in args],
                          {k: self.template(v) for k, v in kwargs.items()}))
         if elements is None:
             self.made[id(out)] = (index, None)

@@ -64,6 +64,7 @@ class State:
         self.replay = True
         self.steps = 0
         self.replayed = 0
+        self.not_replayed = None  # why the last recording is not used
         self.kinds = frozenset()
         self.disabled = None
         self.workspaces = {}
@@ -217,14 +218,22 @@ def _trace(opt, group, learning_rate, scalar_names, record=False):
         recorder = Recorder(persistent, learning_rate)
     with recorder.mode if recorder else contextlib.nullcontext():
         traced, trace = _trace_in(opt, group, learning_rate, scalar_names,
-                                  device_scalars)
+                                  device_scalars, recorder)
     if not record:
         return traced
     return traced, (Replay(opt, recorder, traced, trace, group)
                     if recorder else None)
 
 
-def _trace_in(opt, group, learning_rate, scalar_names, device_scalars):
+def _per_variable(values):
+    return values.as_subclass(per_variable_class())
+
+
+_per_variable.plain_in_replay = True
+
+
+def _trace_in(opt, group, learning_rate, scalar_names, device_scalars,
+              recorder=None):
     import torch
 
     trace = _Trace(device_scalars)
@@ -236,7 +245,10 @@ def _trace_in(opt, group, learning_rate, scalar_names, device_scalars):
         if name in scalar_names:
             values = torch.stack(tensors)
             if device_scalars:  # no host read: one value per variable
-                state[name] = values.as_subclass(per_variable_class())
+                state[name] = _per_variable(values)
+                if recorder is not None:  # (as_subclass is not seen)
+                    recorder.observe(_per_variable, (values,), {},
+                                     state[name])
             elif bool((values == values[0]).all()):
                 # the usual case: one value for all (cheaper scalar math)
                 state[name] = values[0]
@@ -411,6 +423,7 @@ def _run(opt, layout, grads, learning_rate, fused):
                                         record=_replayable(opt))
             group.replay = replay if replay is not None and replay.ok \
                 else None
+            state.not_replayed = None if replay is None else replay.problem
             plans.append((group, traced))
         except Exception as error:  # noqa: BLE001 - anything untraceable
             state.disabled = f"{type(error).__name__}: {error}"
