@@ -540,3 +540,39 @@ def test_lean_step_declines_keras_bookkeeping(kwargs):
     variables = [keras.Variable(np.ones(3, "float32"))]
     opt.build(variables)
     assert multi_tensor.lean_step(opt, variables) is None
+
+
+# ---------------------------------------------------------------- replay
+@pytest.mark.skipif(not ON_TORCH, reason="the replay is torch's")
+@pytest.mark.parametrize("spec,config", specs.default_configs())
+def test_replay_is_used(spec, config):
+    """After the first (recorded) trace, the foreach path replays the
+    scalar math instead of re-running ``_update`` (``fastpath/replay.py``);
+    test_equals_generic_path checks the result."""
+    opt = spec.cls(**config.kwargs)
+    if not (spec.multi_tensor and opt.supports_multi_tensor) or _fused(opt):
+        pytest.skip("no foreach path by default")
+    init, grads = harness.problem(config, steps=4)
+    _run(opt, init, grads)
+    state = opt._multi_tensor
+    assert state.not_replayed is None, state.not_replayed
+    assert state.replayed == 3
+
+
+@pytest.mark.skipif(not ON_TORCH, reason="the replay is torch's")
+def test_replay_follows_a_changed_hyperparameter():
+    """A Python hyperparameter changed between steps re-traces."""
+    spec = specs.SPECS_BY_NAME["rmsprop"]
+    config = spec.configs[0]
+    init, grads = harness.problem(config, steps=8)
+    results = []
+    for mode in ("generic", "default"):
+        opt = _make(spec, config.kwargs, mode)
+        variables = [keras.Variable(p) for p in init]
+        for t, step in enumerate(grads):
+            if t == 4:
+                opt.rho = 0.5
+            opt.apply([ops.convert_to_tensor(g) for g in step], variables)
+        results.append([ops.convert_to_numpy(v) for v in variables])
+    assert opt._multi_tensor.replayed == 6  # steps 2-4 and 6-8
+    assert_same_path(results[1], results[0], init)

@@ -358,7 +358,7 @@ def test_presets():
     assert float(ops.convert_to_numpy(nag.learning_rate)) == pytest.approx(
         0.05)
     assert type(oz.get("ADAMW")) is oz.AdamW
-    assert oz.list_optimizers("adam*") == ["adam", "adamw"]
+    assert oz.list_optimizers("adam*") == ["adam", "adamax", "adamp", "adamw"]
     opt = oz.Adam()
     assert oz.get(opt) is opt
     assert type(oz.get(keras.optimizers.serialize(opt))) is oz.Adam
@@ -366,7 +366,7 @@ def test_presets():
 
 def test_unknown_registry_name():
     with pytest.raises(ValueError, match=r"Unknown optimizer name: 'adma'\. "
-                                         r"Did you mean 'adam'"):
+                                         r"Did you mean [^?]*'adam'"):
         oz.get("adma")
 
 

@@ -12,6 +12,11 @@ group of variables instead, without a second copy of any algorithm:
   ``torch._foreach_*`` calls.
 * ``runner.py``: grouping of variables, tracing of ``_update`` and the entry
   point :func:`apply` that ``ZooOptimizer`` calls on the torch backend.
+* ``replay.py``: the first trace of a group records its scalar math (torch
+  calls under a ``TorchFunctionMode``); later steps replay those calls and
+  run the compiled program, without running ``_update`` again. A recording
+  that reads a value on the host, or a tensor from outside the step, is not
+  used (the update is traced every step instead).
 * ``lean.py``: :func:`lean_step`, a step for a built optimizer without
   Keras's ``apply()`` bookkeeping where none of it is in use.
 * ``fused.py``: torch's fused kernels (Adam/AdamW, SGD, Adagrad), chosen by
@@ -20,12 +25,26 @@ group of variables instead, without a second copy of any algorithm:
 Nothing here imports an optimizer (``tests/test_import_graph.py`` fails on an
 import cycle).
 
+Host synchronisation: ``State.device_scalars`` keeps every scalar (learning
+rate, bias corrections, step counts, ``where`` conditions) in tensors on the
+device and passes them to the foreach kernels' tensor overloads and the
+fused kernels' ``tensor_lr`` overloads, like torch.optim's ``capturable``:
+no ``.item()`` per step. It is on by default off the CPU and wherever a
+trace is recorded for replay; ``tests/test_host_sync.py`` checks it.
+Inherent exception: torch's fused SGD takes ``is_first_step`` as a Python
+bool; without a host read it runs only without dampening (our first step
+then equals the kernel's non-first step on zero buffers), else the foreach
+program runs.
+
 How a new optimizer gets the fast path
 --------------------------------------
 Write ``_update`` with arithmetic operators on the per-variable values and
 ``self._math`` for elementwise functions (sqrt, abs, sign, maximum, minimum,
 where, exp, log, square, cast, negative); keep scalar math (bias
-corrections, schedule values) in ``keras.ops`` on 0-d tensors. That is all:
+corrections, schedule values) in ``keras.ops`` on 0-d tensors, with no
+Python decision on a tensor's value (``if step > 1``: use
+``self._math.where``), so that the step needs no host read and its
+recording can be replayed. That is all:
 the spec database's ``multi_tensor=True`` (the default) then makes
 ``tests/test_multi_tensor.py`` check the fast path against the per-variable
 path for it. If torch has a fused kernel computing exactly the rule, add it

@@ -789,6 +789,23 @@ def _as_list(c, n):
     return c if isinstance(c, list) else [c] * n
 
 
+def _cpu_scalars(buf, c):
+    """On the CPU, a tensor scalar as the 1-D tensor the ``.Tensor``
+    overloads of addcmul/addcdiv take (they read it on the host, which on
+    the CPU is no synchronisation); None on other devices."""
+    import torch
+
+    if buf[0].device.type != "cpu":
+        return None
+    if isinstance(c, list):
+        if c[0].device.type != "cpu":
+            return None
+        return torch.stack(c)
+    if c.device.type != "cpu":
+        return None
+    return c.reshape(1).repeat(len(buf))
+
+
 def _scaled(y, c):
     """``y·c`` as a new list (c a tensor scalar)."""
     import torch
@@ -812,6 +829,8 @@ def _k_addcmul(buf, params):
     y, z, c = params
     if _number(c):
         torch._foreach_addcmul_(buf, y, z, c)
+    elif (packed := _cpu_scalars(buf, c)) is not None:
+        torch._foreach_addcmul_(buf, y, z, packed)
     else:
         torch._foreach_addcmul_(buf, _scaled(y, c), z)
 
@@ -822,6 +841,8 @@ def _k_addcdiv(buf, params):
     y, z, c = params
     if _number(c):
         torch._foreach_addcdiv_(buf, y, z, c)
+    elif (packed := _cpu_scalars(buf, c)) is not None:
+        torch._foreach_addcdiv_(buf, y, z, packed)
     else:  # buf + c·(y/z), rounded as addcdiv does
         q = torch._foreach_div(y, z)
         torch._foreach_mul_(q, c)

@@ -191,11 +191,21 @@ def _replayable(opt):
         opt._has_gradient_transforms() or opt._has_step_statistics())
 
 
-def _device_scalars(opt, group):
+def _no_host_reads(opt, group):
+    """Whether the step must not read a value on the host: on an
+    accelerator (by default) or when ``device_scalars`` is forced on."""
     mode = opt._multi_tensor.device_scalars
     if mode is None:
-        return group.params[0].device.type != "cpu" or _replayable(opt)
+        return group.params[0].device.type != "cpu"
     return bool(mode)
+
+
+def _device_scalars(opt, group):
+    """Whether a trace keeps its scalars as tensors: where host reads are
+    ruled out, and where the trace is recorded for replay."""
+    if opt._multi_tensor.device_scalars is False:
+        return False
+    return _no_host_reads(opt, group) or _replayable(opt)
 
 
 def _trace(opt, group, learning_rate, scalar_names, record=False):
@@ -404,8 +414,8 @@ def _run(opt, layout, grads, learning_rate, fused):
         first = group.indices[0]  # a group is within one param group
         group_lr = param_groups.group_learning_rate(opt, learning_rate, first)
         if fused is not None and _fusable(group) and \
-                fused_allowed(opt, _device_scalars(opt, group)):
-            key = (id(group_lr), _device_scalars(opt, group))
+                fused_allowed(opt, _no_host_reads(opt, group)):
+            key = (id(group_lr), _no_host_reads(opt, group))
             if key not in lrs:
                 lrs[key] = _kernel_lr(group_lr, group, key[1])
             plans.append((group, lrs[key]))
