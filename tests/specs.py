@@ -302,6 +302,44 @@ SPECS = [
 ]
 
 
+#: the spelling every torch-style reference shares
+_TORCH_NAMES = {"learning_rate": "lr", "epsilon": "eps"}
+
+
+def converter(renames=None, betas=None, drop=(), *, betas_always=True,
+              beta_prefix="beta_", betas_name="betas", defaults=None):
+    """A ``reference_kwargs`` function: Keras-spelled arguments -> a
+    torch-style reference's.
+
+    ``learning_rate`` -> ``lr`` and ``epsilon`` -> ``eps`` always, then
+    ``renames`` (``{"our_name": "their_name"}``, over those two). ``betas``:
+    the reference's default tuple, filled from ``beta_prefix`` + 1, 2, ...
+    (``beta_1``...) and passed as ``betas_name``; always, or with
+    ``betas_always=False`` only when one of those arguments is given; None:
+    no tuple. ``drop``: arguments the reference has no counterpart for.
+    ``defaults``: reference arguments passed unless the kwargs give them."""
+    names = {**_TORCH_NAMES, **(renames or {})}
+    positions = {f"{beta_prefix}{i + 1}": i for i in range(len(betas or ()))}
+    drop = frozenset(drop)
+
+    def convert(kwargs):
+        out = dict(defaults or {})
+        tuple_ = list(betas or ())
+        given = False
+        for key, value in kwargs.items():
+            if key in drop:
+                continue
+            if key in positions:
+                tuple_[positions[key]] = value
+                given = True
+            else:
+                out[names.get(key, key)] = value
+        if betas is not None and (betas_always or given):
+            out[betas_name] = tuple(tuple_)
+        return out
+
+    return convert
+
 
 def _discover():
     """Specs of the second-wave optimizers: one module each in
@@ -324,26 +362,16 @@ SPECS.extend(_discover())
 SPECS_BY_NAME = {spec.name: spec for spec in SPECS}
 
 
+_TORCH_KWARGS = converter(betas=(0.9, 0.999), betas_always=False)
+_RMSPROP_KWARGS = converter(renames={"rho": "alpha"}, betas=(0.9, 0.999),
+                            betas_always=False)
+
+
 def torch_kwargs(spec, kwargs):
     """Keras-spelled arguments -> torch.optim's names."""
-    out = {}
-    betas = [0.9, 0.999]
-    for key, value in kwargs.items():
-        if key == "learning_rate":
-            out["lr"] = value
-        elif key == "epsilon":
-            out["eps"] = value
-        elif key == "beta_1":
-            betas[0] = value
-        elif key == "beta_2":
-            betas[1] = value
-        elif key == "rho" and spec.name == "rmsprop":
-            out["alpha"] = value
-        else:
-            out[key] = value
-    if "beta_1" in kwargs or "beta_2" in kwargs:
-        out["betas"] = tuple(betas)
-    return out
+    if spec.name == "rmsprop":
+        return _RMSPROP_KWARGS(kwargs)
+    return _TORCH_KWARGS(kwargs)
 
 
 def make_torch(spec, params, kwargs, decay_mask=None):

@@ -21,6 +21,7 @@ def _load(name):
     ("initialisation", ["initialisation.png"]),
     ("lr_finder", ["lr_finder.png"]),
     ("playground_tour", ["playground_rosenbrock.png"]),
+    ("finetuning", ["finetuning_lrs.png"]),
 ])
 def test_example_quick_mode(name, files, tmp_path, capsys):
     assert _load(name).main(["--quick", "--out", str(tmp_path)]) == 0

@@ -2,12 +2,13 @@
 and cautious masking from timm / pytorch-optimizer (not an algorithm: the
 leading underscore keeps this module out of auto-discovery).
 
-* :class:`OwnWeightDecay`: a ``_prepare`` that casts and applies
-  ``maximize`` but no weight decay, for optimizers whose reference applies
-  the decay somewhere else (after the update, before a saved initial point,
-  without the learning rate); their ``_update`` applies it, asking
-  :meth:`OwnWeightDecay._decays` whether this variable gets any (which keeps
-  ``exclude_from_weight_decay`` working on both execution paths).
+* :class:`OwnWeightDecay`: sets ``weight_decay_in_update`` (``_prepare``
+  casts and applies ``maximize`` but no weight decay), for optimizers whose
+  reference applies the decay somewhere else (after the update, before a
+  saved initial point, without the learning rate); their ``_update``
+  applies it, asking :meth:`OwnWeightDecay._decays` whether this variable
+  gets any (which keeps ``exclude_from_weight_decay`` working on both
+  execution paths).
 * :func:`timm_caution` / :func:`pto_caution`: the "cautious" masks of
   Liang et al., 2024, in the two normalisations the references use. Both
   need a per-tensor reduction, so an optimizer with ``caution=True`` runs the
@@ -17,24 +18,14 @@ leading underscore keeps this module out of auto-discovery).
 
 import math
 
-import keras
 from keras import ops
-
-from keras_optzoo.optimizers.base import _densify
 
 
 class OwnWeightDecay:
-    """Mixin: ``_prepare`` without weight decay; see the module docstring."""
+    """Mixin: no weight decay in ``_prepare`` (ZooOptimizer's
+    ``weight_decay_in_update``); see the module docstring."""
 
-    def _prepare(self, gradient, variable, learning_rate, index):
-        dtype = variable.dtype
-        lr = ops.cast(learning_rate, dtype)
-        grad = self._math.cast(_densify(gradient), dtype)
-        if self.maximize:
-            grad = self._math.negative(grad)
-        param = variable.value if isinstance(variable, keras.Variable) \
-            else variable
-        return param, grad, lr
+    weight_decay_in_update = True
 
     def _decays(self, index):
         """Whether the variable(s) at ``index`` get weight decay (the

@@ -1,39 +1,27 @@
 """Per-tensor helpers shared by the layer-wise optimizers (LAMB, LARS,
 NovoGrad, AdamP, SGDP): norms, trust ratios, cautious masks, and the
-preparation of ``(param, grad, lr)`` for optimizers whose reference applies
-weight decay inside its own update rather than as L2 on the gradient.
+decoupled weight decay of those whose reference applies the decay inside its
+own update rather than as L2 on the gradient (``weight_decay_in_update``).
 
 Underscore module: infrastructure, not an algorithm (not auto-registered).
 """
 
-import keras
 from keras import ops
 
-from keras_optzoo.optimizers.base import _densify
 
-
-def prepare(optimizer, gradient, variable, learning_rate, index,
-            decoupled=False):
-    """``(param, grad, lr)`` after casting and ``maximize``, with no coupled
-    weight decay (the caller's ``_update`` applies it where its reference
-    does). With ``decoupled`` the parameter of a decayed variable is scaled
-    by ``1 - lr * weight_decay`` first (timm's ``decoupled_decay``;
-    ``decoupled="add"`` writes it as ``param + param * (-lr * wd)``, as
-    timm's Lamb does)."""
-    dtype = variable.dtype
-    lr = ops.cast(learning_rate, dtype)
-    grad = ops.cast(_densify(gradient), dtype)
-    if optimizer.maximize:
-        grad = ops.negative(grad)
-    param = variable.value if isinstance(variable, keras.Variable) \
-        else variable
-    if decoupled == "add" and optimizer._decay_mask[index]:
+def decoupled_decay(optimizer, param, lr, index, add=False):
+    """``param`` of a decayed variable scaled by ``1 - lr * weight_decay``
+    (timm's ``decoupled_decay``, before the update; ``add`` writes it as
+    ``param + param * (-lr * wd)``, as timm's Lamb does). These optimizers
+    set ``weight_decay_in_update``, so ``_prepare`` applies no decay of its
+    own; the coupled one is left to their ``_update``."""
+    if not optimizer._decay_mask[index]:
+        return param
+    wd = optimizer._weight_decay_value(param.dtype)
+    if add:
         # timm Lamb's `p.add_(p, alpha=-lr * wd)`: rounds like it
-        param = param + param * (
-            lr * -optimizer._weight_decay_value(dtype))
-    elif decoupled and optimizer._decay_mask[index]:
-        param = param * (1.0 - lr * optimizer._weight_decay_value(dtype))
-    return param, grad, lr
+        return param + param * (lr * -wd)
+    return param * (1.0 - lr * wd)
 
 
 def norm(x):

@@ -2,13 +2,11 @@
 
 import math
 
-import keras
 from keras import ops
 
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
-from keras_optzoo.optimizers.base import _densify
 from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.registry import register_optimizer
 
@@ -156,19 +154,17 @@ class AdaBelief(ZooOptimizer):
             specs.append(SlotSpec("max_exp_avg_var"))
         return specs
 
+    @property
+    def weight_decay_in_update(self):
+        """The fixed decay is AdaBelief's own (applied in ``_prepare``)."""
+        return self.fixed_decay and self.decoupled_weight_decay
+
     def _prepare(self, gradient, variable, learning_rate, index):
-        if not (self.fixed_decay and self.decoupled_weight_decay):
-            return super()._prepare(gradient, variable, learning_rate, index)
-        # fixed decay: θ ← θ(1 − λ), without the learning rate
-        dtype = variable.dtype
-        lr = ops.cast(learning_rate, dtype)
-        grad = self._math.cast(_densify(gradient), dtype)
-        if self.maximize:
-            grad = self._math.negative(grad)
-        param = variable.value if isinstance(variable, keras.Variable) \
-            else variable
-        if self._decay_mask[index]:
-            param = param * (1.0 - self._weight_decay_value(dtype))
+        param, grad, lr = super()._prepare(gradient, variable, learning_rate,
+                                           index)
+        if self.weight_decay_in_update and self._decay_mask[index]:
+            # fixed decay: θ ← θ(1 − λ), without the learning rate
+            param = param * (1.0 - self._weight_decay_value(variable.dtype))
         return param, grad, lr
 
     def _update(self, param, grad, state, lr, index):

@@ -9,7 +9,6 @@ from keras import ops
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
-from keras_optzoo.optimizers.base import _densify
 from keras_optzoo.optimizers.base import _scalar_dtype
 from keras_optzoo.registry import register_optimizer
 
@@ -111,6 +110,8 @@ class Adafactor(ZooOptimizer):
     _hyperparameters = ("beta_2_decay", "epsilon_1", "epsilon_2",
                         "clip_threshold", "weight_decay", "maximize")
     supports_multi_tensor = False
+    #: torch computes the step size from the parameter before decaying it
+    weight_decay_in_update = True
 
     def __init__(
         self,
@@ -145,18 +146,6 @@ class Adafactor(ZooOptimizer):
             return [SlotSpec("row_var", shape=shape[:-1] + (1,)),
                     SlotSpec("col_var", shape=shape[:-2] + (1,) + shape[-1:])]
         return [SlotSpec("variance")]
-
-    def _prepare(self, gradient, variable, learning_rate, index):
-        # As the base, but without weight decay: torch computes the step
-        # size from the parameter before decaying it (done in _update).
-        dtype = variable.dtype
-        lr = ops.cast(learning_rate, dtype)
-        grad = self._math.cast(_densify(gradient), dtype)
-        if self.maximize:
-            grad = self._math.negative(grad)
-        param = variable.value if isinstance(variable, keras.Variable) \
-            else variable
-        return param, grad, lr
 
     def _epsilon_1(self, dtype):
         if self.epsilon_1 is not None:

@@ -84,6 +84,8 @@ class AdamP(ZooOptimizer):
                         "maximize")
 
     supports_multi_tensor = False
+    #: the reference's decay is applied in _update
+    weight_decay_in_update = True
 
     def __init__(
         self,
@@ -116,10 +118,6 @@ class AdamP(ZooOptimizer):
 
     def _slot_specs(self):
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq")]
-
-    def _prepare(self, gradient, variable, learning_rate, index):
-        return _layerwise.prepare(self, gradient, variable, learning_rate,
-                                  index)
 
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype

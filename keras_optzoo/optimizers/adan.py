@@ -1,13 +1,11 @@
 """Adan (adaptive Nesterov momentum), as timm's `timm.optim.adan.Adan`."""
 
-import keras
 from keras import ops
 
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.adam import cautious
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
-from keras_optzoo.optimizers.base import _densify
 from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.registry import register_optimizer
 
@@ -70,6 +68,8 @@ class Adan(ZooOptimizer):
 
     _hyperparameters = ("beta_1", "beta_2", "beta_3", "epsilon",
                         "weight_decay", "no_prox", "caution", "maximize")
+    #: Adan's own decay (proximal or not), applied in _update
+    weight_decay_in_update = True
 
     def __init__(
         self,
@@ -103,17 +103,6 @@ class Adan(ZooOptimizer):
     def _slot_specs(self):
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq"),
                 SlotSpec("exp_avg_diff"), SlotSpec("neg_pre_grad")]
-
-    def _prepare(self, gradient, variable, learning_rate, index):
-        # The decay is Adan's own (proximal or not), applied in _update.
-        dtype = variable.dtype
-        lr = ops.cast(learning_rate, dtype)
-        grad = self._math.cast(_densify(gradient), dtype)
-        if self.maximize:
-            grad = self._math.negative(grad)
-        param = variable.value if isinstance(variable, keras.Variable) \
-            else variable
-        return param, grad, lr
 
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype

@@ -33,7 +33,9 @@ weight decay after that, as its Lion and Adai do with GC):
    exactly (a positive scale from sign-free norms; a mean), so this is the
    same as pytorch-optimizer's negate-then-transform.
 4. Weight decay: coupled (added to the transformed gradient) or decoupled
-   (on the parameter), where each algorithm's reference applies it.
+   (on the parameter), in ``_prepare``; or, with
+   ``weight_decay_in_update``, inside ``_update`` where the algorithm's
+   reference applies it.
 5. The update rule, then Keras's EMA of the weights.
 * ``learning_rate`` accepts any real number (int, numpy scalar), a
   ``LearningRateSchedule`` or a callable. The schedule is called with the
@@ -148,6 +150,13 @@ class ZooOptimizer(keras.optimizers.Optimizer):
 
     Subclasses set ``_hyperparameters`` (constructor argument names saved by
     ``get_config``), implement ``_slot_specs`` and ``_update``.
+
+    An optimizer whose reference applies weight decay somewhere other than
+    torch's two places (after the update, without the learning rate, inside
+    a proximal step...) sets :attr:`weight_decay_in_update`: ``_prepare``
+    then casts and negates for ``maximize`` but leaves the decay to
+    ``_update``, which asks ``self._decay_mask[index]`` whether the variable
+    gets any and reads the coefficient with :meth:`_weight_decay_value`.
     """
 
     #: Constructor arguments (beyond the Keras base ones) that get_config saves.
@@ -166,6 +175,11 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     #: math: the torch backend then runs the per-variable ``update_step``,
     #: and :attr:`update_path` says so.
     supports_multi_tensor = True
+
+    #: Whether ``_update`` applies the weight decay itself (see the class
+    #: docstring): ``_prepare`` then applies none. A class with a fused
+    #: torch kernel (``fused_kernel``) never gets it while this is True.
+    weight_decay_in_update = False
 
     #: Elementwise functions for per-variable values inside ``_update``
     #: (``self._math.sqrt(v)``): ``keras.ops`` on tensors, lazy foreach nodes
@@ -598,7 +612,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         return fastpath.apply(self, grads, variables, learning_rate)
 
     def _prepare(self, gradient, variable, learning_rate, index):
-        """Returns (param, grad, lr) after casting, maximize and weight decay."""
+        """Returns (param, grad, lr) after casting, maximize and weight decay
+        (none with :attr:`weight_decay_in_update`)."""
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
         grad = self._math.cast(_densify(gradient), dtype)
@@ -606,7 +621,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             grad = self._math.negative(grad)
         param = variable.value if isinstance(variable, keras.Variable) \
             else variable
-        if self._decay_mask[index]:
+        if self._decay_mask[index] and not self.weight_decay_in_update:
             wd = self._weight_decay_value(dtype)
             if self.decoupled_weight_decay:
                 param = param * (1.0 - lr * wd)

@@ -133,6 +133,8 @@ class Lamb(ZooOptimizer):
         self.caution = validation.check_bool("caution", caution)
 
     supports_multi_tensor = False
+    #: timm's decay: decoupled here, coupled in _update
+    weight_decay_in_update = True
 
     def _slot_specs(self):
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq")]
@@ -151,10 +153,12 @@ class Lamb(ZooOptimizer):
         return {"clip": clip}
 
     def _prepare(self, gradient, variable, learning_rate, index):
-        return _layerwise.prepare(self, gradient, variable, learning_rate,
-                                  index,
-                                  decoupled=self.decoupled_weight_decay
-                                  and "add")
+        param, grad, lr = super()._prepare(gradient, variable, learning_rate,
+                                           index)
+        if self.decoupled_weight_decay:
+            param = _layerwise.decoupled_decay(self, param, lr, index,
+                                               add=True)
+        return param, grad, lr
 
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype

@@ -70,6 +70,8 @@ class Lars(ZooOptimizer):
                         "always_adapt", "maximize")
 
     supports_multi_tensor = False
+    #: the reference's decay is applied in _update
+    weight_decay_in_update = True
 
     def __init__(
         self,
@@ -112,10 +114,6 @@ class Lars(ZooOptimizer):
         if self.momentum == 0.0:
             return []
         return [SlotSpec("momentum_buffer")]
-
-    def _prepare(self, gradient, variable, learning_rate, index):
-        return _layerwise.prepare(self, gradient, variable, learning_rate,
-                                  index)
 
     def _update(self, param, grad, state, lr, index):
         decays = self._decay_mask[index]

@@ -9,7 +9,6 @@ from keras import ops
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
-from keras_optzoo.optimizers.base import _densify
 from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.registry import register_optimizer
 
@@ -131,6 +130,8 @@ class Muon(ZooOptimizer):
         "adamw_beta_2", "adamw_epsilon", "adamw_weight_decay", "maximize",
     )
     supports_multi_tensor = False
+    #: each rule (Muon's, AdamW's) applies its own decay in _update
+    weight_decay_in_update = True
 
     def __init__(
         self,
@@ -259,17 +260,6 @@ class Muon(ZooOptimizer):
         return list(self._rules)
 
     # --------------------------------------------------------------- update
-    def _prepare(self, gradient, variable, learning_rate, index):
-        # As the base, without weight decay: each rule applies its own.
-        dtype = variable.dtype
-        lr = ops.cast(learning_rate, dtype)
-        grad = ops.cast(_densify(gradient), dtype)
-        if self.maximize:
-            grad = ops.negative(grad)
-        param = variable.value if isinstance(variable, keras.Variable) \
-            else variable
-        return param, grad, lr
-
     def _update(self, param, grad, state, lr, index):
         if self._rules[index] == "muon":
             return self._muon_update(param, grad, state, lr, index)

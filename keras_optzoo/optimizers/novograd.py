@@ -70,6 +70,8 @@ class NovoGrad(ZooOptimizer):
                         "maximize")
 
     supports_multi_tensor = False
+    #: timm's decay: decoupled here, coupled in _update
+    weight_decay_in_update = True
 
     def __init__(
         self,
@@ -107,8 +109,11 @@ class NovoGrad(ZooOptimizer):
         return specs
 
     def _prepare(self, gradient, variable, learning_rate, index):
-        return _layerwise.prepare(self, gradient, variable, learning_rate,
-                                  index, decoupled=self.decoupled_weight_decay)
+        param, grad, lr = super()._prepare(gradient, variable, learning_rate,
+                                           index)
+        if self.decoupled_weight_decay:
+            param = _layerwise.decoupled_decay(self, param, lr, index)
+        return param, grad, lr
 
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype

@@ -1,7 +1,6 @@
 """SGDP (SGD with radial-component projection), as timm's `SGDP`
 (clovaai's code)."""
 
-from keras_optzoo.optimizers import _layerwise
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.adamp import check_projection
 from keras_optzoo.optimizers.adamp import project
@@ -69,6 +68,8 @@ class SGDP(ZooOptimizer):
                         "maximize")
 
     supports_multi_tensor = False
+    #: the reference's decay is applied in _update
+    weight_decay_in_update = True
 
     def __init__(
         self,
@@ -101,10 +102,6 @@ class SGDP(ZooOptimizer):
 
     def _slot_specs(self):
         return [SlotSpec("momentum")]
-
-    def _prepare(self, gradient, variable, learning_rate, index):
-        return _layerwise.prepare(self, gradient, variable, learning_rate,
-                                  index)
 
     def _update(self, param, grad, state, lr, index):
         momentum = self.momentum

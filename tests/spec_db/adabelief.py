@@ -6,10 +6,10 @@ import io
 import keras_optzoo as oz
 
 try:
-    from specs import Config, ErrorCase, OptimizerSpec
+    from specs import Config, converter, ErrorCase, OptimizerSpec
     from reference.np_adabelief import NumpyAdaBelief
 except ImportError:  # imported as tests.spec_db.adabelief
-    from tests.specs import Config, ErrorCase, OptimizerSpec
+    from tests.specs import Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.np_adabelief import NumpyAdaBelief
 
 from adabelief_pytorch import AdaBelief as _AdaBelief
@@ -21,22 +21,8 @@ def make_adabelief(params, **kwargs):
         return _AdaBelief(params, print_change_log=False, **kwargs)
 
 
-_NAMES = {"learning_rate": "lr", "epsilon": "eps",
-          "decoupled_weight_decay": "weight_decouple"}
-
-
-def reference_kwargs(kwargs):
-    out = {}
-    betas = [0.9, 0.999]
-    for key, value in kwargs.items():
-        if key == "beta_1":
-            betas[0] = value
-        elif key == "beta_2":
-            betas[1] = value
-        else:
-            out[_NAMES.get(key, key)] = value
-    out["betas"] = tuple(betas)
-    return out
+reference_kwargs = converter(
+    renames={"decoupled_weight_decay": "weight_decouple"}, betas=(0.9, 0.999))
 
 
 SPECS = [

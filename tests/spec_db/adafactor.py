@@ -5,32 +5,17 @@ import torch
 import keras_optzoo as oz
 
 try:
-    from specs import ALL, Config, ErrorCase, OptimizerSpec
+    from specs import ALL, Config, converter, ErrorCase, OptimizerSpec
     from reference.np_adafactor import NumpyAdafactor
 except ImportError:  # imported as tests.spec_db.adafactor
-    from tests.specs import ALL, Config, ErrorCase, OptimizerSpec
+    from tests.specs import ALL, Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.np_adafactor import NumpyAdafactor
 
 
-def reference_kwargs(kwargs):
-    """Keras-spelled arguments -> torch.optim.Adafactor's."""
-    out = {}
-    eps = [None, 1e-3]
-    for key, value in kwargs.items():
-        if key == "learning_rate":
-            out["lr"] = value
-        elif key == "beta_2_decay":
-            out["beta2_decay"] = value
-        elif key == "epsilon_1":
-            eps[0] = value
-        elif key == "epsilon_2":
-            eps[1] = value
-        elif key == "clip_threshold":
-            out["d"] = value
-        else:
-            out[key] = value
-    out["eps"] = tuple(eps)
-    return out
+#: Keras-spelled arguments -> torch.optim.Adafactor's
+reference_kwargs = converter(
+    renames={"beta_2_decay": "beta2_decay", "clip_threshold": "d"},
+    betas=(None, 1e-3), beta_prefix="epsilon_", betas_name="eps")
 
 
 SPECS = [

@@ -4,38 +4,24 @@
 import keras_optzoo as oz
 
 try:
-    from specs import BETA_ERRORS, Config, ErrorCase, OptimizerSpec
+    from specs import BETA_ERRORS, Config, converter, ErrorCase, OptimizerSpec
     from reference.external import timm_optim
     from reference.np_adamp import NumpyAdamP, NumpySGDP
 except ImportError:  # imported as tests.spec_db.adamp
-    from tests.specs import BETA_ERRORS, Config, ErrorCase, OptimizerSpec
+    from tests.specs import (BETA_ERRORS, Config, converter, ErrorCase,
+                             OptimizerSpec)
     from tests.reference.external import timm_optim
     from tests.reference.np_adamp import NumpyAdamP, NumpySGDP
 
-_NAMES = {"learning_rate": "lr", "epsilon": "eps"}
-
-
-def adamp_kwargs(kwargs):
-    """Keras-spelled arguments -> timm AdamP's."""
-    out = {}
-    betas = [0.9, 0.999]
-    for key, value in kwargs.items():
-        if key == "beta_1":
-            betas[0] = value
-        elif key == "beta_2":
-            betas[1] = value
-        else:
-            out[_NAMES.get(key, key)] = value
-    out["betas"] = tuple(betas)
-    return out
+#: Keras-spelled arguments -> timm AdamP's
+adamp_kwargs = converter(betas=(0.9, 0.999))
+_sgdp_kwargs = converter()
 
 
 def sgdp_kwargs(kwargs):
     """Keras-spelled arguments -> timm SGDP's (its lr has no default)."""
-    out = {"lr": oz.SGDP().get_config()["learning_rate"]}
-    for key, value in kwargs.items():
-        out[_NAMES.get(key, key)] = value
-    return out
+    return {"lr": oz.SGDP().get_config()["learning_rate"],
+            **_sgdp_kwargs(kwargs)}
 
 
 PROJECTION_ERRORS = [

@@ -3,11 +3,11 @@
 import keras_optzoo as oz
 
 try:
-    from specs import Config, ErrorCase, OptimizerSpec
+    from specs import Config, converter, ErrorCase, OptimizerSpec
     from reference.external import timm_optim
     from reference.np_adan import NumpyAdan
 except ImportError:  # imported as tests.spec_db.adan
-    from tests.specs import Config, ErrorCase, OptimizerSpec
+    from tests.specs import Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.external import timm_optim
     from tests.reference.np_adan import NumpyAdan
 
@@ -18,20 +18,7 @@ def make_adan(params, **kwargs):
     return _Adan(params, foreach=False, **kwargs)
 
 
-def reference_kwargs(kwargs):
-    out = {}
-    betas = [0.98, 0.92, 0.99]
-    for key, value in kwargs.items():
-        if key.startswith("beta_"):
-            betas[int(key[-1]) - 1] = value
-        elif key == "learning_rate":
-            out["lr"] = value
-        elif key == "epsilon":
-            out["eps"] = value
-        else:
-            out[key] = value
-    out["betas"] = tuple(betas)
-    return out
+reference_kwargs = converter(betas=(0.98, 0.92, 0.99))
 
 
 SPECS = [

@@ -5,27 +5,16 @@ from pytorch_optimizer import AdEMAMix as _AdEMAMix
 import keras_optzoo as oz
 
 try:
-    from specs import Config, ErrorCase, OptimizerSpec
+    from specs import Config, converter, ErrorCase, OptimizerSpec
     from reference.np_ademamix import NumpyAdEMAMix
 except ImportError:  # imported as tests.spec_db.ademamix
-    from tests.specs import Config, ErrorCase, OptimizerSpec
+    from tests.specs import Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.np_ademamix import NumpyAdEMAMix
 
-_NAMES = {"learning_rate": "lr", "epsilon": "eps",
-          "decoupled_weight_decay": "weight_decouple", "caution": "cautious"}
-
-
-def reference_kwargs(kwargs):
-    out = {}
-    betas = [0.9, 0.999, 0.9999]
-    positions = {"beta_1": 0, "beta_2": 1, "beta_3": 2}
-    for key, value in kwargs.items():
-        if key in positions:
-            betas[positions[key]] = value
-        else:
-            out[_NAMES.get(key, key)] = value
-    out["betas"] = tuple(betas)
-    return out
+reference_kwargs = converter(
+    renames={"decoupled_weight_decay": "weight_decouple",
+             "caution": "cautious"},
+    betas=(0.9, 0.999, 0.9999))
 
 
 SPECS = [

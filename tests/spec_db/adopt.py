@@ -7,14 +7,11 @@ from pytorch_optimizer import ADOPT as _ADOPT
 import keras_optzoo as oz
 
 try:
-    from specs import Config, ErrorCase, OptimizerSpec
+    from specs import Config, converter, ErrorCase, OptimizerSpec
     from reference.np_adopt import NumpyADOPT
 except ImportError:  # imported as tests.spec_db.adopt
-    from tests.specs import Config, ErrorCase, OptimizerSpec
+    from tests.specs import Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.np_adopt import NumpyADOPT
-
-_NAMES = {"learning_rate": "lr", "epsilon": "eps",
-          "decoupled_weight_decay": "weight_decouple", "caution": "cautious"}
 
 
 def _clip_lambda(exponent):
@@ -23,19 +20,16 @@ def _clip_lambda(exponent):
     return lambda step: math.pow(step, exponent)
 
 
+_convert = converter(
+    renames={"decoupled_weight_decay": "weight_decouple",
+             "caution": "cautious"},
+    betas=(0.9, 0.9999))
+
+
 def reference_kwargs(kwargs):
-    out = {}
-    betas = [0.9, 0.9999]
-    for key, value in kwargs.items():
-        if key == "beta_1":
-            betas[0] = value
-        elif key == "beta_2":
-            betas[1] = value
-        elif key == "clip_exponent":
-            out["clip_lambda"] = _clip_lambda(value)
-        else:
-            out[_NAMES.get(key, key)] = value
-    out["betas"] = tuple(betas)
+    out = _convert(kwargs)
+    if "clip_exponent" in out:
+        out["clip_lambda"] = _clip_lambda(out.pop("clip_exponent"))
     return out
 
 

@@ -3,31 +3,18 @@
 import keras_optzoo as oz
 
 try:
-    from specs import Config, ErrorCase, OptimizerSpec
+    from specs import Config, converter, ErrorCase, OptimizerSpec
     from reference.external import timm_optim
     from reference.np_lamb import NumpyLamb
 except ImportError:  # imported as tests.spec_db.lamb
-    from tests.specs import Config, ErrorCase, OptimizerSpec
+    from tests.specs import Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.external import timm_optim
     from tests.reference.np_lamb import NumpyLamb
 
-_NAMES = {"learning_rate": "lr", "epsilon": "eps",
-          "decoupled_weight_decay": "decoupled_decay"}
-
-
-def reference_kwargs(kwargs):
-    """Keras-spelled arguments -> timm's (single-tensor path pinned)."""
-    out = {"foreach": False}
-    betas = [0.9, 0.999]
-    for key, value in kwargs.items():
-        if key == "beta_1":
-            betas[0] = value
-        elif key == "beta_2":
-            betas[1] = value
-        else:
-            out[_NAMES.get(key, key)] = value
-    out["betas"] = tuple(betas)
-    return out
+#: Keras-spelled arguments -> timm's (single-tensor path pinned)
+reference_kwargs = converter(
+    renames={"decoupled_weight_decay": "decoupled_decay"}, betas=(0.9, 0.999),
+    defaults={"foreach": False})
 
 
 def _bool_error(name):

@@ -3,33 +3,18 @@
 import keras_optzoo as oz
 
 try:
-    from specs import Config, ErrorCase, OptimizerSpec
+    from specs import Config, converter, ErrorCase, OptimizerSpec
     from reference.np_laprop import NumpyLaProp
     from reference.external import timm_optim
 except ImportError:  # imported as tests.spec_db.laprop
-    from tests.specs import Config, ErrorCase, OptimizerSpec
+    from tests.specs import Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.np_laprop import NumpyLaProp
     from tests.reference.external import timm_optim
 
 _LaProp = timm_optim("laprop").LaProp
 
 
-def reference_kwargs(kwargs):
-    out = {}
-    betas = [0.9, 0.999]
-    for key, value in kwargs.items():
-        if key == "learning_rate":
-            out["lr"] = value
-        elif key == "epsilon":
-            out["eps"] = value
-        elif key == "beta_1":
-            betas[0] = value
-        elif key == "beta_2":
-            betas[1] = value
-        else:
-            out[key] = value
-    out["betas"] = tuple(betas)
-    return out
+reference_kwargs = converter(betas=(0.9, 0.999))
 
 
 SPECS = [

@@ -3,24 +3,17 @@
 import keras_optzoo as oz
 
 try:
-    from specs import Config, ErrorCase, OptimizerSpec
+    from specs import Config, converter, ErrorCase, OptimizerSpec
     from reference.external import timm_optim
     from reference.np_lars import NumpyLars
 except ImportError:  # imported as tests.spec_db.lars
-    from tests.specs import Config, ErrorCase, OptimizerSpec
+    from tests.specs import Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.external import timm_optim
     from tests.reference.np_lars import NumpyLars
 
-_NAMES = {"learning_rate": "lr", "epsilon": "eps",
-          "trust_coefficient": "trust_coeff"}
-
-
-def reference_kwargs(kwargs):
-    """Keras-spelled arguments -> timm's (single-tensor path pinned)."""
-    out = {"foreach": False}
-    for key, value in kwargs.items():
-        out[_NAMES.get(key, key)] = value
-    return out
+#: Keras-spelled arguments -> timm's (single-tensor path pinned)
+reference_kwargs = converter(renames={"trust_coefficient": "trust_coeff"},
+                             defaults={"foreach": False})
 
 
 SPECS = [

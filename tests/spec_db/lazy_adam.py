@@ -6,10 +6,11 @@ import torch
 import keras_optzoo as oz
 
 try:
-    from specs import BETA_ERRORS, Config, ErrorCase, OptimizerSpec
+    from specs import BETA_ERRORS, Config, converter, ErrorCase, OptimizerSpec
     from reference.np_lazy_adam import NumpyLazyAdam
 except ImportError:  # imported as tests.spec_db.lazy_adam
-    from tests.specs import BETA_ERRORS, Config, ErrorCase, OptimizerSpec
+    from tests.specs import (BETA_ERRORS, Config, converter, ErrorCase,
+                             OptimizerSpec)
     from tests.reference.np_lazy_adam import NumpyLazyAdam
 
 
@@ -52,22 +53,7 @@ class SparseAdamOnRows:
         return self.inner.step(closure)
 
 
-def _reference_kwargs(kwargs):
-    out = {}
-    betas = [0.9, 0.999]
-    for key, value in kwargs.items():
-        if key == "learning_rate":
-            out["lr"] = value
-        elif key == "epsilon":
-            out["eps"] = value
-        elif key == "beta_1":
-            betas[0] = value
-        elif key == "beta_2":
-            betas[1] = value
-        else:
-            out[key] = value
-    out["betas"] = tuple(betas)
-    return out
+_reference_kwargs = converter(betas=(0.9, 0.999))
 
 
 SPECS = [

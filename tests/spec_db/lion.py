@@ -5,11 +5,11 @@ import lion_pytorch
 import keras_optzoo as oz
 
 try:
-    from specs import Config, ErrorCase, OptimizerSpec
+    from specs import Config, converter, ErrorCase, OptimizerSpec
     from reference.np_lion import NumpyLion
     from reference.external import timm_optim
 except ImportError:  # imported as tests.spec_db.lion
-    from tests.specs import Config, ErrorCase, OptimizerSpec
+    from tests.specs import Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.np_lion import NumpyLion
     from tests.reference.external import timm_optim
 
@@ -21,20 +21,7 @@ def make_lion(params, caution=False, **kwargs):
     return lion_pytorch.Lion(params, **kwargs)
 
 
-def reference_kwargs(kwargs):
-    out = {}
-    betas = [0.9, 0.99]
-    for key, value in kwargs.items():
-        if key == "learning_rate":
-            out["lr"] = value
-        elif key == "beta_1":
-            betas[0] = value
-        elif key == "beta_2":
-            betas[1] = value
-        else:
-            out[key] = value
-    out["betas"] = tuple(betas)
-    return out
+reference_kwargs = converter(betas=(0.9, 0.99))
 
 
 SPECS = [

@@ -3,22 +3,18 @@
 import keras_optzoo as oz
 
 try:
-    from specs import Config, ErrorCase, OptimizerSpec
+    from specs import Config, converter, ErrorCase, OptimizerSpec
     from reference.np_madgrad import NumpyMADGRAD
     from reference.external import timm_optim
 except ImportError:  # imported as tests.spec_db.madgrad
-    from tests.specs import Config, ErrorCase, OptimizerSpec
+    from tests.specs import Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.np_madgrad import NumpyMADGRAD
     from tests.reference.external import timm_optim
 
 _MADGRAD = timm_optim("madgrad").MADGRAD
 
-_NAMES = {"learning_rate": "lr", "epsilon": "eps",
-          "decoupled_weight_decay": "decoupled_decay"}
-
-
-def reference_kwargs(kwargs):
-    return {_NAMES.get(key, key): value for key, value in kwargs.items()}
+reference_kwargs = converter(
+    renames={"decoupled_weight_decay": "decoupled_decay"})
 
 
 SPECS = [

@@ -23,10 +23,10 @@ import torch.optim._muon as torch_muon
 import keras_optzoo as oz
 
 try:
-    from specs import ALL, Config, ErrorCase, OptimizerSpec
+    from specs import ALL, Config, converter, ErrorCase, OptimizerSpec
     from reference.np_muon import NumpyMuon
 except ImportError:  # imported as tests.spec_db.muon
-    from tests.specs import ALL, Config, ErrorCase, OptimizerSpec
+    from tests.specs import ALL, Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.np_muon import NumpyMuon
 
 
@@ -123,23 +123,12 @@ class MuonWithAdamW:
             self.adamw.step()
 
 
-def reference_kwargs(kwargs):
-    """Keras-spelled arguments -> :class:`MuonWithAdamW`'s."""
-    out = {}
-    names = {"learning_rate": "lr", "epsilon": "eps",
-             "adamw_learning_rate": "adamw_lr", "adamw_epsilon": "adamw_eps"}
-    betas = [0.9, 0.999]
-    for key, value in kwargs.items():
-        if key in ("exclude_embeddings", "exclude_layers"):
-            continue  # routing by name: plain tensors have none
-        if key == "adamw_beta_1":
-            betas[0] = value
-        elif key == "adamw_beta_2":
-            betas[1] = value
-        else:
-            out[names.get(key, key)] = value
-    out["adamw_betas"] = tuple(betas)
-    return out
+#: Keras-spelled arguments -> :class:`MuonWithAdamW`'s; routing by name is
+#: dropped: plain tensors have none
+reference_kwargs = converter(
+    renames={"adamw_learning_rate": "adamw_lr", "adamw_epsilon": "adamw_eps"},
+    betas=(0.9, 0.999), beta_prefix="adamw_beta_", betas_name="adamw_betas",
+    drop=("exclude_embeddings", "exclude_layers"))
 
 
 #: every generic config: float32 Newton-Schulz (see the module docstring),

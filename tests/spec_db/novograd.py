@@ -5,32 +5,18 @@ import keras_optzoo as oz
 
 try:
     from specs import AMSGRAD_ERROR, BETA_ERRORS, Config, ErrorCase, \
-        OptimizerSpec
+        OptimizerSpec, converter
     from reference.external import timm_optim
     from reference.np_novograd import NumpyNovoGrad
 except ImportError:  # imported as tests.spec_db.novograd
     from tests.specs import AMSGRAD_ERROR, BETA_ERRORS, Config, ErrorCase, \
-        OptimizerSpec
+        OptimizerSpec, converter
     from tests.reference.external import timm_optim
     from tests.reference.np_novograd import NumpyNovoGrad
 
-_NAMES = {"learning_rate": "lr", "epsilon": "eps",
-          "decoupled_weight_decay": "decoupled_decay"}
-
-
-def reference_kwargs(kwargs):
-    """Keras-spelled arguments -> timm's."""
-    out = {}
-    betas = [0.95, 0.98]
-    for key, value in kwargs.items():
-        if key == "beta_1":
-            betas[0] = value
-        elif key == "beta_2":
-            betas[1] = value
-        else:
-            out[_NAMES.get(key, key)] = value
-    out["betas"] = tuple(betas)
-    return out
+#: Keras-spelled arguments -> timm's
+reference_kwargs = converter(
+    renames={"decoupled_weight_decay": "decoupled_decay"}, betas=(0.95, 0.98))
 
 
 SPECS = [
