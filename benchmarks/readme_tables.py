@@ -84,23 +84,27 @@ def small_section():
     for rec in r["steps"]:
         by.setdefault((rec["case"], rec["optimizer"]), {})[rec["impl"]] = \
             rec["median_ms"]
-    impls = ["zoo", "zoo (lean)", "torch.optim (foreach)",
+    impls = ["zoo (retrace)", "zoo", "zoo (lean)", "torch.optim (foreach)",
              "torch.optim (fused)"]
     rows = []
     for (case, name), ms in by.items():
         native = [v for k, v in ms.items() if k.startswith("torch.optim")]
         best = min(native) if native else None
         ratios = [f"{ms[i] / best:.2f}x" if best and i in ms else "—"
-                  for i in ("zoo", "zoo (lean)")]
+                  for i in ("zoo (retrace)", "zoo", "zoo (lean)")]
         rows.append([case, name] + [_ms(ms.get(i)) for i in impls] + ratios)
     return "\n".join([
         "## torch: small and medium models (ms per step)\n",
         _machine(r), "",
         "`python -m benchmarks.step_time --backend torch --small`; "
         "the ratios are ours over torch.optim's fastest variant, measured "
-        "interleaved in one process.\n",
+        "interleaved in one process. `zoo (retrace)`: the multi-tensor path "
+        "as it was before the recorded-trace replay (`_update` traced every "
+        "step); `zoo`: `apply()` now; `zoo (lean)`: "
+        "`keras_optzoo.fastpath.lean_step`, without `apply()`'s "
+        "bookkeeping.\n",
         _table(["case", "optimizer"] + impls
-               + ["zoo / best torch", "zoo (lean) / best torch"], rows)])
+               + ["retrace / best", "zoo / best", "lean / best"], rows)])
 
 
 def whole_model_section():

@@ -224,11 +224,18 @@ class TorchBench:
         return Candidate(impl, opt.step, lambda: None, state)
 
     def small_candidates(self, name, shapes):
-        """--small: ours (Keras ``apply`` and the lean path) against
+        """--small: ours (Keras ``apply`` with the per-step retrace of the
+    path before issue 14, ``apply`` with replay, and the lean path) against
         torch.optim's foreach and fused variants only."""
         out = []
-        for impl, lean in (("zoo", False), ("zoo (lean)", True)):
+        for impl, lean in (("zoo (retrace)", False), ("zoo", False),
+                           ("zoo (lean)", True)):
             opt = _zoo(name)
+            if impl == "zoo (retrace)":
+                # the path before replay: _update traced every step, with
+                # Python-number scalars (what issue 14 measured)
+                opt._multi_tensor.replay = False
+                opt._multi_tensor.device_scalars = False
             c = self.keras_candidate(impl, opt, shapes, lean=lean)
             if c is not None:
                 out.append(c)

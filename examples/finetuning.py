@@ -33,6 +33,7 @@ for every step from the schedule and the groups' ``lr_scale`` (lines).
 import argparse
 import os
 import pathlib
+import random
 import re
 import sys
 import time
@@ -57,6 +58,28 @@ def load_digits(seed=0):
     order = np.random.default_rng(seed).permutation(len(x))
     split = int(0.8 * len(x))
     return (x[order[:split]], y[order[:split]]), (x[order[split:]], y[order[split:]])
+
+
+def full_batches(x, y):
+    """The first whole batches of (x, y): with no smaller last batch, the
+    train step is compiled for one shape only (JAX, TF)."""
+    n = len(x) // BATCH_SIZE * BATCH_SIZE
+    return x[:n], y[:n]
+
+
+def set_seed(seed):
+    """``keras.utils.set_random_seed`` without its TensorFlow import (5 s on
+    the JAX and torch backends): Keras's initializers draw their seeds from
+    Python's ``random``, ``fit`` shuffles with NumPy."""
+    if keras.backend.backend() == "tensorflow":
+        keras.utils.set_random_seed(seed)
+        return
+    random.seed(seed)
+    np.random.seed(seed)
+    if keras.backend.backend() == "torch":
+        import torch
+
+        torch.manual_seed(seed)
 
 
 def backbone_layers():
@@ -133,7 +156,7 @@ def main(argv=None):
     started = time.perf_counter()
 
     (x, y), (x_test, y_test) = load_digits()
-    keras.utils.set_random_seed(0)
+    set_seed(0)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     # ---- 1. "pre-training" on the digits 0-4
@@ -142,8 +165,8 @@ def main(argv=None):
     pretrained.compile(optimizer=oz.AdamW(learning_rate=1e-2), loss=loss)
     seen = y < 5
     pre_epochs = 1 if args.quick else 10
-    pretrained.fit(x[seen], y[seen], batch_size=BATCH_SIZE, epochs=pre_epochs,
-                   verbose=0)
+    pretrained.fit(*full_batches(x[seen], y[seen]), batch_size=BATCH_SIZE,
+                   epochs=pre_epochs, verbose=0)
     print(f"pre-training ({pre_epochs} epochs, digits 0-4): test accuracy on "
           f"0-4 {_accuracy(pretrained, x_test[y_test < 5], y_test[y_test < 5]):.4f}")
 
@@ -152,7 +175,7 @@ def main(argv=None):
     epochs = 5 if args.quick else 40
     swa_start = 3 if args.quick else 30       # first SWA epoch
     anneal_epochs = 1 if args.quick else 3
-    steps_per_epoch = -(-len(x) // BATCH_SIZE)
+    steps_per_epoch = len(x) // BATCH_SIZE      # full batches only
     peak = 1e-3                                # the base (backbone top) rate
     warmup = steps_per_epoch                   # one epoch of warm-up
 
@@ -204,7 +227,8 @@ def main(argv=None):
 
     recorder = GroupLearningRates(groups)
     swa = oz.callbacks.WeightAveraging(avg_fn="swa", start=swa_start)
-    model.fit(x, y, batch_size=BATCH_SIZE, epochs=epochs, verbose=0,
+    model.fit(*full_batches(x, y), batch_size=BATCH_SIZE, epochs=epochs,
+              verbose=0,
               callbacks=[recorder, swa])
 
     acc_before = _accuracy(model, x_test, y_test)

@@ -50,7 +50,11 @@ def _make(spec, kwargs, mode):
     opt = spec.cls(**kwargs)
     opt.use_multi_tensor = {"generic": False, "default": None,
                             "foreach": "foreach",
-                            "foreach (out=)": "foreach"}[mode]
+                            "foreach (out=)": "foreach",
+                            "retrace": "foreach"}[mode]
+    if mode == "retrace":  # no recording: _update traced every step,
+        opt._multi_tensor.replay = False  # with Python-number scalars
+        opt._multi_tensor.device_scalars = False
     return opt
 
 
@@ -555,6 +559,9 @@ def test_replay_is_used(spec, config):
     init, grads = harness.problem(config, steps=4)
     _run(opt, init, grads)
     state = opt._multi_tensor
+    if state.declined:  # where() on the CPU: traced every step instead
+        assert state.replayed == 0
+        return
     assert state.not_replayed is None, state.not_replayed
     assert state.replayed == 3
 
@@ -576,3 +583,13 @@ def test_replay_follows_a_changed_hyperparameter():
         results.append([ops.convert_to_numpy(v) for v in variables])
     assert opt._multi_tensor.replayed == 6  # steps 2-4 and 6-8
     assert_same_path(results[1], results[0], init)
+
+
+@pytest.mark.skipif(not ON_TORCH, reason="the replay is torch's")
+@pytest.mark.parametrize("spec,config", specs.default_configs())
+def test_without_replay_equals_generic_path(spec, config):
+    """``replay = False`` and ``device_scalars = False``: the update is
+    traced every step with Python-number scalars (host reads allowed)."""
+    fast, _, _ = _compare(spec, config, "retrace", steps=8)
+    if spec.multi_tensor and fast.supports_multi_tensor:
+        assert fast._multi_tensor.replayed == 0

@@ -4,10 +4,10 @@ An optimizer class declares the kernel that computes exactly its rule with
 the class attribute ``fused_kernel = "adam"`` (or ``"sgd"``, ``"adagrad"``)
 where it is defined. :func:`kernel_for` uses it only for an instance of the
 declaring class or of a subclass that overrides neither ``_update`` nor
-``_prepare``, and only while the hyperparameter the kernel reads as a number
-and ``weight_decay`` are floats (a schedule's value would need a host read
-each step). This
-module imports no optimizer.
+``_prepare`` nor sets ``weight_decay_in_update``, and only while the
+hyperparameter the kernel reads as a number and ``weight_decay`` are floats
+(a schedule's value would need a host read each step). This module imports
+no optimizer.
 """
 
 import keras
@@ -123,8 +123,10 @@ def kernel_for(opt):
                 raise ValueError(
                     f"{owner.__name__}.fused_kernel must be one of "
                     f"{sorted(KERNELS)} or None. Received: {name!r}")
+            # weight_decay_in_update: _update decays, the kernel would not
             if cls._update is owner._update and \
-                    cls._prepare is owner._prepare:
+                    cls._prepare is owner._prepare and \
+                    not getattr(cls, "weight_decay_in_update", False):
                 entry = KERNELS[name]
         _BY_CLASS[cls] = entry
     kernel, hyper = entry

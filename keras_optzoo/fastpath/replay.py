@@ -142,6 +142,7 @@ class Replay:
         self.ops = recorder.ops
         self.traced = traced
         self.fingerprint = _fingerprint(opt)
+        self.selects = any(node.op == "where" for node in trace.nodes)
         self.grad_leaves = [node for node in trace.nodes
                             if node.op == "leaf"
                             and node.tensors is group.grads]
@@ -176,7 +177,14 @@ class Replay:
     def valid(self, opt, learning_rate):
         return self.ok and _fingerprint(opt) == self.fingerprint
 
-    def run(self, learning_rate, group):
+    def run(self, learning_rate, group, host_floats=False):
+        """Replays the scalar math; returns the traced group, ready to run.
+
+        ``host_floats`` (a CPU step where host reads are allowed): the
+        kernels get the scalars as Python numbers, for which torch's
+        foreach kernels have cheaper forms (reading a CPU tensor is no
+        synchronisation). ``where`` conditions stay tensors.
+        """
         from keras_optzoo.fastpath.compiler import _PerVar
 
         values = []
@@ -198,7 +206,17 @@ class Replay:
         for node, i, ref, per_var in self.slots:
             value = get(ref)
             args = list(node.args)
-            args[i] = _PerVar(value) if per_var else value
+            if host_floats and node.op != "where":
+                if per_var:
+                    floats = value.tolist()
+                    value = floats[0] if all(v == floats[0] for v in floats) \
+                        else tuple(floats)
+                else:
+                    value = value.item()
+                args[i] = float(value) if not isinstance(value, tuple) \
+                    else value
+            else:
+                args[i] = _PerVar(value) if per_var else value
             node.args = tuple(args)
         for leaf in self.grad_leaves:
             leaf.tensors = group.grads

@@ -65,6 +65,10 @@ class State:
         self.steps = 0
         self.replayed = 0
         self.not_replayed = None  # why the last recording is not used
+        #: a recording selects between branches on the device (``where``)
+        #: on the CPU, where re-tracing with a host-read condition computes
+        #: only one branch: traced every step with Python numbers instead
+        self.declined = False
         self.kinds = frozenset()
         self.disabled = None
         self.workspaces = {}
@@ -187,7 +191,8 @@ class _Traced:
 
 
 def _replayable(opt):
-    return opt._multi_tensor.replay and not (
+    return opt._multi_tensor.replay and not opt._multi_tensor.declined \
+        and not (
         opt._has_gradient_transforms() or opt._has_step_statistics())
 
 
@@ -211,7 +216,9 @@ def _device_scalars(opt, group):
 def _trace(opt, group, learning_rate, scalar_names, record=False):
     """Runs ``_prepare`` and ``_update`` on TensorLists, nothing written.
 
-    ``record``: also record the scalar math (returns ``(traced, Replay)``).
+    Returns ``(traced, replay)``; ``record``: record the scalar math for
+    replay (else, or where tracing keeps Python-number scalars, replay is
+    None).
     """
     import contextlib
 
@@ -229,8 +236,6 @@ def _trace(opt, group, learning_rate, scalar_names, record=False):
     with recorder.mode if recorder else contextlib.nullcontext():
         traced, trace = _trace_in(opt, group, learning_rate, scalar_names,
                                   device_scalars, recorder)
-    if not record:
-        return traced
     return traced, (Replay(opt, recorder, traced, trace, group)
                     if recorder else None)
 
@@ -423,7 +428,8 @@ def _run(opt, layout, grads, learning_rate, fused):
         cached = group.replay
         if cached is not None and group_lr is cached.lr_kind(group_lr) \
                 and cached.valid(opt, group_lr):
-            plans.append((group, cached.run(group_lr, group)))
+            plans.append((group, cached.run(
+                group_lr, group, host_floats=not _no_host_reads(opt, group))))
             state.replayed += 1
             continue
         try:
@@ -431,6 +437,10 @@ def _run(opt, layout, grads, learning_rate, fused):
                 traced, replay = _trace(opt, group, group_lr,
                                         layout.scalar_slots,
                                         record=_replayable(opt))
+            if replay is not None and replay.ok and replay.selects and \
+                    not _no_host_reads(opt, group):
+                replay.ok, replay.problem = False, "where() on the CPU"
+                state.declined = True
             group.replay = replay if replay is not None and replay.ok \
                 else None
             state.not_replayed = None if replay is None else replay.problem
