@@ -213,18 +213,20 @@ def _device_scalars(opt, group):
     return _no_host_reads(opt, group) or _replayable(opt)
 
 
-def _trace(opt, group, learning_rate, scalar_names, record=False):
+def _trace(opt, group, learning_rate, scalar_names, record=False,
+           device_scalars=None):
     """Runs ``_prepare`` and ``_update`` on TensorLists, nothing written.
 
     Returns ``(traced, replay)``; ``record``: record the scalar math for
     replay (else, or where tracing keeps Python-number scalars, replay is
-    None).
+    None). ``device_scalars``: None decides as :func:`_device_scalars`.
     """
     import contextlib
 
     import torch
 
-    device_scalars = _device_scalars(opt, group)
+    if device_scalars is None:
+        device_scalars = _device_scalars(opt, group)
     recorder = None
     if record and device_scalars:
         persistent = {}
@@ -444,6 +446,18 @@ def _run(opt, layout, grads, learning_rate, fused):
             group.replay = replay if replay is not None and replay.ok \
                 else None
             state.not_replayed = None if replay is None else replay.problem
+            if group.replay is None and replay is not None and \
+                    not _no_host_reads(opt, group):
+                # The recording traced with tensor scalars only to be
+                # replayed; without a replay every later step traces with
+                # Python-number scalars, which round differently. Trace this
+                # step that way too, so that a step's result never depends
+                # on whether it is the first after build or load (resume
+                # stays bit-exact).
+                with param_groups.scope(opt, first):
+                    traced, _ = _trace(opt, group, group_lr,
+                                       layout.scalar_slots,
+                                       device_scalars=False)
             plans.append((group, traced))
         except Exception as error:  # noqa: BLE001 - anything untraceable
             state.disabled = f"{type(error).__name__}: {error}"
