@@ -6,7 +6,41 @@ own update rather than as L2 on the gradient (``weight_decay_in_update``).
 Underscore module: infrastructure, not an algorithm (not auto-registered).
 """
 
+import keras
 from keras import ops
+
+
+# float64 variables: on the torch backend ``ops.maximum``/``ops.minimum``,
+# ``ops.mean`` and ``ops.norm`` compute in float32 for float64 inputs
+# (Keras's type promotion maps 64-bit to 32-bit types), and on TF
+# ``ops.cast`` of a Python float rounds it through float32. The helpers
+# below avoid both; float32 values are unchanged.
+
+
+def constant(value, dtype):
+    """A Python float as a 0-d tensor of ``dtype`` (``ops.cast`` rounds it
+    through float32 on TF; this does not)."""
+    return ops.convert_to_tensor(value, dtype=dtype)
+
+
+def clamp_min(x, bound):
+    """``maximum(x, bound)`` for a Python float ``bound``: NaN propagates."""
+    return ops.where(x < bound, ops.full_like(x, bound), x)
+
+
+def clamp_max(x, bound):
+    """``minimum(x, bound)`` for a Python float ``bound``: NaN propagates."""
+    return ops.where(x > bound, ops.full_like(x, bound), x)
+
+
+def mean(x):
+    """The mean of a whole tensor, in float64 for float64 ``x``."""
+    if keras.backend.standardize_dtype(x.dtype) == "float64":
+        size = 1
+        for dim in x.shape:
+            size *= int(dim)
+        return ops.sum(x) / float(size)
+    return ops.mean(x)
 
 
 def decoupled_decay(optimizer, param, lr, index, add=False):
@@ -49,7 +83,7 @@ def caution(update, grad):
     ``update`` that agree in sign with ``grad``, rescaled by the inverse of
     the kept fraction (clamped at 1e-3)."""
     mask = ops.cast(ops.greater(update * grad, 0.0), update.dtype)
-    scale = ops.maximum(ops.mean(mask), ops.cast(1e-3, update.dtype))
+    scale = clamp_min(mean(mask), 1e-3)
     return update * (mask / scale)
 
 
@@ -74,7 +108,7 @@ def projection(param, grad, perturb, delta, wd_ratio, eps, use_caution):
         size *= int(dim)
     expand = (-1,) + (1,) * (len(shape) - 1)
     dtype = param.dtype
-    eps_t = ops.cast(eps, dtype)
+    eps_t = constant(eps, dtype)
     candidates = []
     for rows in (int(shape[0]), 1):
         cols = size // rows if rows else 0
@@ -85,11 +119,11 @@ def projection(param, grad, perturb, delta, wd_ratio, eps, use_caution):
         # torch.nn.functional.cosine_similarity: each row divided by its
         # norm clamped at eps, then the dot product
         cosine = ops.abs(ops.sum(
-            (grad_view / ops.expand_dims(ops.maximum(g_norm, eps_t), 1))
-            * (param_view / ops.expand_dims(ops.maximum(p_norm, eps_t), 1)),
+            (grad_view / ops.expand_dims(clamp_min(g_norm, eps), 1))
+            * (param_view / ops.expand_dims(clamp_min(p_norm, eps), 1)),
             axis=1))
         threshold = delta / (cols ** 0.5)
-        condition = ops.less(ops.max(cosine), ops.cast(threshold, dtype))
+        condition = ops.less(ops.max(cosine), constant(threshold, dtype))
         p_n = param / ops.reshape(p_norm + eps_t, expand)
 
         def radial(x, p_n=p_n, rows=rows, cols=cols):
@@ -106,5 +140,5 @@ def projection(param, grad, perturb, delta, wd_ratio, eps, use_caution):
     (by_channel, channel), (by_layer, layer) = candidates
     out = ops.where(by_channel, channel, ops.where(by_layer, layer, plain))
     factor = ops.where(ops.logical_or(by_channel, by_layer),
-                       ops.cast(wd_ratio, dtype), ops.cast(1.0, dtype))
+                       constant(wd_ratio, dtype), constant(1.0, dtype))
     return out, factor

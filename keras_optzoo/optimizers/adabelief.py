@@ -27,11 +27,16 @@ def rectification_length(beta_2, step):
     log_b = -math.log(beta_2)
     const = rho_inf - 2.0 / log_b
     y = step * log_b
-    y_small = ops.minimum(y, 0.1)
+    # min/max as ``where`` with a constant of ``step``'s dtype: on the torch
+    # backend ``ops.minimum``/``ops.maximum`` compute in float32 for float64
+    # inputs (Keras's promotion maps 64-bit to 32-bit types), and a Python
+    # float given to ``ops.where`` is rounded to float32 first.
+    limit = ops.full_like(y, 0.1)
+    y_small = ops.where(y < 0.1, y, limit)
     y2 = y_small * y_small
     series = y_small * (1.0 / 12.0 + y2 * (-1.0 / 720.0 + y2 * (
         1.0 / 30240.0 - y2 / 1209600.0)))
-    y_large = ops.maximum(y, 0.1)
+    y_large = ops.where(y < 0.1, limit, y)
     direct = 1.0 / ops.expm1(y_large) - 1.0 / y_large + 0.5
     f = ops.where(y < 0.1, series, direct)
     return const + step - 2.0 * step * f
@@ -194,8 +199,10 @@ class AdaBelief(ZooOptimizer):
         rectified = rho >= 5.0
         ratio = (bias_2 * (rho - 4.0) / (rho_inf - 4.0) * (rho - 2.0) / rho
                  * rho_inf / (rho_inf - 2.0))
+        zero = ops.zeros_like(ratio)  # not ops.maximum (see above)
         adaptive_size = ops.where(
-            rectified, ops.sqrt(ops.maximum(ratio, 0.0)), 0.0) / bias_1
+            rectified, ops.sqrt(ops.where(ratio > 0.0, ratio, zero)),
+            zero) / bias_1
         adaptive = param - ops.cast(adaptive_size * lr_s, dtype) * (
             exp_avg / (self._math.sqrt(exp_avg_var) + eps))
         if self.degenerated_to_sgd:

@@ -13,15 +13,29 @@ from keras_optzoo.optimizers.base import _scalar_dtype
 from keras_optzoo.registry import register_optimizer
 
 
+# On the torch backend a Python float given to ``ops.where`` or
+# ``ops.power`` becomes a float32 tensor first, and ``ops.mean`` computes in
+# float32 for float64 inputs (Keras's type promotion maps 64-bit to 32-bit
+# types): constants are made tensors of the operand's dtype, and float64
+# means are sums divided by the count. float32 values are unchanged.
+
+
 def _where_greater(x, bound):
     """Python's ``max(bound, x)``: ``x`` only where ``x > bound`` (so a NaN
     ``x`` gives ``bound``, as torch's ``max(1.0, t.item())`` does)."""
-    return ops.where(x > bound, x, bound)
+    return ops.where(x > bound, x, ops.full_like(x, bound))
 
 
 def _clamp_min(x, bound):
     """``torch.clamp(x, min=bound)``: NaN stays NaN."""
-    return ops.where(x < bound, bound, x)
+    return ops.where(x < bound, ops.full_like(x, bound), x)
+
+
+def _mean(x, axis):
+    """``ops.mean(x, axis, keepdims=True)``, in float64 for float64 ``x``."""
+    if keras.backend.standardize_dtype(x.dtype) == "float64":
+        return ops.sum(x, axis=axis, keepdims=True) / float(x.shape[axis])
+    return ops.mean(x, axis=axis, keepdims=True)
 
 
 @register_optimizer("adafactor", "Adafactor, factored second moment "
@@ -165,7 +179,8 @@ class Adafactor(ZooOptimizer):
         numel = int(np.prod(shape)) if shape else 1
         eps1 = self._epsilon_1(dtype)
 
-        one_minus_beta_2 = ops.power(step, self.beta_2_decay)
+        one_minus_beta_2 = ops.power(
+            step, ops.full_like(step, self.beta_2_decay))
         lr_s = ops.cast(lr, sdt)
         inv_sqrt_t = 1.0 / ops.sqrt(step)
         rho = ops.where(inv_sqrt_t < lr_s, inv_sqrt_t, lr_s)  # Python min
@@ -180,15 +195,12 @@ class Adafactor(ZooOptimizer):
         grad_s = ops.cast(grad, sdt)
         grad_sq = grad_s * grad_s
         if len(shape) >= 2:
-            row_mean = ops.cast(ops.mean(grad_sq, axis=-1, keepdims=True),
-                                dtype)
-            col_mean = ops.cast(ops.mean(grad_sq, axis=-2, keepdims=True),
-                                dtype)
+            row_mean = ops.cast(_mean(grad_sq, -1), dtype)
+            col_mean = ops.cast(_mean(grad_sq, -2), dtype)
             row_var = state["row_var"] + w * (row_mean - state["row_var"])
             col_var = state["col_var"] + w * (col_mean - state["col_var"])
             new = {"row_var": row_var, "col_var": col_var}
-            row_scale = _clamp_min(ops.mean(row_var, axis=-2, keepdims=True),
-                                   eps1)
+            row_scale = _clamp_min(_mean(row_var, -2), eps1)
             var_estimate = (row_var * col_var) / row_scale
         else:
             variance = state["variance"] + w * (

@@ -440,7 +440,10 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         self._slots = slots
 
     def _make_slot(self, variable, index, spec):
-        initializer = keras.initializers.Constant(spec.initial_value)
+        # a float64 constant: Keras casts a Python float to float64 through
+        # float32 on TF (a 1e-6 start value would be off by 1e-14)
+        initializer = keras.initializers.Constant(
+            np.float64(spec.initial_value))
         if spec.scalar:
             return self.add_variable(
                 shape=(), initializer=initializer,

@@ -148,8 +148,10 @@ class Lamb(ZooOptimizer):
         norms = [_layerwise.norm(ops.cast(_densify(g), dtype))
                  for g in grads]
         total = _layerwise.norm(ops.stack(norms))
-        clip = ops.maximum(total / self.max_grad_norm,
-                           ops.cast(1.0, dtype))
+        # max(total / max_grad_norm, 1) as a ``where`` (NaN propagates as
+        # with ``ops.maximum``, which on the torch backend computes in
+        # float32 for float64 inputs)
+        clip = _layerwise.clamp_min(total / self.max_grad_norm, 1.0)
         return {"clip": clip}
 
     def _prepare(self, gradient, variable, learning_rate, index):
@@ -192,6 +194,6 @@ class Lamb(ZooOptimizer):
             u_norm = _layerwise.norm(update)
             ratio = _layerwise.guarded_ratio(w_norm, u_norm, w_norm / u_norm)
             if self.trust_clip:
-                ratio = ops.minimum(ratio, ops.cast(1.0, ratio.dtype))
+                ratio = _layerwise.clamp_max(ratio, 1.0)
             update = update * ratio
         return param - lr * update, new

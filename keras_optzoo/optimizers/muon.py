@@ -21,6 +21,16 @@ def _clamp_min(x, bound):
     return ops.where(x < bound, bound, x)
 
 
+def _matmul(x, y):
+    """``ops.matmul``, in float64 for float64 operands: on the torch backend
+    ``ops.matmul`` computes float64 products in float32 (Keras's type
+    promotion maps 64-bit to 32-bit types); the ``@`` operator of each
+    backend's tensors keeps the dtype."""
+    if keras.backend.standardize_dtype(x.dtype) == "float64":
+        return x @ y
+    return ops.matmul(x, y)
+
+
 @register_optimizer("muon", "Muon for matrices, AdamW for the rest "
                     "(torch.optim.Muon + torch.optim.AdamW)")
 class Muon(ZooOptimizer):
@@ -310,11 +320,14 @@ class Muon(ZooOptimizer):
         if transposed:
             x = ops.transpose(x)
         norm = rnd(ops.sqrt(ops.sum(x * x)))
-        x = rnd(x / _clamp_min(norm, rnd(ops.cast(self.epsilon, compute))))
+        # convert_to_tensor, not ops.cast: on TF a cast of a Python float
+        # rounds it through float32
+        eps = rnd(ops.convert_to_tensor(self.epsilon, dtype=compute))
+        x = rnd(x / _clamp_min(norm, eps))
         for _ in range(self.ns_steps):
-            gram = rnd(ops.matmul(x, ops.transpose(x)))
-            gram_update = rnd(b * gram + c * ops.matmul(gram, gram))
-            x = rnd(a * x + ops.matmul(gram_update, x))
+            gram = rnd(_matmul(x, ops.transpose(x)))
+            gram_update = rnd(b * gram + c * _matmul(gram, gram))
+            x = rnd(a * x + _matmul(gram_update, x))
         if transposed:
             x = ops.transpose(x)
         return x

@@ -23,12 +23,16 @@ def _one_minus_bernoulli(y):
     cancellation of the direct form at small ``y`` (the first steps): the
     Bernoulli series below ``_SERIES_LIMIT`` (truncation < 1e-11 there),
     the direct form above it; both computed, one selected."""
-    small = ops.minimum(y, _SERIES_LIMIT)
+    # min/max as ``where`` with a constant of ``y``'s dtype: on the torch
+    # backend ``ops.minimum``/``ops.maximum`` compute in float32 for float64
+    # inputs (Keras's promotion maps 64-bit to 32-bit types).
+    limit = ops.full_like(y, _SERIES_LIMIT)
+    small = ops.where(y < _SERIES_LIMIT, y, limit)
     y2 = small * small
     series = small * 0.5 - y2 * (
         1.0 / 12.0 - y2 * (1.0 / 720.0 - y2 * (1.0 / 30240.0
                                                - y2 / 1209600.0)))
-    large = ops.maximum(y, _SERIES_LIMIT)
+    large = ops.where(y < _SERIES_LIMIT, limit, y)
     direct = 1.0 - large / ops.expm1(large)
     return ops.where(y < _SERIES_LIMIT, series, direct)
 
@@ -130,7 +134,8 @@ class RAdam(ZooOptimizer):
             return None
         rho = self._rho(step)
         # clamped so that the branch not taken stays finite
-        rho_c = ops.maximum(rho, _RHO_THRESHOLD)
+        rho_c = ops.where(rho > _RHO_THRESHOLD, rho,
+                          ops.full_like(rho, _RHO_THRESHOLD))
         const = rho_inf / ((rho_inf - 4.0) * (rho_inf - 2.0))
         rect = ops.sqrt((rho_c - 4.0) * (rho_c - 2.0) / rho_c * const)
         return rho > _RHO_THRESHOLD, rect

@@ -3,10 +3,33 @@ optimizer interface (``param_groups`` of dicts holding ``"lr"``, ``step()``
 reading ``p.grad`` and writing ``p.data``), so that the generic tests drive
 them like torch.optim's.
 
-:class:`OptaxYogi` runs ``optax.yogi`` 0.2.8 in float32 with JAX on the CPU.
+:class:`OptaxYogi` runs ``optax.yogi`` 0.2.8 with JAX on the CPU, in the
+params' dtype: float32, or float64 for float64 params (with 64-bit JAX
+types enabled for those calls only, see :func:`_precision`).
 """
 
+import contextlib
+
 import numpy as np
+
+
+def _precision(params):
+    """The JAX precision context for a group's torch ``params``.
+
+    JAX keeps ``jax_enable_x64`` off unless the process enables it (the
+    float64 test's JAX run does, through ``JAX_ENABLE_X64=1``); without it
+    ``jnp.asarray`` of float64 data makes float32 arrays and optax would
+    run in float32. For float64 params, ``jax.enable_x64(True)`` turns
+    64-bit types on around the adapter's JAX calls only (a scoped setting:
+    the rest of the process keeps its JAX configuration).
+    """
+    import torch
+
+    if any(p.dtype == torch.float64 for p in params):
+        import jax
+
+        return jax.enable_x64(True)
+    return contextlib.nullcontext()
 
 
 def _optax_yogi_l2(learning_rate, b1, b2, eps, initial_accumulator_value,
@@ -65,10 +88,13 @@ class OptaxYogi:
             else:
                 opt = optax.inject_hyperparams(optax.yogi)(
                     learning_rate=group["lr"], b1=b1, b2=b2, eps=group["eps"])
-            values = [jnp.asarray(p.detach().numpy()) for p in group["params"]]
+            with _precision(group["params"]):
+                values = [jnp.asarray(p.detach().numpy())
+                          for p in group["params"]]
+                state = opt.init(values)
             self.param_groups.append(group)
             self._opts.append(opt)
-            self._states.append(opt.init(values))
+            self._states.append(state)
 
     def zero_grad(self, set_to_none=True):
         for group in self.param_groups:
@@ -82,14 +108,16 @@ class OptaxYogi:
 
         for i, (group, opt) in enumerate(zip(self.param_groups, self._opts)):
             state = self._states[i]
-            state.hyperparams["learning_rate"] = jnp.asarray(
-                group["lr"], state.hyperparams["learning_rate"].dtype)
-            params = [jnp.asarray(p.detach().numpy())
-                      for p in group["params"]]
-            grads = [jnp.asarray(p.grad.detach().numpy())
-                     for p in group["params"]]
-            updates, self._states[i] = opt.update(grads, state, params)
-            new = optax.apply_updates(params, updates)
+            with _precision(group["params"]):
+                state.hyperparams["learning_rate"] = jnp.asarray(
+                    group["lr"], state.hyperparams["learning_rate"].dtype)
+                params = [jnp.asarray(p.detach().numpy())
+                          for p in group["params"]]
+                grads = [jnp.asarray(p.grad.detach().numpy())
+                         for p in group["params"]]
+                updates, self._states[i] = opt.update(grads, state, params)
+                new = [np.array(v)
+                       for v in optax.apply_updates(params, updates)]
             with torch.no_grad():
                 for p, value in zip(group["params"], new):
-                    p.copy_(torch.from_numpy(np.array(value)))
+                    p.copy_(torch.from_numpy(value))
