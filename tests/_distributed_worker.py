@@ -50,11 +50,15 @@ def configs(spec):
     momentum (or amsgrad) where the constructor takes it."""
     default = spec.configs[0]
     params = inspect.signature(spec.cls.__init__).parameters
-    extra = dict(default.kwargs, weight_decay=0.1)
+    extra = dict(default.kwargs)
+    if "weight_decay" in spec.capabilities:
+        extra["weight_decay"] = 0.1
     if "amsgrad" in params:
         extra["amsgrad"] = True
     elif "momentum" in params:
         extra["momentum"] = 0.9
+    if extra == default.kwargs:  # nothing to add (LazyAdam)
+        return [(default.id, dict(default.kwargs))]
     return [(default.id, dict(default.kwargs)), ("wd_momentum", extra)]
 
 
