@@ -113,9 +113,13 @@ def sharding_report(model):
         for index, slot in enumerate(slots):
             if slot is None:
                 continue
-            if name in scalar:
-                # a 0-d value per parameter (NAdam's mu_product):
-                # replicated is the right layout.
+            if name in scalar or tuple(slot.shape) != tuple(
+                    params[index].shape):
+                # a 0-d value per parameter (NAdam's mu_product), or a slot
+                # with a shape of its own (Adafactor's row and column
+                # statistics, made with add_variable): replicated (small
+                # by construction; sharding them like their parameter's
+                # matching axis would save memory, not change results).
                 want = ()
             else:
                 want = _spec_of(params[index])
