@@ -65,7 +65,9 @@ def norm(x):
     one-element tensor, whose norm torch returns as ``|x|`` exactly."""
     size = 1
     for dim in x.shape:
-        size *= int(dim)
+        # an unknown dimension (a densified IndexedSlices in a tf.function)
+        # counts as more than one element
+        size *= 2 if dim is None else int(dim)
     if size == 1:
         return ops.abs(ops.reshape(x, ()))
     return ops.sqrt(ops.sum(ops.square(x)))

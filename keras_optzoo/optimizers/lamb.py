@@ -145,8 +145,11 @@ class Lamb(ZooOptimizer):
         dtypes = {str(getattr(g, "dtype", "")) for g in grads}
         dtype = "float64" if any("float64" in d for d in dtypes) \
             else "float32"
-        norms = [_layerwise.norm(ops.cast(_densify(g), dtype))
-                 for g in grads]
+        # reshaped to the variable's static shape: a densified
+        # IndexedSlices has an unknown first dimension inside tf.function
+        norms = [_layerwise.norm(ops.reshape(ops.cast(_densify(g), dtype),
+                                             v.shape))
+                 for g, v in zip(grads, variables)]
         total = _layerwise.norm(ops.stack(norms))
         # max(total / max_grad_norm, 1) as a ``where`` (NaN propagates as
         # with ``ops.maximum``, which on the torch backend computes in
