@@ -53,11 +53,11 @@ class Muon(ZooOptimizer):
     \epsilon)$ (transposed while it has more rows than columns), in
     `ns_dtype`. $s$ is `adjust_lr_fn` of the variable's shape $(A, B)$:
     `None`/`"original"` $\sqrt{\max(1, A/B)}$, `"match_rms_adamw"`
-    $0.2\sqrt{\max(A, B)}$. The shape is the variable's own: a Keras Dense
-    kernel is `(in, out)`, the transpose of torch's Linear weight
-    `(out, in)`; Newton-Schulz commutes with the transpose, so only
-    `"original"` (asymmetric) scales such a kernel as torch scales the
-    transposed matrix.
+    $0.2\sqrt{\max(A, B)}$, where $(A, B)$ is the shape torch would see:
+    a 2-D Keras variable is read as `(fan_in, fan_out)` (a Dense kernel's
+    `(in, out)`, the transpose of torch's Linear weight), so
+    $(A, B)$ = `(shape[1], shape[0])` and a recipe ported from torch gets
+    torch's learning rate (Newton-Schulz commutes with the transpose).
 
     Every other variable ("adamw" rule) is updated by `torch.optim.AdamW`
     (see :class:`AdamW`) with the `adamw_*` hyperparameters, exactly as a
@@ -288,10 +288,12 @@ class Muon(ZooOptimizer):
         return param, {"momentum_buffer": buf}
 
     def _lr_ratio(self, shape):
-        rows, cols = int(shape[0]), int(shape[1])
+        # torch's `_adjust_lr` reads (A, B) = (out, in) from a Linear
+        # weight; a Keras kernel is (in, out): its transpose
+        fan_out, fan_in = int(shape[1]), int(shape[0])
         if self.adjust_lr_fn == "match_rms_adamw":
-            return 0.2 * math.sqrt(max(rows, cols))
-        return math.sqrt(max(1.0, rows / cols))
+            return 0.2 * math.sqrt(max(fan_out, fan_in))
+        return math.sqrt(max(1.0, fan_out / fan_in))
 
     def _newton_schulz(self, x):
         """torch's ``_zeropower_via_newtonschulz`` in ``ns_dtype``.

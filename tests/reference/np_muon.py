@@ -7,8 +7,11 @@ equations (single-tensor path)::
                  X = U (transposed if rows > cols);  X /= max(||X||_F, eps)
                  k times: A = X X^T;  X = a X + (b A + c A A) X
                  theta *= 1 - lr wd;  theta -= lr * s * X
-                 s = sqrt(max(1, rows/cols)) ("original"/None) or
-                     0.2 sqrt(max(rows, cols)) ("match_rms_adamw")
+                 s = sqrt(max(1, A/B)) ("original"/None) or
+                     0.2 sqrt(max(A, B)) ("match_rms_adamw")
+                 (A, B) = (cols, rows): a Keras 2-D variable is
+                 (fan_in, fan_out), the transpose of torch's (out, in)
+                 Linear weight whose shape torch reads as (A, B)
     AdamW (rest): theta *= 1 - lr_a wd_a; m, v as Adam; bias corrections;
                  theta -= lr_a / bc1 * m / (sqrt(v) / sqrt(bc2) + eps_a)
 
@@ -76,11 +79,11 @@ class NumpyMuon(_NumpyOptimizer):
             buf = state["buf"] = state["buf"] + (1 - self.mu) * (g - state["buf"])
             u = g + self.mu * (buf - g) if self.nesterov else buf
             x = newton_schulz(u, self.coefficients, self.ns_steps, self.eps)
-            rows, cols = param.shape
+            fan_in, fan_out = param.shape  # torch's (A, B) = (out, in)
             if self.adjust == "match_rms_adamw":
-                scale = 0.2 * math.sqrt(max(rows, cols))
+                scale = 0.2 * math.sqrt(max(fan_out, fan_in))
             else:
-                scale = math.sqrt(max(1.0, rows / cols))
+                scale = math.sqrt(max(1.0, fan_out / fan_in))
             if state["decay"]:
                 param = param * (1 - lr * self.wd)
             return param - lr * scale * x

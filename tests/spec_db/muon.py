@@ -9,6 +9,11 @@ torch, edited in that one place (an assertion fails if the place moves) and
 swapped in for ``torch.optim._muon._zeropower_via_newtonschulz`` during the
 reference's ``step()``. Everything else is torch's code.
 
+Orientation: the oracle is torch's Muon on the transposed matrices (a
+Keras kernel ``(in, out)`` ported to a torch Linear weight ``(out, in)``),
+so ``adjust_lr_fn="original"`` on the generic (3, 4) matrix checks that
+ours reads a Keras variable as torch reads the ported weight.
+
 The generic tests' configs use ``ns_dtype="float32"`` (the 1e-5 tolerance
 is float32's); tests/test_muon.py compares the bfloat16 default with torch's
 bfloat16 run at a measured tolerance.
@@ -62,6 +67,13 @@ def newton_schulz_dtype(ns_dtype):
 class MuonWithAdamW:
     """torch.optim.Muon on the 2-D params, torch.optim.AdamW on the rest.
 
+    A 2-D param is given to torch.optim.Muon transposed, as the port of a
+    Keras Dense kernel ``(in, out)`` to a torch Linear weight ``(out, in)``
+    would hold it: torch's Muon keeps its own transposed copy, receives the
+    transposed gradient and writes the transposed result back, so
+    ``adjust_lr_fn`` sees torch's ``(out, in)`` shape (``transpose=False``
+    gives torch the matrices as they are).
+
     ``param_groups`` holds both optimizers' groups (the AdamW ones only when
     ``adamw_lr`` is None, i.e. AdamW follows the Muon learning rate), so
     setting ``group["lr"]`` changes the learning rate as on one optimizer. A
@@ -72,14 +84,23 @@ class MuonWithAdamW:
                  nesterov=True, ns_coefficients=(3.4445, -4.775, 2.0315),
                  eps=1e-7, ns_steps=5, adjust_lr_fn=None,
                  ns_dtype="bfloat16", adamw_lr=None, adamw_betas=(0.9, 0.999),
-                 adamw_eps=1e-8, adamw_weight_decay=1e-2, maximize=False):
+                 adamw_eps=1e-8, adamw_weight_decay=1e-2, maximize=False,
+                 transpose=True):
         params = list(params)
         if params and not isinstance(params[0], dict):
             params = [{"params": params}]
         muon_groups, adamw_groups = [], []
+        #: (our param, the tensor torch's Muon updates)
+        self._matrices = []
         for group in params:
             extra = {k: v for k, v in group.items() if k != "params"}
-            matrices = [p for p in group["params"] if p.ndim == 2]
+            matrices = []
+            for p in group["params"]:
+                if p.ndim == 2:
+                    q = p.detach().T.clone().requires_grad_(True) \
+                        if transpose else p
+                    self._matrices.append((p, q))
+                    matrices.append(q)
             others = [p for p in group["params"] if p.ndim != 2]
             if matrices:
                 muon_groups.append({"params": matrices, **extra})
@@ -107,18 +128,26 @@ class MuonWithAdamW:
         for opt in (self.muon, self.adamw):
             if opt is not None:
                 opt.zero_grad()
+        for p, _ in self._matrices:
+            p.grad = None
 
     def step(self):
         if self.muon is not None:
-            matrices = [p for g in self.muon.param_groups for p in g["params"]]
-            if self.maximize:  # torch's Muon has no `maximize`
-                for p in matrices:
-                    p.grad = -p.grad
+            with torch.no_grad():
+                for p, q in self._matrices:
+                    if q is not p:
+                        q.copy_(p.T)
+                        q.grad = p.grad.T.contiguous()
+                    if self.maximize:  # torch's Muon has no `maximize`
+                        q.grad = -q.grad
             with newton_schulz_dtype(self.ns_dtype):
                 self.muon.step()
-            if self.maximize:
-                for p in matrices:
-                    p.grad = -p.grad
+            with torch.no_grad():
+                for p, q in self._matrices:
+                    if self.maximize and q is p:
+                        p.grad = -p.grad
+                    if q is not p:
+                        p.copy_(q.T)
         if self.adamw is not None:
             self.adamw.step()
 
@@ -152,6 +181,13 @@ SPECS = [
         numpy_reference=NumpyMuon,
         capabilities=ALL | {"decoupled_weight_decay", "cross_element"},
         multi_tensor=False,
+        # The group test's group holds the (5,) and (2, 3, 2) tensors, which
+        # take the AdamW rule: its rate follows the group's learning_rate.
+        # No weight_decay: the reference adapter gives a group's
+        # weight_decay to both its Muon and its AdamW, ours to the Muon
+        # rule only (`adamw_weight_decay` is the AdamW rule's, as in the
+        # constructor); no momentum: it is the Muon rule's only.
+        groups=[{"learning_rate": 0.02}],
         configs=[
             Config("default", {**_BASE, "learning_rate": 0.01}),
             Config("no_nesterov_rms", {
