@@ -7,6 +7,11 @@ is max |θ_ours − θ_torch| / max |θ_torch − θ₀| (the tests require ≤ 
 
     KERAS_BACKEND=jax python benchmarks/optimizer_deviation.py
     python benchmarks/optimizer_deviation.py --all-backends
+
+``--groups``: the same number for param groups, per optimizer: the spec's
+``groups`` (tests/specs.py) against the reference with the same param
+groups under torch's LambdaLR, 30 steps, eager and compiled, as
+tests/test_param_groups.py runs it.
 """
 
 import argparse
@@ -44,18 +49,68 @@ def measure():
     return rows
 
 
+def measure_groups():
+    """{optimizer: (reference name, {mode: deviation})} with param groups,
+    from tests/test_param_groups.py's runs of both sides."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import numpy as np
+
+    import harness
+    import specs
+    import test_param_groups as groups_test
+
+    from keras_optzoo.optimizers import ZooOptimizer
+
+    rows = {}
+    for spec in specs.SPECS:
+        if not issubclass(spec.cls, ZooOptimizer):
+            continue
+        config = spec.configs[0]
+        groups = spec.group_overrides
+        init, grads = harness.problem(config, steps=groups_test.STEPS)
+        theirs = groups_test.run_reference(spec, config, init, grads, groups)
+        scale = max(np.max(np.abs(t - i)) for t, i in zip(theirs, init))
+        devs = {}
+        for mode in harness.modes():
+            ours = harness.run_ours(
+                groups_test.make_ours(spec, config, groups), init, grads,
+                mode=mode)
+            dev = max(np.max(np.abs(o - t)) for o, t in zip(ours, theirs))
+            devs[mode] = float(dev / scale)
+        rows[spec.name] = (spec.reference_name, len(groups) + 1, devs)
+    return rows
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--all-backends", action="store_true")
+    parser.add_argument("--groups", action="store_true",
+                        help="the deviation with param groups")
     args = parser.parse_args()
     if args.all_backends:
         for backend in ("tensorflow", "jax", "torch"):
             env = dict(os.environ, KERAS_BACKEND=backend,
                        TF_CPP_MIN_LOG_LEVEL="2")
-            subprocess.run([sys.executable, __file__], env=env, check=True)
+            subprocess.run([sys.executable, __file__]
+                           + (["--groups"] if args.groups else []),
+                           env=env, check=True)
         return
     import keras
 
+    if args.groups:
+        rows = measure_groups()
+        modes = sorted({m for _, _, devs in rows.values() for m in devs},
+                       reverse=True)  # eager, compiled
+        print(f"\nbackend: {keras.backend.backend()} (param groups: the "
+              "spec's groups + the default group, torch LambdaLR, 30 steps; "
+              "relative to the distance travelled)")
+        print("| optimizer | reference | groups | "
+              + " | ".join(modes) + " |")
+        print("|---|---|---|" + "---|" * len(modes))
+        for name, (reference, n, devs) in rows.items():
+            cells = " | ".join(f"{devs[m]:.2e}" for m in modes)
+            print(f"| {name} | {reference} | {n} | {cells} |")
+        return
     rows = measure()
     print(f"\nbackend: {keras.backend.backend()} (max over configs and "
           "execution modes; relative to the distance travelled)")

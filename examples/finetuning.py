@@ -16,7 +16,9 @@ The PyTorch fine-tuning recipe, with one keras-optzoo optimizer:
    BEiT/timm layer-wise lr decay (stem x0.343, block_1 x0.49, block_2
    x0.7) and, as timm's helper does, no weight decay on biases and
    normalisation scales and offsets (the ``oz.param_groups.no_weight_decay``
-   rule). The head groups get ``lr_scale`` x10: a 10x head learning rate.
+   rule). The head groups get ``learning_rate = 10 * peak``: a 10x head
+   learning rate (a group's number rate is relative to the schedule's
+   base rate, here the peak).
 3. One schedule drives every group (as torch's schedulers do): linear
    warm-up + cosine (``CosineWithWarmup``), then from epoch ``swa_start``
    ``SWALR`` anneals to a constant ``swa_lr`` while
@@ -26,8 +28,9 @@ The PyTorch fine-tuning recipe, with one keras-optzoo optimizer:
 
 Prints the groups, the test accuracy before and after SWA, and draws
 ``finetuning_lrs.png``: each group's learning rate at every optimizer step,
-read from the optimizer at each epoch start (dots) and computed
-for every step from the schedule and the groups' ``lr_scale`` (lines).
+read from the optimizer with ``optimizer.group_learning_rates()`` at each
+epoch start (dots) and computed for every step from the schedule and the
+groups' factors (lines).
 """
 
 import argparse
@@ -116,34 +119,24 @@ def _accuracy(model, x, y):
 
 class GroupLearningRates(keras.callbacks.Callback):
     """Reads every param group's learning rate from the optimizer at the
-    start of each epoch (the rate of the step about to be taken).
-
-    The optimizer resolves the groups at ``build``; the rate a group's
-    update uses is ``oz.param_groups.group_learning_rate(opt, lr, index)``
-    with ``lr = opt.learning_rate`` (the schedule's value at
-    ``opt.iterations`` times ``learning_rate_scale``) and ``index`` the
-    position of one of the group's variables in the optimizer.
-    keras-optzoo has no public "current rate of group k" accessor, so the
-    index comes from Keras's (private) ``Optimizer._get_variable_index``.
-    Read once an epoch, not every step: each read is a few eager ops.
+    start of each epoch (the rate of the step about to be taken), with
+    ``optimizer.group_learning_rates()``: ``{"default": rate,
+    "param_groups[0]": rate, ...}``, what torch users read as
+    ``[g["lr"] for g in optimizer.param_groups]``. Read once an epoch, not
+    every step: each read is a few eager ops.
     """
 
-    def __init__(self, groups):
+    def __init__(self):
         super().__init__()
-        self.groups = groups
         self.steps = []
-        self.rates = []  # one row per read, one column per group
+        self.rates = []  # one row per read, one column per param group
 
     def on_epoch_begin(self, epoch, logs=None):
         opt = self.model.optimizer
-        lr = opt.learning_rate
-        row = []
-        for group in self.groups:
-            index = opt._get_variable_index(group["params"][0])
-            value = oz.param_groups.group_learning_rate(opt, lr, index)
-            row.append(float(keras.ops.convert_to_numpy(value)))
+        rates = opt.group_learning_rates()
+        rates.pop("default")  # every variable is in a group here
         self.steps.append(int(keras.ops.convert_to_numpy(opt.iterations)))
-        self.rates.append(row)
+        self.rates.append(list(rates.values()))
 
 
 def main(argv=None):
@@ -177,7 +170,7 @@ def main(argv=None):
     swa_start = 3 if args.quick else 30       # first SWA epoch
     anneal_epochs = 1 if args.quick else 3
     steps_per_epoch = len(x) // BATCH_SIZE      # full batches only
-    peak = 1e-3             # the schedule's peak; each group: x lr_scale
+    peak = 1e-3             # the schedule's peak; each group: x its factor
     warmup = steps_per_epoch                   # one epoch of warm-up
 
     # timm's param_groups_layer_decay: one group per (layer, decay / no
@@ -186,11 +179,10 @@ def main(argv=None):
     head_vars = {id(v) for v in model.get_layer("head").trainable_variables}
     for group in groups:
         if id(group["params"][0]) in head_vars:
-            # 10x head rate. A number "learning_rate": 10 * peak would say
-            # the same, but it is relative to the schedule's
-            # initial_learning_rate, and SequentialLR has none: lr_scale
-            # works with any schedule.
-            group["lr_scale"] *= 10.0
+            # 10x head rate: a group's number learning_rate is relative to
+            # the schedule's base rate (SequentialLR's: its first child's,
+            # the cosine's peak), as torch scales each group's initial_lr.
+            group["learning_rate"] = 10.0 * peak
 
     # warm-up + cosine over the whole run; from swa_start SWALR takes over,
     # annealing from where the cosine is to swa_lr in anneal_epochs epochs.
@@ -219,14 +211,18 @@ def main(argv=None):
                      if re.search(k, group["params"][0].path))
         labels.append(layer_names[layer] + (
             " (no wd)" if group.get("weight_decay") == 0.0 else ""))
-    print(f"{'group':<17}{'lr_scale':>8}{'wd':>6}  variables")
-    for label, group in zip(labels, groups):
+    # each group's rate is schedule(step) x this factor: its learning_rate
+    # relative to the schedule's base rate (peak), times its lr_scale
+    factors = np.array([g.get("learning_rate", peak) / peak * g["lr_scale"]
+                        for g in groups])
+    print(f"{'group':<17}{'x rate':>8}{'wd':>6}  variables")
+    for label, group, factor in zip(labels, groups, factors):
         paths = ", ".join("/".join(v.path.split("/")[-2:])
                           for v in group["params"])
         wd = group.get("weight_decay", opt.weight_decay)
-        print(f"{label:<17}{group['lr_scale']:>8.3f}{wd:>6.2f}  {paths}")
+        print(f"{label:<17}{factor:>8.3f}{wd:>6.2f}  {paths}")
 
-    recorder = GroupLearningRates(groups)
+    recorder = GroupLearningRates()
     swa = oz.callbacks.WeightAveraging(avg_fn="swa", start=swa_start)
     model.fit(*full_batches(x, y), batch_size=BATCH_SIZE, epochs=epochs,
               verbose=0,
@@ -242,16 +238,15 @@ def main(argv=None):
     print(f"test accuracy after SWA:  {acc_after:.4f}")
 
     # Every step's rate by the documented rule (a group's rate is
-    # schedule(step) x its lr_scale, as no group has its own
-    # learning_rate), checked against the rates read from the optimizer.
+    # schedule(step) x its factor), checked against the rates read from the
+    # optimizer.
     steps = np.arange(epochs * steps_per_epoch)
-    scales = np.array([g["lr_scale"] for g in groups])
     rates = keras.ops.convert_to_numpy(schedule(keras.ops.convert_to_tensor(
-        steps, "int32"))).astype("float64")[:, None] * scales
+        steps, "int32"))).astype("float64")[:, None] * factors
     read_steps = np.asarray(recorder.steps)
     read = np.asarray(recorder.rates)
     print(f"group rates read from the optimizer at {len(read_steps)} epoch "
-          "starts equal schedule x lr_scale: "
+          "starts equal schedule x factor: "
           f"{np.allclose(read, rates[read_steps], rtol=1e-5, atol=1e-12)}")
 
     import matplotlib
@@ -271,7 +266,7 @@ def main(argv=None):
             continue
         colour = colours.setdefault(layer, f"C{len(colours)}")
         ax.plot(steps, rates[:, column], color=colour, linewidth=3.0,
-                alpha=0.8, label=f"{layer}: x{group['lr_scale']:.3g}")
+                alpha=0.8, label=f"{layer}: x{factors[column]:.3g}")
         ax.plot(read_steps, read[:, column], "o", color=colour,
                 markersize=2.5, markeredgecolor="k", markeredgewidth=0.3)
     ax.axvspan(swa_start * steps_per_epoch, steps[-1] + 1, color="0.9",

@@ -37,17 +37,26 @@ How it works (the mechanism every optimizer gets without changes to its
   ``learning_rate`` uses the optimizer's rate. A group with a number ``b``
   gets ``b / b0`` times the optimizer's current rate, where ``b0`` is the
   optimizer's base rate: the float ``learning_rate`` the optimizer was
-  constructed with, or its schedule's ``initial_learning_rate``. So a
-  schedule (and an assignment to a float ``optimizer.learning_rate``) scales
-  every group by the same factor, as torch's schedulers do, and
-  ``learning_rate_scale`` (ReduceLROnPlateau) applies to all. A group with
-  its own schedule uses that schedule times ``learning_rate_scale``.
-  ``lr_scale`` multiplies the result.
+  constructed with, or its schedule's base rate
+  (:func:`base_learning_rate`: the
+  ``base_learning_rate`` attribute every keras-optzoo schedule has, e.g.
+  SequentialLR's first child's; ``initial_learning_rate`` of Keras's decay
+  schedules; the first of ``PiecewiseConstantDecay``'s ``values``). A
+  schedule without one (or a callable rate) raises at ``build``, naming the
+  group. So a schedule (and an assignment to a float
+  ``optimizer.learning_rate``) scales every group by the same factor
+  ``schedule(step) / b0``, as torch's schedulers scale each group's
+  ``initial_lr``, and ``learning_rate_scale`` (ReduceLROnPlateau) applies to
+  all. A group with its own schedule uses that schedule times
+  ``learning_rate_scale``. ``lr_scale`` multiplies the result.
+  ``optimizer.group_learning_rates()`` (:func:`learning_rates`) reads every
+  group's current rate.
 """
 
 import fnmatch
 import functools
 import inspect
+import numbers
 import re
 
 import keras
@@ -214,12 +223,43 @@ def _constructor_config(opt):
 
 
 def _base_rate(opt):
-    """``b0``: the rate a group's ``learning_rate`` is relative to."""
+    """``b0``: the rate a group's ``learning_rate`` is relative to: the
+    optimizer's float rate, or its schedule's base rate
+    (:func:`base_learning_rate`); None for a callable or a schedule without
+    one."""
     lr = opt._learning_rate
     if isinstance(lr, keras.Variable):
         return opt._param_groups_lr_reference
     if isinstance(lr, LearningRateSchedule):
-        return getattr(lr, "initial_learning_rate", None)
+        return base_learning_rate(lr)
+    return None
+
+
+def base_learning_rate(schedule):
+    """The base learning rate of ``schedule``, or None where it has none.
+
+    The base rate is the number torch reads from the optimizer (``lr``,
+    each group's ``initial_lr``) and a scheduler multiplies by its factor:
+    ``schedule(step) / base_learning_rate(schedule)`` is the factor, and a
+    param group with a number ``learning_rate`` ``b`` gets ``b`` times it.
+    It is the schedule's ``base_learning_rate`` attribute (every
+    keras-optzoo schedule has one; a schedule of your own may define it);
+    else, for Keras's own schedules, their ``initial_learning_rate``
+    (``ExponentialDecay``, ``PolynomialDecay``, ``InverseTimeDecay``,
+    ``CosineDecay``, ``CosineDecayRestarts``) or, for
+    ``PiecewiseConstantDecay``, the first of its ``values``. Any other
+    schedule has none.
+    """
+    value = getattr(schedule, "base_learning_rate", None)
+    if value is None and isinstance(
+        schedule, keras.optimizers.schedules.PiecewiseConstantDecay
+    ):
+        values = getattr(schedule, "values", None)
+        value = values[0] if values else None
+    if value is None:
+        value = getattr(schedule, "initial_learning_rate", None)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
     return None
 
 
@@ -303,10 +343,15 @@ def _resolve_one(opt, i, group, config):
                     f"{_describe(i, group)}: a group's number "
                     "`learning_rate` is relative to the optimizer's base "
                     "rate (its float `learning_rate`, or its schedule's "
-                    "`initial_learning_rate`), which must be > 0. The "
-                    "optimizer's learning_rate is "
-                    f"{opt._learning_rate!r}: give the group its own "
-                    "schedule instead.")
+                    "base rate: `base_learning_rate` of a keras-optzoo "
+                    "schedule, `initial_learning_rate` of a Keras decay "
+                    "schedule, the first of PiecewiseConstantDecay's "
+                    "`values`), which must be > 0. The optimizer's "
+                    f"learning_rate {opt._learning_rate!r} has base rate "
+                    f"{base!r}. Give the group its own schedule "
+                    "(`\"learning_rate\": schedule`), scale the "
+                    "optimizer's rate with `\"lr_scale\"`, or give the "
+                    "schedule a `base_learning_rate` attribute.")
             resolved.lr_mode = "ratio"
             resolved.lr_factor = float(group["learning_rate"]) / base \
                 * lr_scale
@@ -410,7 +455,12 @@ def group_learning_rate(opt, learning_rate, index):
     groups = getattr(opt, "_groups", None)
     if not groups or len(groups) == 1:
         return learning_rate
-    group = groups[opt._group_of[index]]
+    return _rate_of(opt, groups[opt._group_of[index]], learning_rate)
+
+
+def _rate_of(opt, group, learning_rate):
+    """Group ``group``'s (a ``_Resolved``; None: the default group) rate
+    from the optimizer's scaled rate ``learning_rate``."""
     if group is None or group.lr_mode == "default":
         return learning_rate
     if group.lr_mode == "ratio":
@@ -419,6 +469,37 @@ def group_learning_rate(opt, learning_rate, index):
     if group.lr_factor != 1.0:
         value = value * group.lr_factor
     return value
+
+
+def learning_rates(opt):
+    """Every group's learning rate for the next update, as Python floats:
+    ``{"default": rate, "param_groups[0]": rate, ...}`` (what torch users
+    read as ``[g["lr"] for g in opt.param_groups]``).
+
+    The keys name the groups as the errors do: ``"default"`` is the rate of
+    the variables no group matches (the optimizer's own rate, listed even
+    when every variable is in a group), ``"param_groups[i]"`` that of the
+    constructor's group ``i``. Each value is the rate the update at
+    ``opt.iterations`` uses: the schedule's value at that step (or the float
+    rate), times ``learning_rate_scale`` (ReduceLROnPlateau), times the
+    group's factor. Needs the optimizer built when it has groups (they are
+    resolved against the variables in ``build``).
+    """
+    specs = getattr(opt, "_param_groups", None) or []
+    groups = getattr(opt, "_groups", None) or [None]
+    if specs and len(groups) != len(specs) + 1:
+        raise ValueError(
+            "`group_learning_rates()` needs the optimizer built: its "
+            "param_groups are resolved against the variables in `build`. "
+            "Call `optimizer.build(model.trainable_variables)` first (or "
+            "read it after the first training step).")
+    lr = opt._scaled_learning_rate(opt._get_current_learning_rate())
+    out = {}
+    for i, group in enumerate(groups):
+        value = _rate_of(opt, group, lr)
+        key = "default" if i == 0 else f"param_groups[{i - 1}]"
+        out[key] = float(keras.ops.convert_to_numpy(value))
+    return out
 
 
 # ------------------------------------------------------------------ config

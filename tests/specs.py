@@ -77,6 +77,21 @@ class OptimizerSpec:
     #: whether the multi-tensor path (torch backend) runs this optimizer;
     #: False where its update needs per-tensor reductions or matrix math
     multi_tensor: bool = True
+    #: The param groups of the reference test with groups
+    #: (tests/test_param_groups.py): a list of one or two dicts, each the
+    #: hyperparameter overrides of one group (Keras spelling, keys of
+    #: ``param_groups``) on top of ``configs[0]``; the other variables form
+    #: the default group. None: :func:`default_groups` (twice the learning
+    #: rate, weight decay switched, another beta_1 or momentum). Give it
+    #: where the optimizer needs something else, with the reason.
+    groups: list = None
+
+    @property
+    def group_overrides(self):
+        """``groups``, or the generic default where the spec has none."""
+        if self.groups is not None:
+            return [dict(group) for group in self.groups]
+        return default_groups(self)
 
     @property
     def reference(self):
@@ -86,6 +101,29 @@ class OptimizerSpec:
 
     def config(self, config_id):
         return next(c for c in self.configs if c.id == config_id)
+
+
+def default_groups(spec):
+    """The generic ``groups`` of a spec: one group with twice the learning
+    rate of ``configs[0]``, its weight decay switched (0.05 where the
+    config has none, 0 where it has some; where the optimizer has weight
+    decay) and another ``beta_1`` (0.6) or ``momentum`` (0.5, or 0.3 where
+    the config sets one), whichever the optimizer has."""
+    from keras_optzoo import param_groups
+
+    kwargs = spec.configs[0].kwargs
+    optimizer = spec.cls(**kwargs)
+    names = param_groups.allowed_keys(optimizer)
+    base_lr = kwargs.get("learning_rate",
+                         optimizer.get_config()["learning_rate"])
+    out = {"learning_rate": 2.0 * base_lr}
+    if "weight_decay" in spec.capabilities and "weight_decay" in names:
+        out["weight_decay"] = 0.0 if kwargs.get("weight_decay") else 0.05
+    if "beta_1" in names:
+        out["beta_1"] = 0.6
+    elif "momentum" in names:
+        out["momentum"] = 0.5 if not kwargs.get("momentum") else 0.3
+    return [out]
 
 
 # Errors every optimizer shares (the base class checks them).
@@ -131,6 +169,10 @@ SPECS = [
         cls=oz.SGD,
         torch_cls=torch.optim.SGD,
         capabilities=ALL,
+        # two groups: momentum in one, Nesterov momentum in the other, over
+        # a default group without momentum
+        groups=[{"learning_rate": 0.1, "weight_decay": 0.05, "momentum": 0.5},
+                {"momentum": 0.9, "nesterov": True}],
         configs=[
             Config("plain", {"learning_rate": 0.05}),
             Config("momentum", {"learning_rate": 0.05, "momentum": 0.9}),
@@ -237,6 +279,11 @@ SPECS = [
         cls=oz.Adam,
         torch_cls=torch.optim.Adam,
         capabilities=ALL | {"decoupled_weight_decay"},
+        # two groups: the second one switches the update's branches
+        # (AMSGrad slots for its variables only, decoupled decay)
+        groups=[{"learning_rate": 0.02, "weight_decay": 0.05, "beta_1": 0.6},
+                {"amsgrad": True, "beta_2": 0.99, "weight_decay": 0.1,
+                 "decoupled_weight_decay": True}],
         configs=[
             Config("default", {"learning_rate": 0.01}),
             Config("amsgrad", {"learning_rate": 0.01, "amsgrad": True}),

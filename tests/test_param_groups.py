@@ -19,38 +19,30 @@ from keras_optzoo import param_groups as pg
 #: torch's LambdaLR multiplier (traceable: our schedule passes a tensor)
 LAMBDA = staticmethod(lambda e: 1.0 / (1.0 + 0.05 * e))
 STEPS = 30
-GROUP_SHAPES = {(5,), (2, 3, 2)}  # harness.SHAPES[1] and [3]: the group
+#: The tensors of harness.problem's SHAPES that the spec's groups hold: one
+#: group holds both; with two groups, the first holds (5,), the second
+#: (2, 3, 2). (3, 4) and () stay in the default group.
+GROUP_SHAPES = ((5,), (2, 3, 2))
 
 
-def _in_group(variable):
-    return tuple(variable.shape) in GROUP_SHAPES
+def _owner(shape, n_groups):
+    """Index of the spec group holding a tensor of ``shape`` (None: the
+    default group)."""
+    shape = tuple(shape)
+    if shape not in GROUP_SHAPES:
+        return None
+    return 0 if n_groups == 1 else GROUP_SHAPES.index(shape)
+
+
+def _selector(k, n_groups):
+    def select(variable):
+        return _owner(variable.shape, n_groups) == k
+    return select
 
 
 def _zoo_specs():
     return [pytest.param(spec, id=spec.name) for spec in specs.SPECS
             if issubclass(spec.cls, oz.optimizers.ZooOptimizer)]
-
-
-def group_overrides(spec):
-    """The "groups" variant: one group with another learning rate, weight
-    decay (where the optimizer has it) and beta_1 or momentum."""
-    kwargs = spec.configs[0].kwargs
-    names = pg.allowed_keys(spec.cls(**kwargs))
-    base_lr = kwargs.get("learning_rate",
-                         spec.cls(**kwargs).get_config()["learning_rate"])
-    out = {"learning_rate": 2.0 * base_lr}
-    if "weight_decay" in spec.capabilities and "weight_decay" in names:
-        out["weight_decay"] = 0.0 if kwargs.get("weight_decay") else 0.05
-    if spec.name == "muon":
-        # The reference adapter gives a group's weight_decay to both its
-        # Muon and its AdamW; ours applies `weight_decay` to the Muon rule
-        # and `adamw_weight_decay` to the AdamW rule, as the constructor.
-        out.pop("weight_decay", None)
-    if "beta_1" in names:
-        out["beta_1"] = 0.6
-    elif "momentum" in names:
-        out["momentum"] = 0.5 if not kwargs.get("momentum") else 0.3
-    return out
 
 
 def _reference_group(spec, kwargs, overrides):
@@ -59,16 +51,22 @@ def _reference_group(spec, kwargs, overrides):
     return convert({**kwargs, **overrides})
 
 
-def run_reference(spec, config, init, grads, overrides):
+def run_reference(spec, config, init, grads, groups):
+    """The spec's reference with the default group and ``groups``, under
+    torch's LambdaLR (its rule, for adapters that are not a
+    torch.optim.Optimizer)."""
     kwargs = dict(config.kwargs)
     params = [torch.tensor(p, requires_grad=True) for p in init]
-    default = [p for p, x in zip(params, init) if x.shape not in GROUP_SHAPES]
-    group = [p for p, x in zip(params, init) if x.shape in GROUP_SHAPES]
+    owners = [_owner(x.shape, len(groups)) for x in init]
     make = spec.make_reference or spec.torch_cls
     base = _reference_group(spec, kwargs, {})
-    opt = make([{"params": default},
-                {"params": group, **_reference_group(spec, kwargs,
-                                                     overrides)}], **base)
+    torch_groups = [{"params": [p for p, o in zip(params, owners)
+                                if o is None]}]
+    torch_groups += [
+        {"params": [p for p, o in zip(params, owners) if o == k],
+         **_reference_group(spec, kwargs, overrides)}
+        for k, overrides in enumerate(groups)]
+    opt = make(torch_groups, **base)
     if isinstance(opt, torch.optim.Optimizer):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, LAMBDA.__func__)
     else:  # an adapter (optax, row-wise SparseAdam): LambdaLR's rule
@@ -86,13 +84,15 @@ def run_reference(spec, config, init, grads, overrides):
     return [p.detach().numpy().copy() for p in params]
 
 
-def make_ours(spec, config, overrides, **extra):
+def make_ours(spec, config, groups, **extra):
     kwargs = dict(config.kwargs)
     lr = kwargs.pop("learning_rate",
                     spec.cls(**config.kwargs).get_config()["learning_rate"])
     return spec.cls(
         learning_rate=oz.schedules.LambdaLR(lr, LAMBDA.__func__),
-        param_groups=[{"params": _in_group, **overrides}], **kwargs, **extra)
+        param_groups=[{"params": _selector(k, len(groups)), **overrides}
+                      for k, overrides in enumerate(groups)],
+        **kwargs, **extra)
 
 
 #: compiled mode (JAX jit / TF jit_compile) for a diverse subset only: the
@@ -110,18 +110,13 @@ def _cases():
 @pytest.mark.parametrize("spec,mode", _cases())
 def test_groups_match_reference(spec, mode):
     config = spec.configs[0]
-    overrides = group_overrides(spec)
+    groups = spec.group_overrides
     init, grads = harness.problem(config, steps=STEPS)
-    ref = run_reference(spec, config, init, grads, overrides)
-    ours = harness.run_ours(make_ours(spec, config, overrides), init, grads,
+    ref = run_reference(spec, config, init, grads, groups)
+    ours = harness.run_ours(make_ours(spec, config, groups), init, grads,
                             mode=mode)
     harness.assert_trajectory_close(ours, ref, init,
                                     what=spec.reference_name)
-    # the group really differs from the default (the check is not empty)
-    plain = harness.run_ours(spec.cls(**config.kwargs), init, grads[:3])
-    one = harness.run_ours(make_ours(spec, config, overrides), init,
-                           grads[:3])
-    assert not np.allclose(plain[1], one[1], rtol=0, atol=0)
 
 
 @pytest.mark.skipif(harness.backend() != "torch",
@@ -130,11 +125,11 @@ def test_groups_match_reference(spec, mode):
 def test_multi_tensor_path_per_group(name):
     spec = specs.SPECS_BY_NAME[name]
     config = spec.configs[0]
-    overrides = group_overrides(spec)
+    groups = spec.group_overrides
     init, grads = harness.problem(config, steps=10)
     results = {}
     for mode in (None, "foreach", False):
-        opt = make_ours(spec, config, overrides)
+        opt = make_ours(spec, config, groups)
         opt.use_multi_tensor = mode
         results[mode] = harness.run_ours(opt, init, grads)
         if mode is not False:
@@ -144,6 +139,39 @@ def test_multi_tensor_path_per_group(name):
                                         rtol=1e-6, what="per-variable path")
 
 
+@pytest.mark.parametrize("spec", _zoo_specs())
+def test_spec_groups_config(spec):
+    """Every spec's ``groups`` (tests/specs.py): one or two dicts of
+    overrides the optimizer accepts, not a copy of the generic default,
+    and each group changes its tensors' trajectory (the reference test
+    above is not comparing default groups)."""
+    groups = spec.group_overrides
+    assert isinstance(groups, list) and 1 <= len(groups) <= 2, groups
+    allowed = pg.allowed_keys(spec.cls(**spec.configs[0].kwargs))
+    for overrides in groups:
+        assert isinstance(overrides, dict) and overrides, overrides
+        assert "params" not in overrides, "the test assigns the tensors"
+        assert set(overrides) <= allowed - {"params"}, (
+            sorted(set(overrides) - allowed))
+    if spec.groups is not None:
+        assert spec.groups != specs.default_groups(spec), (
+            f"{spec.name}: `groups` repeats the generic default; drop it")
+    config = spec.configs[0]
+    init, grads = harness.problem(config, steps=3)
+    plain = harness.run_ours(spec.cls(**config.kwargs), init, grads)
+    opt = spec.cls(param_groups=[
+        {"params": _selector(k, len(groups)), **overrides}
+        for k, overrides in enumerate(groups)], **config.kwargs)
+    grouped = harness.run_ours(opt, init, grads)
+    for k in range(len(groups)):
+        held = [i for i, x in enumerate(init)
+                if _owner(x.shape, len(groups)) == k]
+        assert held
+        assert any(not np.array_equal(plain[i], grouped[i]) for i in held), (
+            f"{spec.name}: group {k} {groups[k]} moves its tensors as the "
+            "default group does")
+
+
 # ------------------------------------------------------------ lr semantics
 def test_group_learning_rates_follow_schedule_plateau_and_assignment():
     var = [keras.Variable(np.zeros((2,), "float32"), name="body"),
@@ -151,25 +179,167 @@ def test_group_learning_rates_follow_schedule_plateau_and_assignment():
     own = keras.optimizers.schedules.ExponentialDecay(0.5, 1, 0.5)
     opt = oz.SGD(learning_rate=0.1, param_groups=[
         {"params": "head", "learning_rate": 0.3, "lr_scale": 0.5}])
+    with pytest.raises(ValueError, match=r"needs the optimizer built"):
+        opt.group_learning_rates()
     opt.build(var)
+    rates = opt.group_learning_rates()
+    assert list(rates) == ["default", "param_groups[0]"]
+    np.testing.assert_allclose([rates["default"], rates["param_groups[0]"]],
+                               [0.1, 0.15], rtol=1e-6)
+    # the rate the update uses is the one reported
     lr = opt._scaled_learning_rate(opt._learning_rate)
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(pg.group_learning_rate(opt, lr, 1)),
-        0.15, rtol=1e-6)
+        rates["param_groups[0]"], rtol=1e-7)
     opt.learning_rate = 0.05           # assignment scales every group
     opt.learning_rate_scale.assign(0.5)  # as ReduceLROnPlateau does
-    lr = opt._scaled_learning_rate(opt._learning_rate)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(pg.group_learning_rate(opt, lr, 1)),
+        opt.group_learning_rates()["param_groups[0]"],
         0.3 * 0.5 * 0.5 * 0.5, rtol=1e-6)
     # a group with its own schedule (times learning_rate_scale)
     opt = oz.SGD(learning_rate=0.1, param_groups=[
         {"params": "head", "learning_rate": own}])
     opt.build(var)
     opt.iterations.assign(2)
+    opt.learning_rate_scale.assign(0.5)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(pg.group_learning_rate(opt, 0.1, 1)),
-        0.5 * 0.25, rtol=1e-6)
+        list(opt.group_learning_rates().values()),
+        [0.1 * 0.5, 0.5 * 0.25 * 0.5], rtol=1e-6)
+    # without groups: the optimizer's own rate
+    assert list(oz.SGD(0.1).group_learning_rates()) == ["default"]
+
+
+#: A schedule with no base rate of its own, as a user could write one.
+class _Halving(keras.optimizers.schedules.LearningRateSchedule):
+    def __call__(self, step):
+        return 0.1 * keras.ops.power(0.5, keras.ops.cast(step, "float32"))
+
+
+#: (our schedule, torch's base lr, torch's schedulers on an optimizer):
+#: schedules with no `initial_learning_rate`, each against the torch
+#: scheduler it equals, so a group's rate is torch's group rate.
+LR_CASES = {
+    "sequential": (
+        lambda: oz.schedules.SequentialLR(
+            [oz.schedules.LinearLR(0.05, start_factor=0.25, total_iters=3),
+             oz.schedules.CosineAnnealingLR(0.05, T_max=6)],
+            milestones=[3]),
+        0.05,
+        lambda o: torch.optim.lr_scheduler.SequentialLR(o, [
+            torch.optim.lr_scheduler.LinearLR(o, start_factor=0.25,
+                                              total_iters=3),
+            torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=6)],
+            milestones=[3])),
+    "noam": (
+        lambda: oz.schedules.Noam(16, 3, scale=2.0),
+        2.0,
+        lambda o: torch.optim.lr_scheduler.LambdaLR(
+            o, lambda s: 16**-0.5 * min((s + 1)**-0.5, (s + 1) * 3**-1.5))),
+    # Keras's own: its base rate is the first of its values
+    "keras_piecewise": (
+        lambda: keras.optimizers.schedules.PiecewiseConstantDecay(
+            [3], [0.05, 0.005]),
+        0.05,
+        lambda o: torch.optim.lr_scheduler.MultiStepLR(o, [4], gamma=0.1)),
+}
+LR_STEPS = 9
+
+
+def _lr_problem():
+    rng = np.random.default_rng(1)
+    shapes = {"body": (3,), "head": (2,), "norm": (4,)}
+    init = [rng.normal(size=s).astype("float32") for s in shapes.values()]
+    grads = [[rng.normal(size=s).astype("float32") for s in shapes.values()]
+             for _ in range(LR_STEPS)]
+    return init, grads
+
+
+def _lr_groups(base):
+    """Ours (selectors by shape) and torch's rates for the groups: default,
+    a number learning_rate, an lr_scale."""
+    ours = [{"params": lambda v: tuple(v.shape) == (2,),
+             "learning_rate": 0.2},
+            {"params": lambda v: tuple(v.shape) == (4,), "lr_scale": 0.5}]
+    return ours, [base, 0.2, 0.5 * base]
+
+
+def _torch_run(make_sched, base, init, grads):
+    """torch's trajectory and each step's group rates."""
+    params = [torch.tensor(p, requires_grad=True) for p in init]
+    _, lrs = _lr_groups(base)
+    opt = torch.optim.SGD([{"params": [p], "lr": lr}
+                           for p, lr in zip(params, lrs)],
+                          lr=base, momentum=0.9)
+    sched = make_sched(opt)
+    seen = []
+    for g in grads:
+        seen.append([group["lr"] for group in opt.param_groups])
+        for p, gi in zip(params, g):
+            p.grad = torch.tensor(gi)
+        opt.step()
+        sched.step()
+    seen.append([group["lr"] for group in opt.param_groups])
+    return [p.detach().numpy() for p in params], np.array(seen)
+
+
+@pytest.mark.parametrize("case", list(LR_CASES))
+def test_group_rates_with_schedules_without_initial_rate_match_torch(case):
+    """A number ``learning_rate`` in a group with a schedule that has no
+    ``initial_learning_rate``: every group's rate (read with
+    ``group_learning_rates()``) and trajectory equal torch's with the same
+    param groups and scheduler; learning_rate_scale halves every group."""
+    make, base, make_torch_sched = LR_CASES[case]
+    init, grads = _lr_problem()
+    ref, ref_lrs = _torch_run(make_torch_sched, base, init, grads)
+    groups, _ = _lr_groups(base)
+    opt = oz.SGD(learning_rate=make(), momentum=0.9, param_groups=groups)
+    stepper = harness.Stepper(opt, init)
+    seen = []
+    for g in grads:
+        seen.append(list(opt.group_learning_rates().values()))
+        stepper.step(g)
+    seen.append(list(opt.group_learning_rates().values()))
+    np.testing.assert_allclose(seen, ref_lrs, rtol=2e-6, atol=0)
+    harness.assert_trajectory_close(stepper.params(), ref, init,
+                                    what="torch.optim.SGD + " + case)
+    opt.learning_rate_scale.assign(0.5)  # as ReduceLROnPlateau does
+    np.testing.assert_allclose(list(opt.group_learning_rates().values()),
+                               0.5 * ref_lrs[-1], rtol=2e-6)
+
+
+@pytest.mark.skipif(harness.backend() == "torch",
+                    reason="the torch backend has no compiled optimizer "
+                           "step (harness.modes); it runs the eager test")
+def test_group_rates_with_sequential_lr_compiled():
+    make, base, make_torch_sched = LR_CASES["sequential"]
+    init, grads = _lr_problem()
+    ref, _ = _torch_run(make_torch_sched, base, init, grads)
+    groups, _ = _lr_groups(base)
+    opt = oz.SGD(learning_rate=make(), momentum=0.9, param_groups=groups)
+    ours = harness.run_ours(opt, init, grads, mode="compiled")
+    harness.assert_trajectory_close(ours, ref, init,
+                                    what="torch.optim.SGD + SequentialLR")
+
+
+def test_schedules_give_their_base_rate():
+    """``base_learning_rate`` of every keras-optzoo learning-rate schedule
+    is the rate torch's optimizer would hold: the constructor's rate, the
+    first child's for the composites, ``scale`` for Noam."""
+    s = oz.schedules
+    cases = [
+        (s.StepLR(0.3, 2), 0.3),
+        (s.CyclicLR(0.01, 0.1, 4), 0.01),
+        (s.OneCycleLR(0.1, total_steps=10), 0.1 / 25),
+        (s.CosineWithWarmup(0.3, 2, 10), 0.3),
+        (s.SequentialLR([s.ConstantLR(0.3), s.StepLR(0.1, 2)], [2]), 0.3),
+        (s.ChainedScheduler([s.ExponentialLR(0.2, 0.9),
+                             s.StepLR(0.1, 2)]), 0.2),
+        (s.with_warmup(s.SequentialLR([s.ConstantLR(0.4)], []), 3), 0.4),
+        (s.Noam(16, 3, scale=2.5), 2.5),
+    ]
+    for schedule, expected in cases:
+        assert schedule.base_learning_rate == pytest.approx(expected), (
+            schedule)
 
 
 def test_per_group_slots_and_decay_mask():
@@ -260,11 +430,30 @@ def test_bad_groups_raise_at_build(groups, match):
         _build(opt)
 
 
-def test_group_lr_needs_a_base_rate():
-    opt = oz.Adam(learning_rate=lambda: 0.1,
+@pytest.mark.parametrize("learning_rate", [lambda: 0.1, _Halving()],
+                         ids=["callable", "schedule_without_base"])
+def test_group_lr_needs_a_base_rate(learning_rate):
+    opt = oz.Adam(learning_rate=learning_rate,
                   param_groups=[{"params": "w", "learning_rate": 0.2}])
-    with pytest.raises(ValueError, match=r"relative to the optimizer's base"):
+    with pytest.raises(ValueError, match=r"param_groups\[0\].*relative to "
+                       r"the optimizer's base rate.*has base rate None\. "
+                       r"Give the group its own schedule"):
         _build(opt)
+    # an own schedule or an lr_scale needs no base rate
+    _build(oz.Adam(learning_rate=learning_rate, param_groups=[
+        {"params": "w", "learning_rate": _Halving()},
+        {"params": "bias", "lr_scale": 2.0}]))
+
+
+def test_own_schedule_with_a_base_rate_attribute():
+    schedule = _Halving()
+    schedule.base_learning_rate = 0.1  # schedule(0)
+    opt = oz.SGD(learning_rate=schedule,
+                 param_groups=[{"params": "w", "learning_rate": 0.2}])
+    _build(opt)
+    opt.iterations.assign(2)
+    np.testing.assert_allclose(list(opt.group_learning_rates().values()),
+                               [0.1 / 4, 0.2 / 4], rtol=1e-6)
 
 
 def test_param_groups_must_be_a_list():

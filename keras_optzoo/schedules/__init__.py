@@ -8,7 +8,11 @@ reproduces the sequence of the torch scheduler of the same name stepped once
 per epoch (``steps_per_epoch`` optimizer steps each) or, for CyclicLR and
 OneCycleLR, once per batch. Arguments keep torch's names; the base learning
 rate that torch reads from the optimizer is the first argument,
-``initial_learning_rate``.
+``initial_learning_rate``. Every schedule gives that base rate as
+``base_learning_rate`` (the composite schedules: their first child's;
+``Noam``: ``scale``): ``schedule(step) / schedule.base_learning_rate`` is
+the factor that scales every param group's rate, as torch's schedulers
+scale each group's ``initial_lr``.
 
     import keras_optzoo as oz
     schedule = oz.schedules.SequentialLR(

@@ -306,6 +306,17 @@ class Schedule(keras.optimizers.schedules.LearningRateSchedule):
     def _value(self, step):
         raise NotImplementedError
 
+    @property
+    def base_learning_rate(self):
+        """The base rate this schedule scales (torch's optimizer ``lr``):
+        ``schedule(step) / base_learning_rate`` is the factor a schedule
+        applies to every param group's rate. ``initial_learning_rate`` for
+        the schedules that have one; composite schedules and ``Noam``
+        document theirs; None for a schedule that is not a learning rate
+        (``CycleMomentum``)."""
+        value = getattr(self, "initial_learning_rate", None)
+        return None if value is None else float(value)
+
     def get_config(self):
         return {key: getattr(self, key) for key in self._config_keys}
 

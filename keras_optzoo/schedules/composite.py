@@ -19,6 +19,7 @@ import numbers
 
 from keras import ops
 
+from keras_optzoo import param_groups
 from keras_optzoo.schedules import base
 
 
@@ -46,6 +47,13 @@ def _child_value(child, step):
 
 
 class _CompositeSchedule(base.Schedule):
+    @property
+    def base_learning_rate(self):
+        """The first child's base rate (``schedulers[0]``): in torch every
+        scheduler of a ``SequentialLR`` or ``ChainedScheduler`` reads the
+        same optimizer ``lr``, the one the first child starts from."""
+        return param_groups.base_learning_rate(self.schedulers[0])
+
     def get_config(self):
         config = super().get_config()
         config["schedulers"] = [

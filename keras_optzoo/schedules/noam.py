@@ -44,6 +44,14 @@ class Noam(base.Schedule):
         self.warmup_steps = base.check_int("warmup_steps", warmup_steps, low=1)
         self.scale = base.check_real("scale", scale, low=0.0)
 
+    @property
+    def base_learning_rate(self):
+        """``scale``: Noam is torch's ``LambdaLR(optimizer with lr=scale,
+        lambda s: d_model**-0.5 * min((s + 1)**-0.5, (s + 1) *
+        warmup_steps**-1.5))``, so a param group's rate is relative to
+        ``scale``."""
+        return float(self.scale)
+
     def _value(self, step):
         t = base.to_float(step) + 1.0
         peak = self.scale * self.d_model**-0.5

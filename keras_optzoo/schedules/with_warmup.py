@@ -2,6 +2,7 @@
 
 from keras import ops
 
+from keras_optzoo import param_groups
 from keras_optzoo.schedules import base
 
 _MODES = ("linear", "cosine", "1-sqrt", "constant")
@@ -44,6 +45,12 @@ class WithWarmup(base.Schedule):
     def initial_learning_rate(self):
         """The wrapped schedule's (for ChainedScheduler), if it has one."""
         return getattr(self.schedule, "initial_learning_rate", None)
+
+    @property
+    def base_learning_rate(self):
+        """The wrapped schedule's base rate: the warm-up is a factor in
+        front of it, as torch's ``SequentialLR([LinearLR, X])``."""
+        return param_groups.base_learning_rate(self.schedule)
 
     def _inner(self, step):
         return ops.cast(self.schedule(step), "float32")
