@@ -508,30 +508,37 @@ def test_fit_takes_the_fast_path_and_matches():
 @pytest.mark.skipif(not ON_TORCH, reason="the lean step is torch's")
 @pytest.mark.parametrize("spec,config", specs.default_configs())
 def test_lean_step_equals_apply(spec, config):
-    """``fastpath.lean_step`` (no Keras ``apply()`` bookkeeping) gives
-    bit-identical variables and optimizer state."""
+    """The lean step (no Keras ``apply()`` bookkeeping), taken by
+    ``opt.apply`` itself and by ``fastpath.lean_step``, gives variables and
+    optimizer state bit-identical to Keras's own ``apply``."""
     init, grads = harness.problem(config, steps=8)
     lrs = _lrs(spec, config, 8)
     results = []
-    for lean in (False, True):
+    for how in ("keras", "apply", "lean_step"):
         opt = spec.cls(**config.kwargs)
         variables = [keras.Variable(p) for p in init]
         opt.build(variables)
-        step = multi_tensor.lean_step(opt, variables) if lean else None
-        if lean and step is None:
+        step = multi_tensor.lean_step(opt, variables)
+        if step is None:
             pytest.skip(f"{spec.name} overrides apply")
         for t, g in enumerate(grads):
             if t == 0 or lrs[t] != lrs[t - 1]:
                 opt.learning_rate = lrs[t]
             tensors = [ops.convert_to_tensor(x) for x in g]
-            if lean:
-                step(tensors)
-            else:
+            if how == "keras":  # Keras's apply, all of its bookkeeping
+                keras.optimizers.Optimizer.apply(opt, tensors, variables)
+            elif how == "apply":
                 opt.apply(tensors, variables)
+            else:
+                step(tensors)
+        if how == "apply":
+            assert opt._lean_verdict[1], "apply did not take the lean step"
+        assert int(opt.iterations) == len(grads)
         results.append([ops.convert_to_numpy(v) for v in variables]
                        + [ops.convert_to_numpy(v) for v in opt.variables])
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.skipif(not ON_TORCH, reason="the lean step is torch's")
@@ -544,6 +551,39 @@ def test_lean_step_declines_keras_bookkeeping(kwargs):
     variables = [keras.Variable(np.ones(3, "float32"))]
     opt.build(variables)
     assert multi_tensor.lean_step(opt, variables) is None
+    grads = [ops.convert_to_tensor(np.ones(3, "float32"))]
+    assert not multi_tensor.lean.try_apply(opt, grads, variables)
+
+
+@pytest.mark.skipif(not ON_TORCH, reason="the lean step is torch's")
+def test_apply_leaves_the_lean_step_where_keras_must_act():
+    """A gradient of None, a subset of the variables, a variable with a
+    constraint: ``apply`` goes through Keras's bookkeeping, as it must."""
+    variables = [keras.Variable(np.ones(3, "float32")),
+                 keras.Variable(np.ones(2, "float32"))]
+    opt = oz.SGD(learning_rate=0.5)
+    opt.build(variables)
+    g = [ops.convert_to_tensor(np.ones(3, "float32")),
+         ops.convert_to_tensor(np.ones(2, "float32"))]
+    assert not multi_tensor.lean.try_apply(opt, [g[0], None], variables)
+    assert not multi_tensor.lean.try_apply(opt, g[:1], variables[:1])
+    with pytest.warns(UserWarning, match="[Gg]radients do not exist"):
+        opt.apply([g[0], None], variables)  # Keras filters the None
+    np.testing.assert_array_equal(ops.convert_to_numpy(variables[1]),
+                                  np.ones(2, "float32"))
+    np.testing.assert_array_equal(ops.convert_to_numpy(variables[0]),
+                                  np.full(3, 0.5, "float32"))
+    constrained = keras.Variable(np.ones(2, "float32"))
+    opt = oz.SGD(learning_rate=2.0)
+    opt.build([constrained])
+    g = [ops.convert_to_tensor(np.ones(2, "float32"))]
+    assert multi_tensor.lean.try_apply(opt, g, [constrained])  # 1 -> -1
+    # a constraint set after build (and after lean steps) is still applied
+    constrained.constraint = keras.constraints.NonNeg()
+    assert not multi_tensor.lean.try_apply(opt, g, [constrained])
+    opt.apply(g, [constrained])
+    np.testing.assert_array_equal(ops.convert_to_numpy(constrained),
+                                  np.zeros(2, "float32"))  # clamped at 0
 
 
 # ---------------------------------------------------------------- replay
