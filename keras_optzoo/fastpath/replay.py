@@ -127,6 +127,42 @@ class Recorder:
         return ("k", tensor)
 
 
+def _straight_line(ops):
+    """The recorded calls as one generated Python function of the learning
+    rate returning every recorded value: ``v0 = f0(lr, c0)``, ``v1 =
+    f1(v0, c1)`` ... Replaying them through a generic interpreter (a loop
+    resolving each argument's template) cost about as much Python time as
+    the torch calls themselves; the generated function makes exactly the
+    same calls, in the same order, on the same values."""
+    env = {}
+
+    def constant(value):
+        name = f"c{len(env)}"
+        env[name] = value
+        return name
+
+    def expr(template):
+        tag = template[0]
+        if tag == "lr":
+            return "lr"
+        if tag == "r":
+            return (f"v{template[1]}" if template[2] is None
+                    else f"v{template[1]}[{template[2]}]")
+        if tag == "k":
+            return constant(template[1])
+        items = ", ".join(expr(t) for t in template[2])  # "seq"
+        return f"{constant(template[1])}([{items}])"
+
+    lines = ["def _replay(lr):"]
+    for i, (func, args, kwargs) in enumerate(ops):
+        call = [expr(a) for a in args]
+        call += [f"{k}={expr(v)}" for k, v in kwargs.items()]
+        lines.append(f"    v{i} = {constant(func)}({', '.join(call)})")
+    lines.append(f"    return [{', '.join(f'v{i}' for i in range(len(ops)))}]")
+    exec(compile("\n".join(lines), "<fastpath replay>", "exec"), env)  # noqa: S102
+    return env["_replay"]
+
+
 class Replay:
     """A group's recorded scalar math, its traced graph and where the
     recorded values go in it."""
@@ -140,6 +176,7 @@ class Replay:
         self.ok = recorder.problem is None
         self.problem = recorder.problem
         self.ops = recorder.ops
+        self._program = _straight_line(self.ops)
         self.traced = traced
         self.fingerprint = _fingerprint(opt)
         self.selects = any(node.op == "where" for node in trace.nodes)
@@ -200,9 +237,7 @@ class Replay:
                 return learning_rate
             return t[1]([get(x) for x in t[2]])  # "seq"
 
-        for func, args, kwargs in self.ops:
-            values.append(func(*[get(a) for a in args],
-                               **{k: get(v) for k, v in kwargs.items()}))
+        values.extend(self._program(learning_rate))
         for node, i, ref, per_var in self.slots:
             value = get(ref)
             args = list(node.args)
