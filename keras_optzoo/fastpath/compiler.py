@@ -26,6 +26,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_optzoo import _minmax
+
 
 class Unsupported(TypeError):
     """An operation a TensorList cannot express (the fast path is skipped)."""
@@ -288,7 +290,9 @@ class _Math:
             return x._new(name, x, x._operand(y))
         if isinstance(y, TensorList):
             return y._new(name, y, y._operand(x))
-        return getattr(ops, name)(x, y)
+        # plain tensors: torch's semantics on every backend (dtype kept,
+        # NaN propagated), which ``ops.maximum``/``ops.minimum`` lack
+        return getattr(_minmax, name)(x, y)
 
     def maximum(self, x, y):
         return self._binary("maximum", x, y)

@@ -20,6 +20,8 @@ import math
 
 from keras import ops
 
+from keras_optzoo.optimizers import _layerwise
+
 
 class OwnWeightDecay:
     """Mixin: no weight decay in ``_prepare`` (ZooOptimizer's
@@ -41,9 +43,8 @@ def _mask(update, grad):
 
 def timm_caution(update, grad):
     """timm's cautious update: ``u · m / max(mean(m), 1e-3)``, with
-    ``m = 1[u · g > 0]`` (a per-tensor mean)."""
-    mask = _mask(update, grad)
-    return update * (mask / ops.maximum(ops.mean(mask), 1e-3))
+    ``m = 1[u · g > 0]`` (a per-tensor mean; :func:`_layerwise.caution`)."""
+    return _layerwise.caution(update, grad)
 
 
 def pto_caution(update, grad):

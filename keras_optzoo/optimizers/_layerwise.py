@@ -9,28 +9,21 @@ Underscore module: infrastructure, not an algorithm (not auto-registered).
 import keras
 from keras import ops
 
+from keras_optzoo import _minmax
 
-# float64 variables: on the torch backend ``ops.maximum``/``ops.minimum``,
-# ``ops.mean`` and ``ops.norm`` compute in float32 for float64 inputs
-# (Keras's type promotion maps 64-bit to 32-bit types), and on TF
-# ``ops.cast`` of a Python float rounds it through float32. The helpers
-# below avoid both; float32 values are unchanged.
+
+# float64 variables: on the torch backend ``ops.mean`` and ``ops.norm``
+# compute in float32 for float64 inputs (Keras's type promotion maps 64-bit
+# to 32-bit types), and on TF ``ops.cast`` of a Python float rounds it
+# through float32. The helpers below avoid both; float32 values are
+# unchanged. Maximum, minimum and clamp come from ``keras_optzoo._minmax``
+# (dtype kept, NaN propagated as torch does).
 
 
 def constant(value, dtype):
     """A Python float as a 0-d tensor of ``dtype`` (``ops.cast`` rounds it
     through float32 on TF; this does not)."""
     return ops.convert_to_tensor(value, dtype=dtype)
-
-
-def clamp_min(x, bound):
-    """``maximum(x, bound)`` for a Python float ``bound``: NaN propagates."""
-    return ops.where(x < bound, ops.full_like(x, bound), x)
-
-
-def clamp_max(x, bound):
-    """``minimum(x, bound)`` for a Python float ``bound``: NaN propagates."""
-    return ops.where(x > bound, ops.full_like(x, bound), x)
 
 
 def mean(x):
@@ -85,7 +78,7 @@ def caution(update, grad):
     ``update`` that agree in sign with ``grad``, rescaled by the inverse of
     the kept fraction (clamped at 1e-3)."""
     mask = ops.cast(ops.greater(update * grad, 0.0), update.dtype)
-    scale = clamp_min(mean(mask), 1e-3)
+    scale = _minmax.maximum(mean(mask), 1e-3)
     return update * (mask / scale)
 
 
@@ -121,11 +114,15 @@ def projection(param, grad, perturb, delta, wd_ratio, eps, use_caution):
         # torch.nn.functional.cosine_similarity: each row divided by its
         # norm clamped at eps, then the dot product
         cosine = ops.abs(ops.sum(
-            (grad_view / ops.expand_dims(clamp_min(g_norm, eps), 1))
-            * (param_view / ops.expand_dims(clamp_min(p_norm, eps), 1)),
+            (grad_view / ops.expand_dims(_minmax.maximum(g_norm, eps), 1))
+            * (param_view
+               / ops.expand_dims(_minmax.maximum(p_norm, eps), 1)),
             axis=1))
         threshold = delta / (cols ** 0.5)
-        condition = ops.less(ops.max(cosine), constant(threshold, dtype))
+        # NaN-propagating max: a NaN cosine fails the test (no projection),
+        # as `cosine_sim.max() < threshold` does in torch
+        condition = ops.less(_minmax.amax(cosine),
+                             constant(threshold, dtype))
         p_n = param / ops.reshape(p_norm + eps_t, expand)
 
         def radial(x, p_n=p_n, rows=rows, cols=cols):

@@ -18,6 +18,8 @@ Keras's here its columns), and for depthwise kernels.
 
 from keras import ops
 
+from keras_optzoo import _minmax
+
 
 def _unit_axes(ndim):
     """The axes reduced per output unit: all but the last (Keras layout)."""
@@ -40,11 +42,11 @@ def adaptive_clip(grad, param, clip_factor, eps):
     ``clip_factor · max(‖θ_unit‖, eps)`` where its norm exceeds that.
     """
     dtype = grad.dtype
-    max_norm = ops.maximum(unitwise_norm(ops.cast(param, dtype)),
-                           ops.cast(eps, dtype)) * ops.cast(clip_factor, dtype)
+    # timm: unitwise_norm(p).clamp_(min=eps), g_norm.clamp(min=1e-6)
+    max_norm = _minmax.maximum(unitwise_norm(ops.cast(param, dtype)),
+                               eps) * ops.cast(clip_factor, dtype)
     grad_norm = unitwise_norm(grad)
-    clipped = grad * (max_norm / ops.maximum(grad_norm,
-                                             ops.cast(1e-6, dtype)))
+    clipped = grad * (max_norm / _minmax.maximum(grad_norm, 1e-6))
     return ops.where(ops.less(grad_norm, max_norm), grad, clipped)
 
 

@@ -4,6 +4,7 @@ import math
 
 from keras import ops
 
+from keras_optzoo import _minmax
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
@@ -27,16 +28,12 @@ def rectification_length(beta_2, step):
     log_b = -math.log(beta_2)
     const = rho_inf - 2.0 / log_b
     y = step * log_b
-    # min/max as ``where`` with a constant of ``step``'s dtype: on the torch
-    # backend ``ops.minimum``/``ops.maximum`` compute in float32 for float64
-    # inputs (Keras's promotion maps 64-bit to 32-bit types), and a Python
-    # float given to ``ops.where`` is rounded to float32 first.
-    limit = ops.full_like(y, 0.1)
-    y_small = ops.where(y < 0.1, y, limit)
+    # both branches computed on a clamped y, one selected
+    y_small = _minmax.minimum(y, 0.1)
     y2 = y_small * y_small
     series = y_small * (1.0 / 12.0 + y2 * (-1.0 / 720.0 + y2 * (
         1.0 / 30240.0 - y2 / 1209600.0)))
-    y_large = ops.where(y < 0.1, limit, y)
+    y_large = _minmax.maximum(y, 0.1)
     direct = 1.0 / ops.expm1(y_large) - 1.0 / y_large + 0.5
     f = ops.where(y < 0.1, series, direct)
     return const + step - 2.0 * step * f
@@ -199,10 +196,9 @@ class AdaBelief(ZooOptimizer):
         rectified = rho >= 5.0
         ratio = (bias_2 * (rho - 4.0) / (rho_inf - 4.0) * (rho - 2.0) / rho
                  * rho_inf / (rho_inf - 2.0))
-        zero = ops.zeros_like(ratio)  # not ops.maximum (see above)
+        zero = ops.zeros_like(ratio)
         adaptive_size = ops.where(
-            rectified, ops.sqrt(ops.where(ratio > 0.0, ratio, zero)),
-            zero) / bias_1
+            rectified, ops.sqrt(_minmax.maximum(ratio, 0.0)), zero) / bias_1
         adaptive = param - ops.cast(adaptive_size * lr_s, dtype) * (
             exp_avg / (self._math.sqrt(exp_avg_var) + eps))
         if self.degenerated_to_sgd:

@@ -2,6 +2,7 @@
 
 from keras import ops
 
+from keras_optzoo.optimizers import _layerwise
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import cast_scalar
@@ -26,11 +27,10 @@ def cautious(update, grad):
 
     The fraction is a per-tensor mean: an optimizer using this cannot run on
     the torch multi-tensor path (its instance sets
-    ``supports_multi_tensor = False``).
+    ``supports_multi_tensor = False``). Computed by
+    :func:`_layerwise.caution` (float64 kept, as torch does).
     """
-    mask = ops.cast(ops.greater(update * grad, 0), grad.dtype)
-    scale = ops.maximum(ops.mean(mask), ops.cast(1e-3, grad.dtype))
-    return update * (mask / scale)
+    return _layerwise.caution(update, grad)
 
 
 @register_optimizer("adam", "Adam, with AMSGrad and coupled or decoupled "

@@ -4,6 +4,7 @@ import math
 
 from keras import ops
 
+from keras_optzoo import _minmax
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers._caution_and_decay import OwnWeightDecay
 from keras_optzoo.optimizers._caution_and_decay import pto_caution
@@ -140,12 +141,12 @@ class AdEMAMix(OwnWeightDecay, ZooOptimizer):
         if self.t_alpha_beta3 is None:
             return self.alpha, 1.0 - self.beta_3
         frac = step / self.t_alpha_beta3
-        alpha_t = ops.minimum(frac * self.alpha, self.alpha)
+        alpha_t = _minmax.minimum(frac * self.alpha, self.alpha)
         log_1, log_3 = math.log(self.beta_1), math.log(self.beta_3)
         exponent = (log_1 * log_3) / ((1.0 - frac) * log_3 + frac * log_1)
         # 1 - min(exp(x), beta_3) without cancellation near 1
-        one_minus_beta3 = ops.negative(ops.expm1(ops.minimum(exponent,
-                                                             log_3)))
+        one_minus_beta3 = ops.negative(ops.expm1(_minmax.minimum(exponent,
+                                                                 log_3)))
         return alpha_t, one_minus_beta3
 
     def _update(self, param, grad, state, lr, index):

@@ -6,6 +6,7 @@ import contextlib
 import keras
 from keras import ops
 
+from keras_optzoo import _minmax
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
@@ -111,7 +112,7 @@ class ASGD(ZooOptimizer):
         ax = self._math.where(ops.equal(mu, 1.0), param,
                               ax + ops.cast(mu, dtype) * (param - ax))
         new_eta = lr * ops.exp(-self.alpha * ops.log1p(self.lambd * lr * step))
-        new_mu = 1.0 / ops.maximum(step - self.t0, 1.0)
+        new_mu = 1.0 / _minmax.maximum(step - self.t0, 1.0)
         return param, {
             "eta": ops.cast(new_eta, state["eta"].dtype),
             "mu": ops.cast(new_mu, state["mu"].dtype),

@@ -2,6 +2,7 @@
 
 from keras import ops
 
+from keras_optzoo import _minmax
 from keras_optzoo.optimizers import _layerwise
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
@@ -151,10 +152,8 @@ class Lamb(ZooOptimizer):
                                              v.shape))
                  for g, v in zip(grads, variables)]
         total = _layerwise.norm(ops.stack(norms))
-        # max(total / max_grad_norm, 1) as a ``where`` (NaN propagates as
-        # with ``ops.maximum``, which on the torch backend computes in
-        # float32 for float64 inputs)
-        clip = _layerwise.clamp_min(total / self.max_grad_norm, 1.0)
+        # timm: (global_norm / max_grad_norm).clamp_(min=1.0)
+        clip = _minmax.maximum(total / self.max_grad_norm, 1.0)
         return {"clip": clip}
 
     def _prepare(self, gradient, variable, learning_rate, index):
@@ -197,6 +196,6 @@ class Lamb(ZooOptimizer):
             u_norm = _layerwise.norm(update)
             ratio = _layerwise.guarded_ratio(w_norm, u_norm, w_norm / u_norm)
             if self.trust_clip:
-                ratio = _layerwise.clamp_max(ratio, 1.0)
+                ratio = _minmax.minimum(ratio, 1.0)
             update = update * ratio
         return param - lr * update, new

@@ -2,6 +2,7 @@
 
 from keras import ops
 
+from keras_optzoo import _minmax
 from keras_optzoo.optimizers import _layerwise
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
@@ -125,7 +126,8 @@ class Lars(ZooOptimizer):
                 g_norm + w_norm * wd + self.epsilon)
             ratio = _layerwise.guarded_ratio(w_norm, g_norm, ratio)
             if self.trust_clip:
-                ratio = ops.minimum(ratio / lr, ops.cast(1.0, ratio.dtype))
+                # timm: torch.clamp(trust_ratio / lr, max=1.0)
+                ratio = _minmax.minimum(ratio / lr, 1.0)
             grad = (grad + wd * param) * ratio
         if not state:
             return param - lr * grad, {}

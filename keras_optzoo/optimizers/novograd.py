@@ -2,6 +2,7 @@
 
 from keras import ops
 
+from keras_optzoo import _minmax
 from keras_optzoo.optimizers import _layerwise
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
@@ -126,7 +127,7 @@ class NovoGrad(ZooOptimizer):
         new = {"exp_avg_sq": exp_avg_sq}
         second = exp_avg_sq
         if self.amsgrad:
-            second = ops.maximum(state["max_exp_avg_sq"], exp_avg_sq)
+            second = _minmax.maximum(state["max_exp_avg_sq"], exp_avg_sq)
             new["max_exp_avg_sq"] = second
         denom = ops.cast(ops.sqrt(second) + self.epsilon, dtype)
         update = grad / denom

@@ -4,6 +4,7 @@ import math
 
 from keras import ops
 
+from keras_optzoo import _minmax
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.adam import check_betas
 from keras_optzoo.optimizers.base import SlotSpec
@@ -23,16 +24,12 @@ def _one_minus_bernoulli(y):
     cancellation of the direct form at small ``y`` (the first steps): the
     Bernoulli series below ``_SERIES_LIMIT`` (truncation < 1e-11 there),
     the direct form above it; both computed, one selected."""
-    # min/max as ``where`` with a constant of ``y``'s dtype: on the torch
-    # backend ``ops.minimum``/``ops.maximum`` compute in float32 for float64
-    # inputs (Keras's promotion maps 64-bit to 32-bit types).
-    limit = ops.full_like(y, _SERIES_LIMIT)
-    small = ops.where(y < _SERIES_LIMIT, y, limit)
+    small = _minmax.minimum(y, _SERIES_LIMIT)
     y2 = small * small
     series = small * 0.5 - y2 * (
         1.0 / 12.0 - y2 * (1.0 / 720.0 - y2 * (1.0 / 30240.0
                                                - y2 / 1209600.0)))
-    large = ops.where(y < _SERIES_LIMIT, limit, y)
+    large = _minmax.maximum(y, _SERIES_LIMIT)
     direct = 1.0 - large / ops.expm1(large)
     return ops.where(y < _SERIES_LIMIT, series, direct)
 
