@@ -3,13 +3,17 @@
     python -m benchmarks.memory --backend torch --out results/memory_torch.json
     python -m benchmarks.memory --backend jax --out results/memory_jax.json
 
-For every registered optimizer (``keras_optzoo.registry.classes()``, default
-arguments) built on a small model's worth of float32 tensors (a 512x512
-matrix, a 512 vector, a 10x512 matrix, a 10 vector): the bytes of the
+For every registered optimizer (``keras_optzoo.registry.classes()``) with
+the arguments ``step_time.OPTIMIZERS`` benchmarks it with (the defaults,
+but momentum 0.9 for Lars and SGDP, and Lars's weight decay 1e-4), built on
+a small model's worth of float32 tensors (a 512x512 matrix, a 512 vector, a
+10x512 matrix, a 10 vector): the bytes of the
 optimizer's variables per parameter, not counting the iteration counter and
-the learning rate (Keras bookkeeping of a few bytes). Next to it,
-torch.optim's state bytes per parameter after one step (torch backend) and
-optax's state bytes (JAX backend) where they have the optimizer.
+the learning rate (Keras bookkeeping of a few bytes). Next to it, the
+state bytes per parameter after one step of the optimizer's torch-side
+reference in ``step_time.OPTIMIZERS`` (torch.optim, timm, lion-pytorch,
+adabelief-pytorch, pytorch-optimizer; torch backend) and optax's state
+bytes (JAX backend) where they have the optimizer.
 
 Peak step memory: on the JAX backend, the temporary bytes XLA allocates for
 the compiled step (``compile().memory_analysis()``), ours against optax's;
@@ -28,18 +32,13 @@ import sys
 
 SHAPES = [(512, 512), (512,), (10, 512), (10,)]
 
-#: registry class name -> (torch.optim class, optax function)
-NATIVE = {
-    "SGD": ("SGD", "sgd"), "Adam": ("Adam", "adam"),
-    "AdamW": ("AdamW", "adamw"), "NAdam": ("NAdam", "nadam"),
-    "RAdam": ("RAdam", "radam"), "Adamax": ("Adamax", "adamax"),
-    "Adagrad": ("Adagrad", "adagrad"), "Adadelta": ("Adadelta", "adadelta"),
-    "RMSprop": ("RMSprop", "rmsprop"), "Rprop": ("Rprop", "rprop"),
-    "ASGD": ("ASGD", None), "Adafactor": ("Adafactor", "adafactor"),
-    "Lion": (None, "lion"), "Lamb": (None, "lamb"), "Lars": (None, "lars"),
-    "AdaBelief": (None, "adabelief"), "Yogi": (None, "yogi"),
-    "NovoGrad": (None, "novograd"), "ADOPT": (None, "adopt"),
-}
+
+def _entry(name):
+    """The registry class's entry in step_time's table (its benchmark
+    arguments and references), or None."""
+    from benchmarks.step_time import OPTIMIZERS
+
+    return OPTIMIZERS.get(name.lower())
 
 
 def _problem():
@@ -63,32 +62,31 @@ def _state_bytes(opt):
                for v in opt.variables if id(v) not in skip)
 
 
-def _torch_native(name, params, grads):
+def _torch_native(entry, params, grads):
+    """(label, state bytes) of the entry's first torch-side reference after
+    one step, without its step counters; (None, None) without one."""
+    from benchmarks.step_time import torch_reference
+
+    if entry is None or not entry.torch:
+        return None, None
+    peer = entry.torch[0]
+    opt, _ = torch_reference(peer, params, grads)
+    if opt is None:
+        return None, None
     import torch
 
-    cls = getattr(torch.optim, name or "", None)
-    if cls is None:
-        return None
-    tensors = [torch.tensor(p, requires_grad=True) for p in params]
-    for t, g in zip(tensors, grads):
-        t.grad = torch.from_numpy(g)
-    opt = cls(tensors, lr=1e-3)
-    opt.step()
-    return sum(t.numel() * t.element_size() for s in opt.state.values()
-               for k, t in s.items() if torch.is_tensor(t) and k != "step")
+    return peer.impl, sum(t.numel() * t.element_size()
+                          for s in opt.state.values() for k, t in s.items()
+                          if torch.is_tensor(t) and k != "step")
 
 
-def _optax_native(name, params, grads, opt_zoo, variables):
+def _optax_native(entry, params, grads):
     import jax
     import optax
 
-    fn = getattr(optax, name or "", None)
-    if fn is None:
+    if entry is None or entry.optax is None:
         return None, None
-    try:
-        tx = fn(1e-3)
-    except TypeError:
-        return None, None
+    _, tx = entry.optax()
     ps = [jax.numpy.asarray(p) for p in params]
     gs = [jax.numpy.asarray(g) for g in grads]
     state = tx.init(ps)
@@ -115,8 +113,10 @@ def run(backend):
     records = []
     for cls in registry.classes():
         name = cls.__name__
+        entry = _entry(name)
+        kwargs = entry.zoo_kwargs if entry is not None else {}
         try:
-            opt = cls()
+            opt = cls(**kwargs)
         except Exception as error:  # noqa: BLE001 - needs arguments
             print(f"  {name}: skipped ({error})", flush=True)
             continue
@@ -126,15 +126,15 @@ def run(backend):
         except Exception as error:  # noqa: BLE001
             print(f"  {name}: cannot build ({error})", flush=True)
             continue
-        record = {"optimizer": name, "n_params": int(n),
+        record = {"optimizer": name, "n_params": int(n), "kwargs": kwargs,
                   "state_bytes_per_param": _state_bytes(opt) / n}
-        torch_name, optax_name = NATIVE.get(name, (None, None))
         if backend == "torch":
             import torch
 
-            record["torch_state_bytes_per_param"] = (
-                lambda b: None if b is None else b / n)(
-                    _torch_native(torch_name, params, grads))
+            label, nbytes = _torch_native(entry, params, grads)
+            record["torch_reference"] = label
+            record["torch_state_bytes_per_param"] = \
+                None if nbytes is None else nbytes / n
             tensors = [torch.from_numpy(g) for g in grads]
             try:
                 with torch.no_grad():
@@ -147,8 +147,7 @@ def run(backend):
         elif backend == "jax":
             import jax
 
-            nbytes, temp = _optax_native(optax_name, params, grads, opt,
-                                         variables)
+            nbytes, temp = _optax_native(entry, params, grads)
             record["optax_state_bytes_per_param"] = \
                 None if nbytes is None else nbytes / n
             record["optax_step_temp_bytes_per_param"] = \

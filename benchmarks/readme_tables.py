@@ -1,13 +1,19 @@
 """Renders the README's benchmark tables from ``benchmarks/results/*.json``.
 
     python -m benchmarks.readme_tables                       # -> stdout
-    python -m benchmarks.readme_tables --out README_benchmarks.md
+    python -m benchmarks.readme_tables --out benchmarks/results/tables.md \
+        --readme README.md
 
 Nothing is typed by hand: every number comes from a saved result, and every
 table is preceded by the machine, the versions and the load average the
 result recorded (a benchmark on a shared machine says so). Sources, each
 optional (a missing file leaves its section out):
 
+* ``step_time_wave2_<backend>.json`` (``benchmarks.run_all --wave2``): the
+  second-wave optimizers against their references, optax and Keras; its
+  ratio table is also what ``--readme`` writes into README.md, between the
+  ``<!-- benchmark-tables:start -->`` and ``:end`` markers (the rest of the
+  README is written by hand);
 * ``step_time_<backend>.json`` (``benchmarks.run_all``): the step-time
   tables of ``run_all.markdown``;
 * ``step_time_small_torch.json`` (``step_time --backend torch --small``):
@@ -50,6 +56,17 @@ def _machine(result):
     if "threads" in result:
         parts.append(f"{result['threads']} thread(s)")
     return "_Machine: " + "; ".join(str(p) for p in parts) + "._"
+
+
+def _source(result):
+    """" Source: commit abc1234 (+ N changed files)." where recorded."""
+    source = result.get("source")
+    if not source:
+        return ""
+    changed = [f for f in source["changed"] if f.startswith("keras_optzoo/")]
+    return (f" Source: commit {source['commit']}"
+            + (f" with uncommitted changes to {len(changed)} files of "
+               "keras_optzoo/ (listed in the JSON)" if changed else "") + ".")
 
 
 def _table(header, rows):
@@ -149,7 +166,9 @@ def memory_section():
         return "—" if x is None else f"{x:.2f}"
 
     body = [[name, fmt(rec.get("state_bytes_per_param")),
-             fmt(rec.get("torch_state_bytes_per_param")),
+             fmt(rec.get("torch_state_bytes_per_param"))
+             + (f" ({rec['torch_reference']})"
+                if rec.get("torch_reference") else ""),
              fmt(rec.get("optax_state_bytes_per_param")),
              fmt(rec.get("workspace_bytes_per_param")),
              fmt(rec.get("step_temp_bytes_per_param")),
@@ -161,26 +180,248 @@ def memory_section():
         machine, "",
         "`python -m benchmarks.memory --backend torch` and `--backend jax`. "
         "State: the optimizer's variables (without the iteration counter and "
-        "learning rate). torch workspace: scratch the multi-tensor path "
-        "keeps. Step temp: XLA's temporary buffers for the compiled step "
+        "learning rate), with the arguments the step-time benchmark uses "
+        "(Lars and SGDP with momentum 0.9); next to it the same for the "
+        "torch-side reference the zoo is tested against. torch workspace: "
+        "scratch the multi-tensor path keeps. Step temp: XLA's temporary buffers for the compiled step "
         "(JAX), ours and optax's.\n",
-        _table(["optimizer", "state", "torch.optim state", "optax state",
-                "torch workspace", "JAX step temp", "optax step temp"],
+        _table(["optimizer", "state", "torch reference state",
+                "optax state", "torch workspace", "JAX step temp", "optax step temp"],
                body)])
 
 
+#: the issues' targets for zoo / peer at 1e6 parameters, per backend
+WAVE2_TARGETS = {"torch": 1.1, "jax": 1.0, "tensorflow": 1.0}
+WAVE2_BACKEND_NAMES = {"torch": "torch", "jax": "JAX", "tensorflow": "TF"}
+
+
+def _wave2_results():
+    results = {b: _load(f"step_time_wave2_{b}.json") for b in BACKENDS}
+    return {b: r for b, r in results.items() if r is not None}
+
+
+def _is_reference(impl):
+    """A torch-side reference implementation (not ours, Keras or optax)."""
+    from benchmarks.step_time import ZOO_IMPLS
+
+    return (impl not in ZOO_IMPLS and impl != "keras"
+            and not impl.startswith("optax"))
+
+
+def wave2_ratios(results=None):
+    """``{(backend, optimizer, n_params): {peer: (zoo / peer, peer impl)}}``
+    with peer "reference" (torch: the fastest torch-side reference
+    variant), "optax" and "keras"; a peer the optimizer lacks is absent."""
+    results = _wave2_results() if results is None else results
+    out = {}
+    for backend, r in results.items():
+        by = {}
+        for rec in r["steps"]:
+            by.setdefault((rec["optimizer"], rec["n_params"]), {})[
+                rec["impl"]] = rec["median_ms"]
+        for (name, n), ms in by.items():
+            if "zoo" not in ms:
+                continue
+            cell = {}
+            refs = {k: v for k, v in ms.items() if _is_reference(k)}
+            if refs:
+                best = min(refs, key=refs.get)
+                cell["reference"] = (ms["zoo"] / refs[best], best)
+            for k, v in ms.items():
+                if k.startswith("optax"):
+                    cell["optax"] = (ms["zoo"] / v, k)
+                elif k == "keras":
+                    cell["keras"] = (ms["zoo"] / v, k)
+            out[(backend, name, n)] = cell
+    return out
+
+
+def _ratio(x, target):
+    """``x`` to 2 decimals, in bold when that is above ``target``."""
+    text = f"{x:.2f}×"
+    return f"**{text}**" if round(x, 2) > target else text
+
+
+def wave2_summary(results=None):
+    """The ratio table: optimizer x backend x size."""
+    from benchmarks.step_time import WAVE2, _short
+
+    results = _wave2_results() if results is None else results
+    if not results:
+        return None
+    ratios = wave2_ratios(results)
+    sizes = sorted({n for (_, _, n) in ratios})
+    backends = [b for b in BACKENDS if b in results]
+    header = ["optimizer"] + [f"{WAVE2_BACKEND_NAMES[b]} {_short(n)}"
+                              for b in backends for n in sizes]
+    header.append("torch reference (fastest variant at the largest size)")
+    rows = []
+    for name in WAVE2:
+        row, ref_name = [name], "—"
+        for b in backends:
+            target = WAVE2_TARGETS[b]
+            for n in sizes:
+                cell = ratios.get((b, name, n))
+                if cell is None:
+                    row.append("")
+                    continue
+                parts = []
+                if b == "torch" and "reference" in cell:
+                    parts.append(_ratio(cell["reference"][0], target))
+                    ref_name = cell["reference"][1]
+                if "optax" in cell:
+                    label = cell["optax"][1]
+                    parts.append(f"{_ratio(cell['optax'][0], target)} "
+                                 f"{label}")
+                if "keras" in cell:
+                    parts.append(f"{_ratio(cell['keras'][0], target)} keras")
+                row.append(" / ".join(parts) if parts else "zoo only")
+        row.append(ref_name)
+        rows.append(row)
+    return _table(header, rows)
+
+
+def wave2_section():
+    from benchmarks.step_time import _short
+
+    results = _wave2_results()
+    if not results:
+        return None
+    parts = [
+        "## Second-wave optimizers: step time against their references\n",
+        "`python -m benchmarks.run_all --wave2` (each backend: "
+        "`python -m benchmarks.step_time --backend <backend> --wave2 "
+        "--threads 1`). One step on precomputed gradients, 10 float32 "
+        "matrices per size (so Adafactor factors and Muon orthogonalises "
+        "each), medians of interleaved rounds. Ratio = zoo / peer: torch, "
+        "the fastest variant (for-loop, foreach, fused) of the reference "
+        "implementation the zoo is tested against (Yogi's is optax, so it "
+        "has none on torch); JAX, optax (or optax.contrib) and the Keras "
+        "built-in; TF, the Keras built-in. optax's and Keras's variants of "
+        "an algorithm differ from the zoo's in details (each class's "
+        "docstring), not in cost. In **bold**: above the issues' targets "
+        "(torch ≤ 1.1×, JAX and TF ≤ 1.0×); below 1 the zoo is faster. "
+        "On a shared, loaded machine single cells change between runs by "
+        "far more than one run's min–max shows: a miss is real when it is "
+        "large or repeats across sizes and backends.\n"]
+    parts += ["\n\n".join(_machine(r) + _source(r)
+                          for r in results.values())]
+    parts += ["", wave2_summary(results), ""]
+    for backend, r in results.items():
+        rows = {}
+        for rec in r["steps"]:
+            rows.setdefault((rec["case"], rec["optimizer"]), []).append(rec)
+        body = []
+        for (case, name), recs in rows.items():
+            zoo = next((x for x in recs if x["impl"] == "zoo"), None)
+            if zoo is None:
+                continue
+            path = f" ({zoo['update_path']})" if zoo.get("update_path") \
+                else ""
+            peers = "; ".join(
+                f"{x['impl']} {x['median_ms']:.3f} [{x['min_ms']:.3f}–"
+                f"{x['max_ms']:.3f}]" for x in recs if x["impl"] != "zoo")
+            body.append([case, name,
+                         f"{zoo['median_ms']:.3f} [{zoo['min_ms']:.3f}–"
+                         f"{zoo['max_ms']:.3f}]{path}", peers or "—"])
+        failed = "".join(f"\n\nFailed to run: {f['optimizer']} {f['impl']}"
+                         f" ({f['error']})" for f in r.get("failed", []))
+        parts += [f"### {WAVE2_BACKEND_NAMES[backend]}: ms per step "
+                  "[min–max over rounds]\n",
+                  _table(["case", "optimizer", "zoo (torch: update path)",
+                          "peers"], body) + failed, ""]
+    # state bytes per parameter at the largest size
+    state_rows = {}
+    top = max(rec["n_params"] for r in results.values() for rec in r["steps"])
+    for backend, r in results.items():
+        for rec in r["steps"]:
+            if rec["n_params"] != top:
+                continue
+            row = state_rows.setdefault(rec["optimizer"], {})
+            impl = rec["impl"]
+            key = ("zoo" if impl == "zoo" else "keras" if impl == "keras"
+                   else "optax" if impl.startswith("optax") else "reference")
+            row.setdefault(key, rec["state_bytes_per_param"])
+    fmt = (lambda x: "—" if x is None else f"{x:.2f}")
+    parts += [
+        f"### Optimizer state at {_short(top)} parameters (bytes per "
+        "parameter)\n",
+        "All optimizer variables, counters included; each implementation's "
+        "own count (see also the memory table, which leaves counters out).\n",
+        _table(["optimizer", "zoo", "torch reference", "optax", "keras"],
+               [[name, fmt(row.get("zoo")), fmt(row.get("reference")),
+                 fmt(row.get("optax")), fmt(row.get("keras"))]
+                for name, row in state_rows.items()])]
+    return "\n".join(parts)
+
+
 def render():
-    sections = [s for s in (small_section(), whole_model_section(),
-                            memory_section(), step_time_section()) if s]
+    sections = [s for s in (wave2_section(), small_section(),
+                            whole_model_section(), memory_section(),
+                            step_time_section()) if s]
     head = ("<!-- generated by `python -m benchmarks.readme_tables` from "
             "benchmarks/results/*.json: do not edit by hand -->\n\n"
             "# Benchmarks\n")
     return head + "\n\n".join(sections) + "\n"
 
 
+README_START = "<!-- benchmark-tables:start -->"
+README_END = "<!-- benchmark-tables:end -->"
+
+
+def readme_block():
+    """What README.md holds between its benchmark-tables markers: the
+    second-wave ratio table, with where it was measured."""
+    results = _wave2_results()
+    if not results:
+        return None
+    machines = "\n\n".join(_machine(r) + _source(r)
+                           for r in results.values())
+    return "\n".join([
+        README_START,
+        "<!-- generated by `python -m benchmarks.readme_tables --readme "
+        "README.md` from benchmarks/results/step_time_wave2_*.json: do not "
+        "edit by hand -->",
+        "",
+        "Second-wave optimizers, step time of the zoo over its peer's "
+        "(`python -m benchmarks.run_all --wave2`; 10 float32 matrices; "
+        "torch: the fastest variant of the reference implementation the "
+        "zoo is tested against; JAX: optax and Keras; TF: Keras; **bold**: "
+        "above the issues' targets of 1.1× on torch and 1.0× on JAX/TF). "
+        "Per-implementation times and state bytes in "
+        "[`benchmarks/results/tables.md`](benchmarks/results/tables.md). "
+        "Measured on a shared, loaded machine: single cells change between "
+        "runs by far more than one run's min–max shows; a miss is real when "
+        "it is large or repeats across sizes and backends.",
+        "",
+        wave2_summary(results),
+        "",
+        machines,
+        README_END])
+
+
+def update_readme(path):
+    """Replaces the block between the markers in ``path``."""
+    with open(path) as f:
+        text = f.read()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{path} has no {README_START} ... {README_END} "
+                         "block")
+    block = readme_block()
+    if block is None:
+        raise SystemExit("no step_time_wave2_*.json results to render")
+    text = text[:start] + block + text[end + len(README_END):]
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=None)
+    parser.add_argument("--readme", default=None, metavar="README.md",
+                        help="also rewrite the generated block of this file "
+                        "(between its benchmark-tables markers)")
     args = parser.parse_args(argv)
     text = render()
     if args.out:
@@ -188,6 +429,8 @@ def main(argv=None):
             f.write(text)
     else:
         print(text, end="")
+    if args.readme:
+        update_readme(args.readme)
 
 
 if __name__ == "__main__":

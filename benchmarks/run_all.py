@@ -3,11 +3,14 @@
     python -m benchmarks.run_all --quick          # a few minutes
     python -m benchmarks.run_all                  # sizes up to 3e7
     python -m benchmarks.run_all --report-only    # re-render saved JSON
+    python -m benchmarks.run_all --wave2          # second wave, ~15 min
 
 Each backend runs in its own subprocess, one after the other (they would
 compete for the same cores otherwise). The JSON of each lands in
 ``benchmarks/results/step_time_<backend>.json``; the merged report in
-``benchmarks/results/step_time.md`` and ``step_time.png``.
+``benchmarks/results/step_time.md`` and ``step_time.png``. With ``--wave2``:
+``step_time_wave2_<backend>.json``, rendered by ``readme_tables`` into
+``benchmarks/results/tables.md``.
 """
 
 import argparse
@@ -28,14 +31,15 @@ IMPL_ORDER = ("zoo", "zoo (foreach)", "zoo (per-variable)", "keras",
               "torch.optim (fused)", "optax")
 
 
-def _json_path(backend):
-    return os.path.join(RESULTS, f"step_time_{backend}.json")
+def _json_path(backend, wave2=False):
+    name = "step_time_wave2" if wave2 else "step_time"
+    return os.path.join(RESULTS, f"{name}_{backend}.json")
 
 
-def run_backends(backends, extra):
+def run_backends(backends, extra, wave2=False):
     for backend in backends:
         cmd = [sys.executable, "-m", "benchmarks.step_time", "--backend",
-               backend, "--out", _json_path(backend)] + extra
+               backend, "--out", _json_path(backend, wave2)] + extra
         print("$", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=True,
                        cwd=os.path.dirname(os.path.dirname(RESULTS)))
@@ -119,6 +123,8 @@ def markdown(results):
                   "| optimizer | " + " | ".join(cases) + " |",
                   "|---|" + "---|" * len(cases)]
         for name in OPTIMIZERS:
+            if not any(x[:2] == (backend, name) for x in rows):
+                continue
             cells = []
             for case in cases:
                 row = next((x for x in rows if x[:3] == (backend, name, case)),
@@ -258,9 +264,26 @@ def write_report(backends):
     return results
 
 
+def write_wave2_report():
+    """--wave2: results/tables.md (all of readme_tables' sections) and the
+    ratio table on stdout."""
+    from benchmarks import readme_tables
+
+    path = os.path.join(RESULTS, "tables.md")
+    with open(path, "w") as f:
+        f.write(readme_tables.render())
+    print(readme_tables.wave2_summary() or "no wave-2 results")
+    print(f"wrote {path}; README.md's block: python -m "
+          "benchmarks.readme_tables --readme README.md")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--wave2", action="store_true",
+                        help="the second-wave optimizers (step_time "
+                        "--wave2) into results/step_time_wave2_<backend>"
+                        ".json, rendered into results/tables.md")
     parser.add_argument("--backends", nargs="*", default=list(BACKENDS),
                         choices=list(BACKENDS))
     parser.add_argument("--report-only", action="store_true")
@@ -268,8 +291,12 @@ def main(argv=None):
     if not args.report_only:
         os.makedirs(RESULTS, exist_ok=True)
         run_backends(args.backends, (["--quick"] if args.quick else [])
-                     + extra)
-    write_report(args.backends)
+                     + (["--wave2"] if args.wave2 else []) + extra,
+                     wave2=args.wave2)
+    if args.wave2:
+        write_wave2_report()
+    else:
+        write_report(args.backends)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,18 @@ One process per Keras backend (the backend is fixed at import)::
 
     python -m benchmarks.step_time --backend torch --quick
     python -m benchmarks.step_time --backend jax --out results/jax.json
+    python -m benchmarks.step_time --backend torch --wave2 --out \
+        benchmarks/results/step_time_wave2_torch.json
 
 What is timed is one optimizer step on precomputed gradients, the way each
 framework's training loop runs it:
 
 * torch backend: ``optimizer.apply(grads, variables)`` under
-  ``torch.no_grad()`` (as Keras's ``fit`` calls it), against
-  ``torch.optim``'s for-loop, foreach and fused implementations
-  (``optimizer.step()`` with ``.grad`` set);
+  ``torch.no_grad()`` (as Keras's ``fit`` calls it), against the
+  torch-side reference of the algorithm in each variant it has:
+  ``torch.optim``'s for-loop, foreach and fused implementations, or
+  another package's (timm, lion-pytorch, adabelief-pytorch,
+  pytorch-optimizer; ``optimizer.step()`` with ``.grad`` set);
 * JAX: ``optimizer.stateless_apply`` under ``jax.jit`` with the variables
   and optimizer state donated, as Keras's ``fit`` runs it, against
   ``optax`` (a jitted update plus ``apply_updates``, donated likewise);
@@ -21,7 +25,9 @@ Every zoo optimizer is compared with the Keras built-in of the same name
 (whose update rule differs in details documented on each class, but not in
 cost). Parameters come as 10 equal tensors for each total size, plus a
 "many small tensors" case (1000 tensors of 1000), where per-tensor overhead
-dominates.
+dominates. ``--wave2`` selects the optimizers of the second wave (issues 10
+and 11) at 1e5 and 1e6 parameters, as 10 matrices each; the peers of every
+optimizer are listed in :data:`OPTIMIZERS`.
 
 Timing: warm-up calls (compilation included), then a batch size is
 calibrated per candidate so one timed batch lasts >= ``--min-batch-ms``;
@@ -33,10 +39,13 @@ max. The process pins its math libraries to ``--threads`` threads (default
 """
 
 import argparse
+import dataclasses
+import importlib
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 
@@ -49,22 +58,234 @@ MANY_SMALL = (1000, 1000)  # tensors, elements each
 QUICK_MANY_SMALL_COMPILED = ("sgd_momentum", "adam")
 LEARNING_RATE = 1e-3
 
-#: name: (zoo class name, zoo kwargs, Keras class, torch.optim class,
-#: optax function, kwargs shared by Keras/torch/optax in their spelling)
+
+# ------------------------------------------------------------------- table
+@dataclasses.dataclass(frozen=True)
+class Peer:
+    """A torch-style reference optimizer: ``make(params)`` returns an object
+    whose ``step()`` reads each parameter's ``.grad`` and whose ``state``
+    maps parameters to their state tensors. ``sparse_grad``: it takes the
+    gradients as sparse COO tensors of rows (torch.optim.SparseAdam)."""
+
+    impl: str
+    make: object
+    sparse_grad: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One benchmarked optimizer: the zoo class and kwargs, the Keras
+    built-in of the same algorithm (class name and kwargs, or None), the
+    torch-side references (:class:`Peer`) and the optax factory
+    (``() -> (impl label, GradientTransformation)``, or None)."""
+
+    zoo: str
+    zoo_kwargs: dict = dataclasses.field(default_factory=dict)
+    keras: str = None
+    keras_kwargs: dict = dataclasses.field(default_factory=dict)
+    torch: tuple = ()
+    optax: object = None
+    #: the algorithm wants matrices (factored moments, Newton-Schulz): the
+    #: 10-tensor cases use 2-D tensors for it (--wave2 does for all)
+    matrices: bool = False
+
+
+def _torch_optim(cls_name, **kwargs):
+    """torch.optim.<cls_name>: its for-loop, foreach and fused variants (a
+    variant this torch lacks fails to build and is left out)."""
+    def variant(flags):
+        def make(params):
+            import torch
+
+            return getattr(torch.optim, cls_name)(
+                params, lr=LEARNING_RATE, **kwargs, **flags)
+        return make
+
+    return (Peer("torch.optim (for-loop)", variant({"foreach": False})),
+            Peer("torch.optim (foreach)", variant({"foreach": True})),
+            Peer("torch.optim (fused)", variant({"fused": True})))
+
+
+def _timm(module):
+    """``timm.optim.<module>`` without running timm's ``__init__`` (it
+    imports torchvision): tests/reference/external.py's loader."""
+    try:
+        from tests.reference.external import timm_optim
+    except ImportError:  # run from elsewhere than the repository root
+        sys.path.insert(0, os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__))))
+        from tests.reference.external import timm_optim
+    return timm_optim(module)
+
+
+def _reference(label, load, foreach=False, **kwargs):
+    """Peers of a reference class ``load()`` (imported when first built):
+    one, or with ``foreach`` its for-loop and foreach implementations."""
+    def variant(flags):
+        def make(params):
+            return load()(params, lr=LEARNING_RATE, **kwargs, **flags)
+        return make
+
+    if not foreach:
+        return (Peer(label, variant({})),)
+    return (Peer(f"{label} (for-loop)", variant({"foreach": False})),
+            Peer(f"{label} (foreach)", variant({"foreach": True})))
+
+
+def _attr(module, name):
+    return lambda: getattr(importlib.import_module(module), name)
+
+
+def _timm_cls(module, name):
+    return lambda: getattr(_timm(module), name)
+
+
+def _quiet_adabelief():
+    """adabelief-pytorch's AdaBelief without the notices it prints."""
+    import contextlib
+    import io
+
+    from adabelief_pytorch import AdaBelief
+
+    def make(params, **kwargs):
+        with contextlib.redirect_stdout(io.StringIO()):
+            return AdaBelief(params, print_change_log=False, **kwargs)
+    return make
+
+
+class MuonAndAdamW:
+    """torch.optim.Muon on the 2-D tensors and torch.optim.AdamW (the zoo
+    Muon's default ``adamw_*`` arguments) on the others, as the zoo's Muon
+    routes them; torch's Muon refuses tensors that are not 2-D."""
+
+    def __init__(self, params, lr=LEARNING_RATE):
+        import torch
+
+        params = list(params)
+        matrices = [p for p in params if p.ndim == 2]
+        others = [p for p in params if p.ndim != 2]
+        self.optimizers = []
+        if matrices:
+            self.optimizers.append(torch.optim.Muon(matrices, lr=lr))
+        if others:
+            self.optimizers.append(torch.optim.AdamW(
+                others, lr=lr, eps=1e-8, weight_decay=1e-2))
+        self.state = {k: v for opt in self.optimizers
+                      for k, v in opt.state.items()}
+
+    def step(self):
+        for opt in self.optimizers:
+            opt.step()
+        self.state = {k: v for opt in self.optimizers
+                      for k, v in opt.state.items()}
+
+
+def _optax(name, **kwargs):
+    """optax's (or else optax.contrib's) ``name``, as a lazy factory."""
+    def make():
+        import optax
+        import optax.contrib
+
+        if hasattr(optax, name):
+            return "optax", getattr(optax, name)(LEARNING_RATE, **kwargs)
+        return "optax.contrib", getattr(optax.contrib, name)(LEARNING_RATE,
+                                                             **kwargs)
+    return make
+
+
+def _first_wave(zoo, keras, torch_name, optax_name, **kwargs):
+    """zoo, Keras built-in, torch.optim and optax with the same kwargs."""
+    return Entry(zoo, dict(kwargs), keras, dict(kwargs),
+                 _torch_optim(torch_name, **kwargs),
+                 _optax(optax_name, **kwargs))
+
+
+#: name -> :class:`Entry`. Every peer runs the zoo's algorithm with the
+#: zoo's arguments in its own spelling (the references exactly, checked by
+#: ``--check``; optax's and Keras's variants differ in details written in
+#: each zoo class's docstring, not in cost).
 OPTIMIZERS = {
-    "sgd": ("SGD", {}, "SGD", "SGD", "sgd", {}),
-    "sgd_momentum": ("SGD", {"momentum": 0.9}, "SGD", "SGD", "sgd",
-                     {"momentum": 0.9}),
-    "adagrad": ("Adagrad", {}, "Adagrad", "Adagrad", "adagrad", {}),
-    "rmsprop": ("RMSprop", {}, "RMSprop", "RMSprop", "rmsprop", {}),
-    "adadelta": ("Adadelta", {}, "Adadelta", "Adadelta", "adadelta", {}),
-    "adam": ("Adam", {}, "Adam", "Adam", "adam", {}),
-    "adamw": ("AdamW", {"weight_decay": 1e-2}, "AdamW", "AdamW", "adamw",
-              {"weight_decay": 1e-2}),
-    "nadam": ("NAdam", {}, "Nadam", "NAdam", "nadam", {}),
-    "adamax": ("Adamax", {}, "Adamax", "Adamax", "adamax", {}),
-    "radam": ("RAdam", {}, None, "RAdam", "radam", {}),
+    "sgd": _first_wave("SGD", "SGD", "SGD", "sgd"),
+    "sgd_momentum": _first_wave("SGD", "SGD", "SGD", "sgd", momentum=0.9),
+    "adagrad": _first_wave("Adagrad", "Adagrad", "Adagrad", "adagrad"),
+    "rmsprop": _first_wave("RMSprop", "RMSprop", "RMSprop", "rmsprop"),
+    "adadelta": _first_wave("Adadelta", "Adadelta", "Adadelta", "adadelta"),
+    "adam": _first_wave("Adam", "Adam", "Adam", "adam"),
+    "adamw": _first_wave("AdamW", "AdamW", "AdamW", "adamw",
+                         weight_decay=1e-2),
+    "nadam": _first_wave("NAdam", "Nadam", "NAdam", "nadam"),
+    "adamax": _first_wave("Adamax", "Adamax", "Adamax", "adamax"),
+    "radam": Entry("RAdam", torch=_torch_optim("RAdam"),
+                   optax=_optax("radam")),
+    # second wave (issue 10 item 11, issue 11 item 5)
+    "asgd": Entry("ASGD", torch=_torch_optim("ASGD")),
+    "rprop": Entry("Rprop", torch=_torch_optim("Rprop"),
+                   optax=_optax("rprop")),
+    # optax factors only dimensions >= 128 by default; torch any matrix
+    "adafactor": Entry("Adafactor", keras="Adafactor",
+                       torch=_torch_optim("Adafactor"),
+                       optax=_optax("adafactor", min_dim_size_to_factor=1),
+                       matrices=True),
+    "muon": Entry("Muon", keras="Muon",
+                  torch=(Peer("torch.optim", MuonAndAdamW),),
+                  optax=_optax("muon"), matrices=True),
+    # dense gradients; SparseAdam is given them as sparse rows (all rows)
+    "lazyadam": Entry("LazyAdam", torch=(Peer(
+        "torch.optim SparseAdam", _reference(
+            "", _attr("torch.optim", "SparseAdam"))[0].make,
+        sparse_grad=True),)),
+    "lion": Entry("Lion", keras="Lion",
+                  torch=_reference("lion-pytorch",
+                                   _attr("lion_pytorch", "Lion")),
+                  optax=_optax("lion", weight_decay=0.0)),
+    "lamb": Entry("Lamb", keras="Lamb", keras_kwargs={"weight_decay": 1e-2},
+                  torch=_reference("timm", _timm_cls("lamb", "Lamb"),
+                                   foreach=True),
+                  optax=_optax("lamb", eps=1e-6, weight_decay=1e-2)),
+    # weight decay > 0: timm's Lars skips the trust ratio without it
+    "lars": Entry("Lars", {"momentum": 0.9, "weight_decay": 1e-4},
+                  torch=_reference("timm", _timm_cls("lars", "Lars"),
+                                   foreach=True, momentum=0.9,
+                                   weight_decay=1e-4),
+                  optax=_optax("lars", momentum=0.9, weight_decay=1e-4,
+                               eps=1e-8)),
+    "yogi": Entry("Yogi", optax=_optax("yogi")),
+    "novograd": Entry("NovoGrad",
+                      torch=_reference("timm NvNovoGrad",
+                                       _timm_cls("nvnovograd", "NvNovoGrad")),
+                      optax=_optax("novograd", b1=0.95, b2=0.98, eps=1e-8)),
+    "adabelief": Entry("AdaBelief",
+                       torch=_reference("adabelief-pytorch",
+                                        _quiet_adabelief),
+                       optax=_optax("adabelief")),
+    "adan": Entry("Adan", torch=_reference("timm", _timm_cls("adan", "Adan"),
+                                           foreach=True),
+                  optax=_optax("adan")),
+    "adopt": Entry("ADOPT", torch=_reference(
+        "pytorch-optimizer", _attr("pytorch_optimizer", "ADOPT"),
+        foreach=True), optax=_optax("adopt")),
+    "ademamix": Entry("AdEMAMix", torch=_reference(
+        "pytorch-optimizer", _attr("pytorch_optimizer", "AdEMAMix"),
+        foreach=True), optax=_optax("ademamix")),
+    "adamp": Entry("AdamP", torch=_reference(
+        "timm", _timm_cls("adamp", "AdamP"))),
+    "sgdp": Entry("SGDP", {"momentum": 0.9}, torch=_reference(
+        "timm", _timm_cls("sgdp", "SGDP"), momentum=0.9)),
+    "madgrad": Entry("MADGRAD", torch=_reference(
+        "timm", _timm_cls("madgrad", "MADGRAD")), optax=_optax("madgrad")),
+    "laprop": Entry("LaProp", torch=_reference(
+        "timm", _timm_cls("laprop", "LaProp"), foreach=True)),
 }
+
+#: the default selection (first wave, ``run_all``'s tables)
+FIRST_WAVE = ("sgd", "sgd_momentum", "adagrad", "rmsprop", "adadelta",
+              "adam", "adamw", "nadam", "adamax", "radam")
+#: --wave2: the optimizers of issues 10 and 11, at these sizes, each as 10
+#: 2-D tensors (so Adafactor factors and Muon orthogonalises every one)
+WAVE2 = ("adamax", "radam", "asgd", "rprop", "adafactor", "muon",
+         "lazyadam", "lion", "lamb", "lars", "yogi", "novograd", "adabelief",
+         "adan", "adopt", "ademamix", "adamp", "sgdp", "madgrad", "laprop")
+WAVE2_SIZES = [100_000, 1_000_000]
 
 #: --small (torch): the small/medium sizes of issue 14, where the fixed
 #: per-step cost dominates, against torch.optim's fastest variant
@@ -73,7 +294,8 @@ SMALL_OPTIMIZERS = ("sgd_momentum", "nadam", "rmsprop", "adadelta",
                     "adamax", "radam", "adam", "adagrad")
 
 #: implementation labels; the first group is ours, the rest native peers
-ZOO_IMPLS = ("zoo", "zoo (foreach)", "zoo (per-variable)")
+ZOO_IMPLS = ("zoo", "zoo (foreach)", "zoo (per-variable)", "zoo (retrace)",
+             "zoo (lean)")
 
 
 def _configure_threads(backend, threads):
@@ -89,14 +311,21 @@ def _configure_threads(backend, threads):
 
 # ------------------------------------------------------------------ timing
 class Candidate:
-    """One implementation ready to step: ``step()``, ``sync()``."""
+    """One implementation ready to step: ``step()``, ``sync()``.
 
-    def __init__(self, impl, step, sync, state_bytes, workspace_bytes=0):
+    ``per_call``: steps one ``step()`` call makes (an epoch of ``fit`` in
+    the whole-model benchmarks); samples are per step."""
+
+    def __init__(self, impl, step, sync, state_bytes, workspace_bytes=0,
+                 per_call=1, info=None):
         self.impl = impl
         self.step = step
         self.sync = sync
         self.state_bytes = state_bytes
         self.workspace_bytes = workspace_bytes
+        self.per_call = per_call
+        #: extra fields for the record (the torch update path, ...)
+        self.info = info or {}
         self.batch = 1
         self.samples = []
 
@@ -110,15 +339,32 @@ def _timed(candidate, calls):
 
 
 def measure(candidates, rounds, warmup, min_batch_s):
-    """Interleaved rounds; fills each candidate's per-step samples."""
+    """Interleaved rounds; fills each candidate's per-step samples.
+
+    The one timing loop of the benchmarks: ``warmup`` calls each, then a
+    batch of calls per candidate lasting >= ``min_batch_s`` (0: one call),
+    then ``rounds`` rounds that time every candidate's batch in rotating
+    order."""
     for c in candidates:
-        _timed(c, warmup)  # compiles, allocates, fills caches
-        elapsed = _timed(c, 1)
-        c.batch = max(1, min(1000, int(min_batch_s / max(elapsed, 1e-7))))
+        if warmup:
+            _timed(c, warmup)  # compiles, allocates, fills caches
+        if min_batch_s > 0:
+            elapsed = _timed(c, 1)
+            c.batch = max(1, min(1000, int(min_batch_s
+                                           / max(elapsed, 1e-7))))
     for r in range(rounds):
         shift = r % len(candidates)
         for c in candidates[shift:] + candidates[:shift]:
-            c.samples.append(_timed(c, c.batch) / c.batch)
+            c.samples.append(_timed(c, c.batch) / (c.batch * c.per_call))
+
+
+def time_epochs(epoch, sync, steps, rounds):
+    """:func:`measure` on whole epochs of ``steps`` training steps: one
+    warm-up epoch (compiles), then ``rounds`` epochs; :func:`summary` per
+    step."""
+    c = Candidate("training", epoch, sync, 0, per_call=steps)
+    measure([c], rounds, warmup=1, min_batch_s=0)
+    return summary(c)
 
 
 def summary(c):
@@ -149,21 +395,84 @@ def _keras_state_bytes(opt):
 def _zoo(name):
     import keras_optzoo as oz
 
-    cls_name, kwargs = OPTIMIZERS[name][:2]
-    return getattr(oz, cls_name)(learning_rate=LEARNING_RATE, **kwargs)
+    entry = OPTIMIZERS[name]
+    return getattr(oz, entry.zoo)(learning_rate=LEARNING_RATE,
+                                  **entry.zoo_kwargs)
 
 
 def _keras_builtin(name):
     import keras
 
-    cls_name, kwargs = OPTIMIZERS[name][2], OPTIMIZERS[name][5]
-    if cls_name is None:
+    entry = OPTIMIZERS[name]
+    if entry.keras is None:
         return None
-    return getattr(keras.optimizers, cls_name)(learning_rate=LEARNING_RATE,
-                                               **kwargs)
+    return getattr(keras.optimizers, entry.keras)(
+        learning_rate=LEARNING_RATE, **entry.keras_kwargs)
 
 
-class TorchBench:
+def torch_state_bytes(opt):
+    """Bytes of a torch-style optimizer's state tensors (``step``
+    counters included, as the Keras side counts ``iterations``)."""
+    import torch
+
+    return sum(t.numel() * t.element_size()
+               for s in opt.state.values() for t in s.values()
+               if torch.is_tensor(t))
+
+
+def torch_reference(peer, params, grads):
+    """``peer``'s optimizer on torch copies of ``params`` with ``grads``
+    set (as sparse rows where it takes them); None where this torch has
+    no such variant. Returns ``(optimizer, tensors)``."""
+    import torch
+
+    tensors = [torch.tensor(p, requires_grad=True) for p in params]
+    for t, g in zip(tensors, grads):
+        g = torch.from_numpy(g)
+        t.grad = g.to_sparse(1) if peer.sparse_grad else g
+    try:
+        opt = peer.make(tensors)
+        opt.step()
+    except (TypeError, RuntimeError, ValueError) as error:
+        # e.g. no fused kernel for this optimizer in this torch
+        print(f"  ({peer.impl}: not available: {error})", flush=True)
+        return None, None
+    return opt, tensors
+
+
+class Bench:
+    """A backend's candidates: ``makers(name, shapes, zoo_variants)`` gives
+    ``(impl, make)`` pairs; :meth:`candidates` builds them and runs each
+    once (compiling it), leaving out, with a message, any that fails."""
+
+    def makers(self, name, shapes, zoo_variants=True):
+        """The zoo's optimizer and the Keras built-in, where there is one
+        (``zoo_variants``: the torch backend's update paths)."""
+        out = [("zoo", lambda: self.keras_candidate("zoo", _zoo(name),
+                                                    shapes))]
+        if OPTIMIZERS[name].keras is not None:
+            out.append(("keras", lambda: self.keras_candidate(
+                "keras", _keras_builtin(name), shapes)))
+        return out
+
+    def candidates(self, name, shapes, zoo_variants=True, failed=None):
+        out = []
+        for impl, make in self.makers(name, shapes, zoo_variants):
+            try:
+                c = make()
+                if c is not None:
+                    _timed(c, 1)
+                    out.append(c)
+            except Exception as error:  # noqa: BLE001 - reported, not fatal
+                message = f"{type(error).__name__}: {error}"[:300]
+                print(f"  ({name} {impl}: failed: {message})", flush=True)
+                if failed is not None:
+                    failed.append({"optimizer": name, "impl": impl,
+                                   "error": message})
+        return out
+
+
+class TorchBench(Bench):
     backend = "torch"
 
     def __init__(self, with_generic=True):
@@ -198,35 +507,25 @@ class TorchBench:
                 with torch.no_grad():
                     opt.apply(tensors, variables)
 
-        workspace = 0
+        workspace, info = 0, {}
         if impl.startswith("zoo"):
             step()  # the workspace exists after a first step
             workspace = opt._multi_tensor.workspace_bytes()
+            info["update_path"] = opt.update_path
         return Candidate(impl, step, lambda: None, _keras_state_bytes(opt),
-                         workspace)
+                         workspace, info=info)
 
-    def torch_candidate(self, impl, name, shapes, **flags):
-        torch = self.torch
-        params, grads = _np_problem(shapes)
-        tensors = [torch.tensor(p, requires_grad=True) for p in params]
-        for t, g in zip(tensors, grads):
-            t.grad = torch.from_numpy(g)
-        cls_name, kwargs = OPTIMIZERS[name][3], OPTIMIZERS[name][5]
-        try:
-            opt = getattr(torch.optim, cls_name)(tensors, lr=LEARNING_RATE,
-                                                 **kwargs, **flags)
-            opt.step()
-        except (TypeError, RuntimeError, ValueError):
-            return None  # this torch version has no such variant
-        state = sum(t.numel() * t.element_size()
-                    for s in opt.state.values() for t in s.values()
-                    if torch.is_tensor(t))
-        return Candidate(impl, opt.step, lambda: None, state)
+    def torch_candidate(self, peer, shapes):
+        opt, _ = torch_reference(peer, *_np_problem(shapes))
+        if opt is None:
+            return None
+        return Candidate(peer.impl, opt.step, lambda: None,
+                         torch_state_bytes(opt))
 
     def small_candidates(self, name, shapes):
         """--small: ours (Keras ``apply`` with the per-step retrace of the
-    path before issue 14, ``apply`` with replay, and the lean path) against
-        torch.optim's foreach and fused variants only."""
+        path before issue 14, ``apply`` with replay, and the lean path)
+        against torch.optim's foreach and fused variants only."""
         out = []
         for impl, lean in (("zoo (retrace)", False), ("zoo", False),
                            ("zoo (lean)", True)):
@@ -239,35 +538,72 @@ class TorchBench:
             c = self.keras_candidate(impl, opt, shapes, lean=lean)
             if c is not None:
                 out.append(c)
-        for impl, flags in (("torch.optim (foreach)", {"foreach": True}),
-                            ("torch.optim (fused)", {"fused": True})):
-            c = self.torch_candidate(impl, name, shapes, **flags)
-            if c is not None:
-                out.append(c)
+        for peer in OPTIMIZERS[name].torch:
+            if peer.impl.endswith(("(foreach)", "(fused)")):
+                c = self.torch_candidate(peer, shapes)
+                if c is not None:
+                    out.append(c)
         return out
 
-    def candidates(self, name, shapes):
+    def makers(self, name, shapes, zoo_variants=True):
         out = []
-        for impl, mode in (("zoo", None), ("zoo (foreach)", "foreach"),
-                           ("zoo (per-variable)", False)):
+        modes = ((("zoo", None), ("zoo (foreach)", "foreach"),
+                  ("zoo (per-variable)", False)) if zoo_variants
+                 else (("zoo", None),))
+        for impl, mode in modes:
             if mode is False and not self.with_generic:
                 continue
-            opt = _zoo(name)
-            opt.use_multi_tensor = mode
-            out.append(self.keras_candidate(impl, opt, shapes))
-        builtin = _keras_builtin(name)
-        if builtin is not None:
-            out.append(self.keras_candidate("keras", builtin, shapes))
-        for impl, flags in (("torch.optim (for-loop)", {"foreach": False}),
-                            ("torch.optim (foreach)", {"foreach": True}),
-                            ("torch.optim (fused)", {"fused": True})):
-            c = self.torch_candidate(impl, name, shapes, **flags)
-            if c is not None:
-                out.append(c)
+
+            def make(impl=impl, mode=mode):
+                opt = _zoo(name)
+                opt.use_multi_tensor = mode
+                return self.keras_candidate(impl, opt, shapes)
+            out.append((impl, make))
+        if OPTIMIZERS[name].keras is not None:
+            out.append(("keras", lambda: self.keras_candidate(
+                "keras", _keras_builtin(name), shapes)))
+        for peer in OPTIMIZERS[name].torch:
+            out.append((peer.impl,
+                        lambda peer=peer: self.torch_candidate(peer, shapes)))
+        return out
+
+    def check(self, name, shapes, steps=5):
+        """Max deviation of each reference peer from the zoo after
+        ``steps`` steps from the same start, relative to the zoo's
+        movement: that the peers run the zoo's algorithm and arguments."""
+        import keras
+        import numpy as np
+
+        torch = self.torch
+        params, _ = _np_problem(shapes)
+        rng = np.random.default_rng(1)
+        grads = [[(1e-1 * rng.standard_normal(p.shape)).astype("float32")
+                  for p in params] for _ in range(steps)]
+        opt = _zoo(name)
+        variables = [keras.Variable(p) for p in params]
+        for g in grads:
+            with torch.no_grad():
+                opt.apply([torch.from_numpy(x) for x in g], variables)
+        ours = [keras.ops.convert_to_numpy(v) for v in variables]
+        scale = max(float(np.max(np.abs(a - p))) for a, p in zip(ours,
+                                                                  params))
+        out = {}
+        for peer in OPTIMIZERS[name].torch:
+            ref, tensors = torch_reference(peer, params, grads[0])
+            if ref is None:
+                continue
+            for g in grads[1:]:
+                for t, x in zip(tensors, g):
+                    x = torch.from_numpy(x)
+                    t.grad = x.to_sparse(1) if peer.sparse_grad else x
+                ref.step()
+            theirs = [t.detach().numpy() for t in tensors]
+            out[peer.impl] = max(float(np.max(np.abs(a - b)))
+                                 for a, b in zip(ours, theirs)) / scale
         return out
 
 
-class JaxBench:
+class JaxBench(Bench):
     backend = "jax"
 
     def __init__(self):
@@ -307,12 +643,19 @@ class JaxBench:
         import optax
 
         jax = self.jax
-        fn_name, kwargs = OPTIMIZERS[name][4], OPTIMIZERS[name][5]
-        tx = getattr(optax, fn_name)(LEARNING_RATE, **kwargs)
+        make = OPTIMIZERS[name].optax
+        if make is None:
+            return None
+        impl, tx = make()
         params, grads = _np_problem(shapes)
         params = [jax.numpy.asarray(p) for p in params]
         grads = [jax.numpy.asarray(g) for g in grads]
-        state = {"params": params, "opt": tx.init(params)}
+        # a copy of each state leaf: some (optax.contrib.madgrad's initial
+        # point) are the params' own buffers, which cannot be donated twice
+        state = {"params": params,
+                 "opt": jax.tree_util.tree_map(
+                     lambda x: jax.numpy.array(x, copy=True),
+                     tx.init(params))}
 
         def update(params, opt_state, grads):
             updates, opt_state = tx.update(grads, opt_state, params)
@@ -326,17 +669,18 @@ class JaxBench:
 
         nbytes = sum(leaf.nbytes
                      for leaf in jax.tree_util.tree_leaves(state["opt"]))
-        return Candidate("optax", step,
+        return Candidate(impl, step,
                          lambda: jax.block_until_ready(state["params"]),
                          nbytes)
 
-    def candidates(self, name, shapes):
-        return [self.keras_candidate("zoo", _zoo(name), shapes),
-                self.keras_candidate("keras", _keras_builtin(name), shapes),
-                self.optax_candidate(name, shapes)]
+    def makers(self, name, shapes, zoo_variants=True):
+        out = super().makers(name, shapes, zoo_variants)
+        if OPTIMIZERS[name].optax is not None:
+            out.append(("optax", lambda: self.optax_candidate(name, shapes)))
+        return out
 
 
-class TensorFlowBench:
+class TensorFlowBench(Bench):
     backend = "tensorflow"
 
     def __init__(self):
@@ -356,10 +700,6 @@ class TensorFlowBench:
         return Candidate(impl, lambda: fn(grads),
                          lambda: opt.iterations.numpy(),
                          _keras_state_bytes(opt))
-
-    def candidates(self, name, shapes):
-        return [self.keras_candidate("zoo", _zoo(name), shapes),
-                self.keras_candidate("keras", _keras_builtin(name), shapes)]
 
 
 # --------------------------------------------------------------------- fit
@@ -397,22 +737,19 @@ def fit_benchmark(bench, quick, rounds):
             optimizer=opt,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             jit_compile=bench.backend != "torch")
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # warm-up
-        per_step = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-            per_step.append((time.perf_counter() - start) / steps * 1e3)
+        fit = time_epochs(lambda: model.fit(x, y, batch_size=batch,
+                                            epochs=1, verbose=0),
+                          lambda: None, steps, rounds)
         shapes = [tuple(w.shape) for w in model.trainable_weights]
         alone = bench.keras_candidate(impl, make(), shapes)
         measure([alone], rounds, warmup=3, min_batch_s=0.02)
         opt_ms = summary(alone)["median_ms"]
-        fit_ms = statistics.median(per_step)
+        fit_ms = fit["median_ms"]
         records.append({
             "optimizer": "adam", "impl": impl,
             "n_params": int(sum(np.prod(s) for s in shapes)),
-            "fit_step_median_ms": fit_ms, "fit_step_min_ms": min(per_step),
-            "fit_step_max_ms": max(per_step), "optimizer_step_ms": opt_ms,
+            "fit_step_median_ms": fit_ms, "fit_step_min_ms": fit["min_ms"],
+            "fit_step_max_ms": fit["max_ms"], "optimizer_step_ms": opt_ms,
             "optimizer_share": opt_ms / fit_ms,
         })
         print(f"  fit {impl:20s} {fit_ms:8.2f} ms/step, optimizer "
@@ -421,8 +758,10 @@ def fit_benchmark(bench, quick, rounds):
 
 
 # -------------------------------------------------------------------- main
-def cases(quick, small=False):
-    sizes = SMALL_SIZES if small else (QUICK_SIZES if quick else SIZES)
+def cases(quick, small=False, sizes=None):
+    """(label, parameter count, shapes of 1-D tensors) per case."""
+    if sizes is None:
+        sizes = SMALL_SIZES if small else (QUICK_SIZES if quick else SIZES)
     out = [(f"{_short(n)} params, {TENSORS_PER_SIZE} tensors", n,
             [(n // TENSORS_PER_SIZE,)] * TENSORS_PER_SIZE) for n in sizes]
     if small:
@@ -430,6 +769,16 @@ def cases(quick, small=False):
     count, each = MANY_SMALL
     out.append((f"{_short(count * each)} params, {count} tensors",
                 count * each, [(each,)] * count))
+    return out
+
+
+def as_matrices(shapes):
+    """Each 1-D shape as the most nearly square matrix of its size
+    (100000 -> (250, 400))."""
+    out = []
+    for (n,) in shapes:
+        rows = max(d for d in range(1, int(n ** 0.5) + 1) if n % d == 0)
+        out.append((rows, n // rows))
     return out
 
 
@@ -446,19 +795,28 @@ def _load():
         return None
 
 
-def _small_ratios(candidates):
-    """ours / torch.optim's fastest, for each of our candidates."""
+def _ratios(candidates):
+    """ours / the fastest torch.optim or reference peer (Keras built-ins
+    and optax apart), and ours / each other native peer."""
     ms = {c.impl: summary(c)["median_ms"] for c in candidates}
-    native = [v for k, v in ms.items() if k.startswith("torch.optim")]
-    if not native:
-        return ""
-    best = min(native)
-    return "  ".join(f"{k}/best torch={v / best:.2f}x"
-                     for k, v in ms.items() if k.startswith("zoo"))
+    ours = {k: v for k, v in ms.items() if k in ZOO_IMPLS}
+    native = {k: v for k, v in ms.items() if k not in ZOO_IMPLS}
+    references = {k: v for k, v in native.items()
+                  if k != "keras" and not k.startswith("optax")}
+    parts = []
+    if references:
+        best = min(references, key=references.get)
+        parts += [f"{k}/{best}={v / references[best]:.2f}x"
+                  for k, v in ours.items()]
+    for k, v in native.items():
+        if k not in references:
+            parts += [f"zoo/{k}={ms['zoo'] / v:.2f}x"] if "zoo" in ms \
+                else []
+    return "  ".join(parts)
 
 
 def run(backend, quick=False, rounds=None, optimizers=None, threads=1,
-        min_batch_ms=None, fit=True, small=False):
+        min_batch_ms=None, fit=True, small=False, wave2=False, sizes=None):
     import keras
 
     if backend == "torch":
@@ -475,8 +833,8 @@ def run(backend, quick=False, rounds=None, optimizers=None, threads=1,
         tf.config.threading.set_inter_op_parallelism_threads(threads)
         bench = TensorFlowBench()
     assert keras.backend.backend() == backend
-    rounds = rounds or (5 if quick else 9)
-    min_batch_s = (min_batch_ms or (20 if quick else 50)) / 1e3
+    rounds = rounds or (5 if quick or wave2 else 9)
+    min_batch_s = (min_batch_ms or (20 if quick or wave2 else 50)) / 1e3
     result = {
         "backend": backend, "quick": quick, "threads": threads,
         "rounds": rounds, "min_batch_ms": min_batch_s * 1e3,
@@ -484,40 +842,92 @@ def run(backend, quick=False, rounds=None, optimizers=None, threads=1,
                     "python": platform.python_version(),
                     "load_before": _load()},
         "versions": _versions(backend),
-        "steps": [], "fit": [],
+        "steps": [], "fit": [], "failed": [],
+        "source": _source(),
     }
     result["small"] = small
-    names = optimizers or (list(SMALL_OPTIMIZERS) if small
-                           else list(OPTIMIZERS))
-    for label, n_params, shapes in cases(quick, small):
+    result["wave2"] = wave2
+    if small:
+        default = SMALL_OPTIMIZERS
+    else:
+        default = WAVE2 if wave2 else FIRST_WAVE
+    names = optimizers or list(default)
+    if wave2:
+        all_cases = cases(quick, sizes=sizes or WAVE2_SIZES, small=True)
+    else:
+        all_cases = cases(quick, small, sizes=sizes)
+    for label, n_params, shapes in all_cases:
         print(f"[{backend}] {label}", flush=True)
         for name in names:
             if quick and backend != "torch" and len(shapes) > \
                     TENSORS_PER_SIZE and name not in QUICK_MANY_SMALL_COMPILED:
                 continue
-            candidates = bench.small_candidates(name, shapes) if small \
-                else bench.candidates(name, shapes)
+            matrices = wave2 or OPTIMIZERS[name].matrices
+            case_shapes = as_matrices(shapes) if matrices else shapes
+            if small:
+                candidates = bench.small_candidates(name, case_shapes)
+            else:
+                candidates = bench.candidates(name, case_shapes,
+                                              zoo_variants=not wave2,
+                                              failed=result["failed"])
             measure(candidates, rounds, warmup=3, min_batch_s=min_batch_s)
             for c in candidates:
                 record = {"case": label, "n_params": n_params,
                           "n_tensors": len(shapes), "optimizer": name,
                           "impl": c.impl,
+                          "shape": list(case_shapes[0]),
                           "state_bytes_per_param": c.state_bytes / n_params,
                           "workspace_bytes_per_param":
                               c.workspace_bytes / n_params}
+                record.update(c.info)
                 record.update(summary(c))
                 result["steps"].append(record)
             line = "  ".join(f"{c.impl}={summary(c)['median_ms']:.3f}"
                              for c in candidates)
             print(f"  {name:12s} {line}", flush=True)
-            if small:
-                print("  " + " " * 12 + " " + _small_ratios(candidates),
-                      flush=True)
+            ratios = _ratios(candidates) if small or wave2 else ""
+            if ratios:
+                print("  " + " " * 12 + " " + ratios, flush=True)
             del candidates
-    if fit:
+    if fit and not wave2:
         result["fit"] = fit_benchmark(bench, quick, rounds)
     result["machine"]["load_after"] = _load()
     return result
+
+
+def check(names, steps=5):
+    """torch backend: each reference peer against the zoo (see
+    :meth:`TorchBench.check`) on small matrices; prints and returns the
+    relative deviations."""
+    import torch
+
+    torch.set_num_threads(1)
+    bench = TorchBench()
+    out = {}
+    for name in names:
+        out[name] = bench.check(name, [(16, 24)] * 3, steps=steps)
+        line = "  ".join(f"{k}={v:.1e}" for k, v in out[name].items())
+        print(f"  {name:12s} {line or '(no torch reference)'}", flush=True)
+    return out
+
+
+def _source():
+    """The commit benchmarked and the files that differed from it (the
+    numbers are the working tree's)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                                cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root,
+                                capture_output=True, text=True,
+                                check=True).stdout.splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    changed = sorted(line[3:] for line in status
+                     if line[3:].startswith(("keras_optzoo/", "benchmarks/"))
+                     and not line[3:].startswith("benchmarks/results/"))
+    return {"commit": commit, "changed": changed}
 
 
 def _versions(backend):
@@ -558,14 +968,36 @@ def main(argv=None):
                         "ours (apply and the lean path) against "
                         "torch.optim's foreach and fused variants only "
                         "(implies --no-fit)")
+    parser.add_argument("--wave2", action="store_true",
+                        help="the second-wave optimizers (issues 10 and "
+                        "11) at 1e5 and 1e6 parameters in 10 2-D tensors, "
+                        "against their reference implementations, optax "
+                        "and the Keras built-ins (implies --no-fit)")
+    parser.add_argument("--sizes", nargs="*", type=float, default=None,
+                        help="parameter counts instead of the mode's "
+                        "(each as 10 tensors), e.g. --sizes 1e3 for a smoke "
+                        "test")
+    parser.add_argument("--check", action="store_true",
+                        help="torch: run each reference peer and the zoo 5 "
+                        "steps from one start and print their relative "
+                        "deviation (that the peers compute the zoo's "
+                        "algorithm), then exit")
     parser.add_argument("--out", default=None,
                         help="JSON file for the results")
     args = parser.parse_args(argv)
     _configure_threads(args.backend, args.threads)
+    names = args.optimizers or (list(WAVE2) if args.wave2 else None)
+    if args.check:
+        if args.backend != "torch":
+            parser.error("--check runs on --backend torch")
+        check(names or list(OPTIMIZERS))
+        return
     result = run(args.backend, quick=args.quick, rounds=args.rounds,
-                 optimizers=args.optimizers, threads=args.threads,
+                 optimizers=names, threads=args.threads,
                  min_batch_ms=args.min_batch_ms,
-                 fit=not (args.no_fit or args.small), small=args.small)
+                 fit=not (args.no_fit or args.small), small=args.small,
+                 wave2=args.wave2,
+                 sizes=[int(n) for n in args.sizes] if args.sizes else None)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)),
                     exist_ok=True)

@@ -31,10 +31,10 @@ import math
 import os
 import platform
 import resource
-import statistics
 import subprocess
 import sys
-import time
+
+from benchmarks import step_time
 
 MODELS = ("resnet", "transformer")
 LR, WD = 1e-3, 1e-2
@@ -99,8 +99,6 @@ def _data(shape, steps, batch):
 
 def _optimizer_alone(backend, opt, model, rounds):
     """The optimizer step alone on the model's variables (step_time.py)."""
-    from benchmarks import step_time
-
     bench = {"torch": step_time.TorchBench, "jax": step_time.JaxBench,
              "tensorflow": step_time.TensorFlowBench}[backend]()
     shapes = [tuple(w.shape) for w in model.trainable_weights]
@@ -132,22 +130,18 @@ def _torch_loop(model, x, y, batch, steps, rounds):
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
+
+    def sync():
         if torch.cuda.is_available():
             torch.cuda.synchronize()
 
-    epoch()  # warm-up
-    per_step = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        epoch()
-        per_step.append((time.perf_counter() - start) / steps * 1e3)
+    training = step_time.time_epochs(epoch, sync, steps, rounds)
     for p in params:  # the optimizer step alone
         p.grad = torch.ones_like(p) * 1e-3
-    from benchmarks.step_time import Candidate, measure, summary
+    c = step_time.Candidate("alone", opt.step, sync, 0)
+    step_time.measure([c], rounds, warmup=3, min_batch_s=0.02)
+    return training, step_time.summary(c)["median_ms"]
 
-    c = Candidate("alone", opt.step, lambda: None, 0)
-    measure([c], rounds, warmup=3, min_batch_s=0.02)
-    return per_step, summary(c)["median_ms"]
 
 
 def run_one(backend, model_name, impl, quick):
@@ -161,27 +155,24 @@ def run_one(backend, model_name, impl, quick):
     model, shape = _build(model_name)
     x, y = _data(shape, steps, batch)
     if impl == "torch loop":
-        per_step, opt_ms = _torch_loop(model, x, y, batch, steps, rounds)
+        training, opt_ms = _torch_loop(model, x, y, batch, steps, rounds)
     else:
         model.compile(
             optimizer=_optimizer(impl),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             jit_compile=backend != "torch")
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # warm-up
-        per_step = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-            per_step.append((time.perf_counter() - start) / steps * 1e3)
+        training = step_time.time_epochs(
+            lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
+            lambda: None, steps, rounds)
         opt_ms = _optimizer_alone(backend, _optimizer(impl), model, rounds)
-    step_ms = statistics.median(per_step)
+    step_ms = training["median_ms"]
     record = {
         "backend": backend, "model": model_name, "impl": impl,
         "n_params": int(sum(math.prod(w.shape)
                             for w in model.trainable_weights)),
         "steps": steps, "batch": batch, "rounds": rounds,
-        "step_median_ms": step_ms, "step_min_ms": min(per_step),
-        "step_max_ms": max(per_step), "optimizer_step_ms": opt_ms,
+        "step_median_ms": step_ms, "step_min_ms": training["min_ms"],
+        "step_max_ms": training["max_ms"], "optimizer_step_ms": opt_ms,
         "optimizer_share": opt_ms / step_ms,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         / 1024,
@@ -214,9 +205,7 @@ def main(argv=None):
     parser.add_argument("--one", nargs=2, metavar=("MODEL", "IMPL"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from benchmarks.step_time import _configure_threads
-
-    _configure_threads(args.backend, args.threads)
+    step_time._configure_threads(args.backend, args.threads)
     if args.one:
         if args.backend == "torch":
             import torch
