@@ -173,8 +173,33 @@ def digits(n=256):
     return x, y
 
 
-def digits_model(optimizer):
-    """A small seeded MLP on the digits, compiled with ``optimizer``."""
+def fit_jit_compile(spec_name=None):
+    """``jit_compile`` for a test's ``model.compile``.
+
+    torch: False (Keras's jit_compile there is torch.compile, a separate
+    compiler this package does not target; fit trains eagerly). JAX: True
+    (fit always jits). TensorFlow: XLA for the optimizers of
+    ``specs.MECHANISMS`` (one per way the base class declares and writes
+    state) and for tests not about one optimizer (``spec_name=None``); the
+    other optimizers' fit-level tests run ``tf.function`` without XLA. XLA
+    compilation of each optimizer's update in every config is checked by
+    ``test_optimizers.py::test_trajectory_matches_torch_and_numpy`` (TF's
+    "compiled" mode is ``tf.function(jit_compile=True)``); XLA-compiling
+    whole train steps once more per optimizer costs 3-6 s per model on the
+    2-core CI machine and checks nothing the two leave open.
+    """
+    if backend() == "torch":
+        return False
+    if backend() == "tensorflow" and spec_name is not None:
+        import specs
+
+        return spec_name in specs.MECHANISMS
+    return True
+
+
+def digits_model(optimizer, jit_compile=None):
+    """A small seeded MLP on the digits, compiled with ``optimizer``
+    (``jit_compile``: :func:`fit_jit_compile` by default)."""
     keras.utils.set_random_seed(0)
     model = keras.Sequential([
         keras.Input((64,)),
@@ -184,8 +209,7 @@ def digits_model(optimizer):
     model.compile(
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        # torch: Keras's jit_compile there is torch.compile, a separate
-        # compiler this package does not target; train eagerly.
-        jit_compile=backend() != "torch",
+        jit_compile=fit_jit_compile() if jit_compile is None
+        else jit_compile,
     )
     return model

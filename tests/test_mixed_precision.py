@@ -61,7 +61,7 @@ def test_fit_under_mixed_precision_policy(spec, config, policy):
     model.compile(
         optimizer=spec.cls(**kwargs),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=harness.backend() != "torch",  # see test_optimizers
+        jit_compile=harness.fit_jit_compile(spec.name),
     )
     # Keras wraps the optimizer in a LossScaleOptimizer for float16 only.
     wrapped = isinstance(model.optimizer,

@@ -42,13 +42,14 @@ RESUME_CONFIGS = {
 
 
 def _resume_params():
-    """Every file path (load_model, load_weights, ModelCheckpoint,
-    BackupAndRestore) for one optimizer per base-class mechanism
-    (specs.MECHANISMS); every optimizer has the .keras save/load/resume test
-    in test_optimizers.py."""
+    """Every optimizer, in the config with the most state (the first of
+    RESUME_CONFIGS where given): ``model.save`` -> ``load_model`` (no
+    custom_objects) -> resume, bit-exact. The optimizers of
+    specs.MECHANISMS (one per way the base class declares and writes state)
+    also go through every other file path (ModelCheckpoint, load_weights)
+    and, on TF, train under XLA (see harness.fit_jit_compile)."""
     out = []
-    for spec in specs.mechanism_specs():
-        # the config with the most state
+    for spec in specs.SPECS:
         ids = (RESUME_CONFIGS.get(spec.name) or [spec.configs[-1].id])[:1]
         for config_id in ids:
             config = spec.config(config_id)
@@ -57,11 +58,11 @@ def _resume_params():
     return out
 
 
+_model = harness.digits_model
+
+
 def _digits():
     return harness.digits(N_SAMPLES)
-
-
-_model = harness.digits_model
 
 
 def _fit(model, x, y, epochs, callbacks=None):
@@ -79,8 +80,13 @@ def _assert_same(actual, expected, what):
         np.testing.assert_array_equal(a, b, err_msg=f"{what}[{i}]")
 
 
-def _check_resume(make_optimizer, tmp_path, paths=("load_model",)):
+def _check_resume(make_optimizer, tmp_path, paths=("load_model",),
+                  jit_compile=None):
     x, y = _digits()
+
+    def _model(optimizer):
+        return harness.digits_model(optimizer, jit_compile=jit_compile)
+
     first = _model(make_optimizer())
     checkpoint = tmp_path / "ckpt.keras"
     callbacks = []
@@ -129,6 +135,7 @@ def _check_resume(make_optimizer, tmp_path, paths=("load_model",)):
         _assert_same(_numpy(model.weights), saved_weights,
                      f"{how}: restored weights")
         assert config_of(model) == config, how
+        assert type(model.optimizer) is type(first.optimizer), how
         if how in CHECKED_ONLY_PATHS:
             # ModelCheckpoint writes its file with the same `model.save`
             # and is read by the same load_model as path 1: equal weights,
@@ -149,11 +156,9 @@ CHECKED_ONLY_PATHS = ("ModelCheckpoint",)
 
 @pytest.mark.parametrize("spec,config", _resume_params())
 def test_resume_is_exact(spec, config, tmp_path):
-    # Every save path for each optimizer's first resume config; load_model
-    # (the same state machinery) for the others, to keep the runtime low.
-    first_id = (RESUME_CONFIGS.get(spec.name) or [spec.configs[0].id])[0]
-    paths = ALL_PATHS if config.id == first_id else ("load_model",)
-    _check_resume(lambda: spec.cls(**config.kwargs), tmp_path, paths)
+    paths = ALL_PATHS if spec.name in specs.MECHANISMS else ("load_model",)
+    _check_resume(lambda: spec.cls(**config.kwargs), tmp_path, paths,
+                  jit_compile=harness.fit_jit_compile(spec.name))
 
 
 def _schedules():
