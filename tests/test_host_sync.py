@@ -21,7 +21,6 @@ value when the variables are float32.
 import contextlib
 import re
 
-import numpy as np
 import pytest
 
 import keras

@@ -223,8 +223,6 @@ def _trace(opt, group, learning_rate, scalar_names, record=False,
     """
     import contextlib
 
-    import torch
-
     if device_scalars is None:
         device_scalars = _device_scalars(opt, group)
     recorder = None

@@ -9,7 +9,6 @@ from keras import ops
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
-from keras_optzoo.optimizers.base import _scalar_dtype
 from keras_optzoo.registry import register_optimizer
 
 

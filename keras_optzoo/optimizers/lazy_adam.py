@@ -1,7 +1,6 @@
 """LazyAdam: Adam that touches only the rows that received gradient, as
 torch.optim.SparseAdam."""
 
-import keras
 from keras import ops
 
 from keras_optzoo.optimizers import validation
