@@ -20,7 +20,6 @@ import torch  # noqa: E402  (torch before TF, as in conftest.py)
 import numpy as np  # noqa: E402
 import keras  # noqa: E402
 
-import harness  # noqa: E402
 import specs  # noqa: E402
 
 STEPS = 40

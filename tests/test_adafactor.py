@@ -6,7 +6,6 @@ import ml_dtypes
 import numpy as np
 
 import keras
-from keras import ops
 
 import harness
 import specs
