@@ -586,6 +586,25 @@ def test_apply_leaves_the_lean_step_where_keras_must_act():
                                   np.zeros(2, "float32"))  # clamped at 0
 
 
+@pytest.mark.skipif(not ON_TORCH, reason="the lean step is torch's")
+def test_lean_step_declines_when_keras_internals_moved(monkeypatch):
+    """The lean step mirrors a private Keras class: if a Keras release
+    moves it, ``apply`` takes Keras's own path (same result), not an
+    ImportError."""
+    import sys
+
+    variables = [keras.Variable(np.ones(3, "float32"))]
+    opt = oz.SGD(learning_rate=0.5)
+    opt.build(variables)
+    g = [ops.convert_to_tensor(np.ones(3, "float32"))]
+    monkeypatch.setitem(sys.modules, "keras.src.optimizers.base_optimizer",
+                        None)  # import raises ImportError
+    assert not multi_tensor.lean.try_apply(opt, g, variables)
+    opt.apply(g, variables)
+    np.testing.assert_array_equal(ops.convert_to_numpy(variables[0]),
+                                  np.full(3, 0.5, "float32"))
+
+
 # ---------------------------------------------------------------- replay
 @pytest.mark.skipif(not ON_TORCH, reason="the replay is torch's")
 @pytest.mark.parametrize("spec,config", specs.default_configs())

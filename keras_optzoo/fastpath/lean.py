@@ -28,10 +28,12 @@ _BACKEND = keras.backend.backend()
 
 def _plain(opt, variables):
     """Why the lean step cannot stand in for ``apply`` (None: it can)."""
-    from keras.src.optimizers.base_optimizer import BaseOptimizer
-
     if _BACKEND != "torch":
         return "another backend"
+    try:  # the class whose apply() the lean step mirrors
+        from keras.src.optimizers.base_optimizer import BaseOptimizer
+    except ImportError:  # a Keras that moved it: take Keras's apply
+        return "keras.src.optimizers.base_optimizer.BaseOptimizer moved"
     if not opt.built:
         return "not built"
     cls = type(opt)
