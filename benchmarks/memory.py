@@ -21,6 +21,9 @@ on the torch backend, the scratch workspace the multi-tensor path keeps per
 parameter (and, on CUDA, ``torch.cuda.max_memory_allocated`` during a step
 minus the memory before it, ours against torch.optim's). Runs in well under
 a minute (``--quick`` is accepted for symmetry with the other scripts).
+
+Also the state bytes of one 1024x1024 kernel (``kernel_1024``): Adafactor
+keeps a row and a column vector where Adam keeps two full copies.
 """
 
 import argparse
@@ -102,6 +105,42 @@ def _optax_native(entry, params, grads):
     return nbytes, getattr(analysis, "temp_size_in_bytes", None)
 
 
+def _kernel_1024(backend):
+    """State bytes for one 1024x1024 float32 kernel (issue 10: Adafactor's
+    factored second moment is a row and a column vector): the zoo's
+    Adafactor and Adam, Keras's Adafactor, and on torch torch.optim's
+    Adafactor after one step (its ``step`` counter left out)."""
+    import keras
+    import numpy as np
+
+    import keras_optzoo as oz
+
+    shape = (1024, 1024)
+    rng = np.random.default_rng(0)
+    param = rng.standard_normal(shape).astype("float32")
+    grad = 1e-3 * rng.standard_normal(shape).astype("float32")
+    out = {}
+    for label, make in (("zoo Adafactor", oz.Adafactor),
+                        ("zoo Adam", oz.Adam),
+                        ("keras Adafactor", keras.optimizers.Adafactor)):
+        opt = make()
+        opt.build([keras.Variable(param)])
+        out[label] = _state_bytes(opt)
+    if backend == "torch":
+        import torch
+
+        p = torch.nn.Parameter(torch.from_numpy(param.copy()))
+        opt = torch.optim.Adafactor([p])
+        p.grad = torch.from_numpy(grad)
+        opt.step()
+        out["torch.optim.Adafactor"] = sum(
+            t.numel() * t.element_size() for k, t in opt.state[p].items()
+            if torch.is_tensor(t) and k != "step")
+    print("  1024x1024 kernel, state bytes: " + ", ".join(
+        f"{k} {v:,}" for k, v in out.items()), flush=True)
+    return out
+
+
 def run(backend):
     import keras
 
@@ -166,6 +205,7 @@ def run(backend):
                                else f"{k}={v}" for k, v in record.items()
                                if k != "n_params"), flush=True)
     return {"backend": backend,
+            "kernel_1024": _kernel_1024(backend),
             "machine": {"cpus": os.cpu_count(),
                         "platform": platform.platform(),
                         "load": os.getloadavg()},

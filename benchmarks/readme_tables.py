@@ -187,7 +187,19 @@ def memory_section():
         "(JAX), ours and optax's.\n",
         _table(["optimizer", "state", "torch reference state",
                 "optax state", "torch workspace", "JAX step temp", "optax step temp"],
-               body)])
+               body)] + _kernel_1024_lines(torch_r, jax_r))
+
+
+def _kernel_1024_lines(*results):
+    """One 1024x1024 float32 kernel's state bytes (memory.py's
+    ``kernel_1024``), from the first result that has it."""
+    for r in results:
+        kernel = (r or {}).get("kernel_1024")
+        if kernel:
+            return ["", "One 1024×1024 float32 kernel, optimizer state in "
+                    "bytes: " + ", ".join(f"{k} {v:,}"
+                                          for k, v in kernel.items()) + "."]
+    return []
 
 
 #: the issues' targets for zoo / peer at 1e6 parameters, per backend

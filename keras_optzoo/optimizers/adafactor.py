@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_optzoo import _minmax
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
@@ -23,11 +24,6 @@ def _where_greater(x, bound):
     """Python's ``max(bound, x)``: ``x`` only where ``x > bound`` (so a NaN
     ``x`` gives ``bound``, as torch's ``max(1.0, t.item())`` does)."""
     return ops.where(x > bound, x, ops.full_like(x, bound))
-
-
-def _clamp_min(x, bound):
-    """``torch.clamp(x, min=bound)``: NaN stays NaN."""
-    return ops.where(x < bound, ops.full_like(x, bound), x)
 
 
 def _mean(x, axis):
@@ -199,14 +195,14 @@ class Adafactor(ZooOptimizer):
             row_var = state["row_var"] + w * (row_mean - state["row_var"])
             col_var = state["col_var"] + w * (col_mean - state["col_var"])
             new = {"row_var": row_var, "col_var": col_var}
-            row_scale = _clamp_min(_mean(row_var, -2), eps1)
+            row_scale = _minmax.clamp(_mean(row_var, -2), eps1)
             var_estimate = (row_var * col_var) / row_scale
         else:
             variance = state["variance"] + w * (
                 ops.cast(grad_sq, dtype) - state["variance"])
             new = {"variance": variance}
             var_estimate = variance
-        update = grad / ops.sqrt(_clamp_min(var_estimate, eps1 * eps1))
+        update = grad / ops.sqrt(_minmax.clamp(var_estimate, eps1 * eps1))
         update_s = ops.cast(update, sdt)
         update_rms = ops.sqrt(ops.sum(update_s * update_s)) / (
             math.sqrt(numel) * self.clip_threshold)

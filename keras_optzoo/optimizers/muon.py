@@ -6,6 +6,7 @@ import re
 import keras
 from keras import ops
 
+from keras_optzoo import _minmax
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
@@ -14,11 +15,6 @@ from keras_optzoo.registry import register_optimizer
 
 _ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
 _NS_DTYPES = ("bfloat16", "float32")
-
-
-def _clamp_min(x, bound):
-    """``torch.clamp(x, min=bound)``: NaN stays NaN."""
-    return ops.where(x < bound, bound, x)
 
 
 def _matmul(x, y):
@@ -325,7 +321,7 @@ class Muon(ZooOptimizer):
         # convert_to_tensor, not ops.cast: on TF a cast of a Python float
         # rounds it through float32
         eps = rnd(ops.convert_to_tensor(self.epsilon, dtype=compute))
-        x = rnd(x / _clamp_min(norm, eps))
+        x = rnd(x / _minmax.clamp(norm, eps))
         for _ in range(self.ns_steps):
             gram = rnd(_matmul(x, ops.transpose(x)))
             gram_update = rnd(b * gram + c * _matmul(gram, gram))
