@@ -117,15 +117,19 @@ def profile(name, n_params, steps, warmup=50):
                     and "keras_optzoo" in f else None)
                 scalars = _per_step_us(
                     stats, steps,
-                    lambda f, n: "cum" if ("fastpath" in f and (
+                    lambda f, n: "cum" if (("fastpath" in f
+                                            or "multi_tensor" in f) and (
                         n in ("_trace",) or (n == "run"
                                              and "replay" in f)))
                     else None)
                 row.update({
                     "bookkeeping_us": max(total - update, 0.0),
                     "scalar math_us": scalars,
-                    "path": opt.update_path,
-                    "replayed": opt._multi_tensor.replayed > 0,
+                    # (a checkout from before these attributes existed:
+                    # the first wave's multi-tensor path, no replay)
+                    "path": getattr(opt, "update_path", "multi-tensor"),
+                    "replayed": getattr(opt._multi_tensor, "replayed", 0)
+                    > 0,
                 })
             row["profiled_total_us"] = total
             row["other_us"] = total - row["kernels_us"] - row.get(
