@@ -76,11 +76,17 @@ def _torch_native(entry, params, grads):
     opt, _ = torch_reference(peer, params, grads)
     if opt is None:
         return None, None
+    return peer.impl, _torch_state_bytes(opt)
+
+
+def _torch_state_bytes(opt):
+    """Bytes of a torch optimizer's state tensors, its step counters left
+    out."""
     import torch
 
-    return peer.impl, sum(t.numel() * t.element_size()
-                          for s in opt.state.values() for k, t in s.items()
-                          if torch.is_tensor(t) and k != "step")
+    return sum(t.numel() * t.element_size()
+               for s in opt.state.values() for k, t in s.items()
+               if torch.is_tensor(t) and k != "step")
 
 
 def _optax_native(entry, params, grads):
@@ -133,9 +139,7 @@ def _kernel_1024(backend):
         opt = torch.optim.Adafactor([p])
         p.grad = torch.from_numpy(grad)
         opt.step()
-        out["torch.optim.Adafactor"] = sum(
-            t.numel() * t.element_size() for k, t in opt.state[p].items()
-            if torch.is_tensor(t) and k != "step")
+        out["torch.optim.Adafactor"] = _torch_state_bytes(opt)
     print("  1024x1024 kernel, state bytes: " + ", ".join(
         f"{k} {v:,}" for k, v in out.items()), flush=True)
     return out

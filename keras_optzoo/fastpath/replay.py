@@ -189,7 +189,7 @@ class Replay:
         # the attributes compared at every replay, read with one C call
         self._attrs = operator.attrgetter(
             *(k for k, _ in self.fingerprint)) if self.fingerprint else None
-        self._values = tuple(v for _, v in self.fingerprint)
+        self._values = self._attrs(opt) if self._attrs else None
         self._keys = tuple(vars(opt))
         self._types = tuple(map(type, vars(opt).values()))
         self.selects = any(node.op == "where" for node in trace.nodes)
@@ -244,10 +244,10 @@ class Replay:
             return True
         if self._attrs is None:
             return True
+        # (``is``: one attribute comes back bare, and a NaN equals itself
+        # only by identity, as inside the fingerprint's tuple)
         values = self._attrs(opt)
-        if not isinstance(values, tuple) or len(self._values) == 1:
-            values = (values,)
-        return values == self._values
+        return values is self._values or values == self._values
 
     def run(self, learning_rate, group, host_floats=False):
         """Replays the scalar math; returns the traced group, ready to run.
