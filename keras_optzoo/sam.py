@@ -41,6 +41,17 @@ def _perturbation(grads, params, rho, adaptive, epsilon):
     return out
 
 
+def _unscale_for_replicas(tf, loss):
+    """The loss times the number of replicas under a ``tf.distribute``
+    strategy, for the loss tracker: what Keras's own TF train step does
+    (``unscale_loss_for_distribution``, a private Keras function; written
+    here with tf.distribute's public API so no Keras internals are used)."""
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    if replicas > 1:
+        loss = ops.multiply(loss, ops.cast(replicas, loss.dtype))
+    return loss
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SAMModel(keras.Model):
     r"""Trains the wrapped model with sharpness-aware minimization (Foret et
@@ -201,14 +212,13 @@ class SAMModel(keras.Model):
 
     def _train_step_tf(self, data):
         import tensorflow as tf
-        from keras.src.losses import loss as loss_module
 
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         params = self.trainable_variables
         with tf.GradientTape() as tape:
             y_pred, loss = self._first_pass_loss(x, y, sample_weight)
             self._loss_tracker.update_state(
-                loss_module.unscale_loss_for_distribution(loss),
+                _unscale_for_replicas(tf, loss),
                 sample_weight=tf.shape(
                     next(i for i in keras.tree.flatten(x) if i is not None)
                 )[0])

@@ -78,7 +78,9 @@ def _lrs(spec, config):
     return [lr * (0.5 if t >= 3 else 1.0) for t in range(STEPS)]
 
 
-@pytest.mark.skipif(BACKEND != "torch", reason="torch backend only")
+@pytest.mark.skipif(BACKEND != "torch", reason="host reads of the torch "
+                    "multi-tensor path; JAX and TF compile the whole step "
+                    "(their checks are the f64 tests below)")
 @pytest.mark.parametrize("spec,config", MULTI)
 def test_torch_device_scalars_no_host_read(spec, config, monkeypatch):
     """The accelerator code path, on the CPU: no host read after the
@@ -106,7 +108,8 @@ def test_torch_device_scalars_no_host_read(spec, config, monkeypatch):
     assert_same_path(got, expected, init)
 
 
-@pytest.mark.skipif(BACKEND != "torch", reason="torch backend only")
+@pytest.mark.skipif(BACKEND != "torch", reason="CUDA syncs of the torch "
+                    "multi-tensor path, which only the torch backend runs")
 def test_torch_cuda_no_sync():
     import torch
 
@@ -164,7 +167,8 @@ def _jax_x64():
         jax.config.update("jax_enable_x64", saved)
 
 
-@pytest.mark.skipif(BACKEND != "jax", reason="JAX backend only")
+@pytest.mark.skipif(BACKEND != "jax", reason="inspects jax.jit's HLO; "
+                    "TF's is checked by the next test, torch compiles none")
 @pytest.mark.parametrize("spec,config", DEFAULTS)
 def test_jax_compiled_step_has_no_f64(spec, config):
     """The optimised HLO XLA runs (constants folded), with x64 enabled."""
@@ -187,7 +191,8 @@ def test_jax_compiled_step_has_no_f64(spec, config):
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow",
-                    reason="TensorFlow backend only")
+                    reason="inspects tf.function's XLA HLO; JAX's is checked "
+                    "by the previous test, torch compiles none")
 @pytest.mark.parametrize("spec,config", DEFAULTS)
 def test_tf_compiled_step_has_no_f64(spec, config):
     import tensorflow as tf

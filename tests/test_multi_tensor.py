@@ -605,6 +605,24 @@ def test_lean_step_declines_when_keras_internals_moved(monkeypatch):
                                   np.full(3, 0.5, "float32"))
 
 
+@pytest.mark.skipif(not ON_TORCH, reason="the fast path is torch's")
+def test_fast_path_declines_when_keras_scopes_moved(monkeypatch):
+    """The fast path writes variables in place only outside Keras's
+    stateless and autocast scopes, read from private ``keras.src.backend``;
+    if a Keras release moves them, the per-variable path runs (same
+    result) instead of writing where Keras might not look."""
+    from keras_optzoo.fastpath import runner
+
+    init, grads = harness.problem(specs.Config("c", {}), steps=3)
+    expected, _ = _run(oz.Adam(), init, grads)
+    monkeypatch.setattr(runner, "_SCOPES", None)  # as after the ImportError
+    opt = oz.Adam()
+    ours, _ = _run(opt, init, grads)
+    assert opt.update_path == "per-variable"
+    for a, b in zip(ours, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
 # ---------------------------------------------------------------- replay
 @pytest.mark.skipif(not ON_TORCH, reason="the replay is torch's")
 @pytest.mark.parametrize("spec,config", specs.default_configs())

@@ -233,10 +233,17 @@ def test_float_rate_reduced_as_torch_and_keras_store_it():
     assert np.float32(keras_trace[1]) == np.float32(ours[1])
 
 
-def test_verbose_message_goes_through_keras_logging(capsys, caplog):
+@pytest.mark.parametrize("keras_io", ["keras", "moved"])
+def test_verbose_message_goes_through_keras_logging(keras_io, capsys, caplog,
+                                                    monkeypatch):
     """verbose=1 prints through Keras's io_utils.print_msg: stdout normally,
-    logging after keras.config.disable_interactive_logging()."""
+    logging after keras.config.disable_interactive_logging(). "moved": the
+    same with the fallback used when Keras's private io_utils is gone."""
     import logging
+    import sys
+
+    if keras_io == "moved":
+        monkeypatch.setitem(sys.modules, "keras.src.utils.io_utils", None)
 
     kwargs = {"patience": 0, "factor": 0.5, "verbose": 1}
     _our_trace(ReduceLROnPlateau(**kwargs), _model(oz.SGD(0.1)), [1.0, 1.0])

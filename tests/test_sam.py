@@ -181,3 +181,55 @@ def test_config_round_trip_and_bad_input():
         SAMModel(_keras_mlp(), rho=-1)
     with pytest.raises(TypeError, match="`model` must be a Keras model"):
         SAMModel("mlp")
+
+
+_REPLICA_SCRIPT = """
+import json
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from keras.src.losses import loss as keras_loss
+from keras_optzoo.sam import _unscale_for_replicas
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+def step():
+    value = tf.constant(1.5)
+    return (_unscale_for_replicas(tf, value),
+            keras_loss.unscale_loss_for_distribution(value))
+
+ours, theirs = strategy.run(step)
+ours = [float(v) for v in strategy.experimental_local_results(ours)]
+theirs = [float(v) for v in strategy.experimental_local_results(theirs)]
+print("RESULT " + json.dumps({"ours": ours, "theirs": theirs,
+                              "single": float(_unscale_for_replicas(
+                                  tf, tf.constant(1.5)))}))
+"""
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="tf.distribute replicas exist on TensorFlow only; "
+                    "the other backends' train steps do not rescale the "
+                    "tracked loss")
+def test_loss_tracker_unscaling_equals_keras_under_mirrored_strategy():
+    """SAMModel's TF step scales the tracked loss by the replica count as
+    Keras's own train step does (its private
+    ``unscale_loss_for_distribution`` is the oracle here), with 2 replicas
+    on virtual CPU devices, and leaves it alone with one."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, KERAS_BACKEND="tensorflow",
+               TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", _REPLICA_SCRIPT], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = [x for x in proc.stdout.splitlines()
+            if x.startswith("RESULT ")][-1]
+    result = json.loads(line[len("RESULT "):])
+    assert result["ours"] == result["theirs"] == [3.0, 3.0]
+    assert result["single"] == 1.5
