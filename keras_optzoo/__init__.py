@@ -11,6 +11,7 @@ backends and reproduces torch.optim's numbers.
 """
 
 from keras_optzoo import callbacks
+from keras_optzoo import layout
 from keras_optzoo import optimizers
 from keras_optzoo import param_groups
 from keras_optzoo import schedules
@@ -25,6 +26,7 @@ __all__ = [name for name in optimizers.__all__
            if name not in ("SlotSpec", "ZooOptimizer")] + [
     "SAMModel",
     "get",
+    "layout",
     "list_optimizers",
     "optimizers",
     "param_groups",

@@ -58,10 +58,15 @@ class Stepper:
     new float learning rate first when given); ``params()`` returns numpy.
     """
 
-    def __init__(self, optimizer, init_params, mode="eager"):
+    def __init__(self, optimizer, init_params, mode="eager", names=None):
         self.opt = optimizer
         self.mode = mode
-        self.vars = [keras.Variable(p) for p in init_params]
+        # names: the variables' names (a "kernel" is read as a layer's
+        # kernel by the layout rule); plain arrays otherwise
+        self.vars = [keras.Variable(p) if names is None
+                     else keras.Variable(p, name=n)
+                     for p, n in zip(init_params,
+                                     names or [None] * len(init_params))]
         optimizer.build(self.vars)
         if mode == "compiled" and backend() == "jax":
             import jax
@@ -117,8 +122,9 @@ class Stepper:
                 v.assign(value)
 
 
-def run_ours(optimizer, init_params, grads, lrs=None, mode="eager"):
-    stepper = Stepper(optimizer, init_params, mode)
+def run_ours(optimizer, init_params, grads, lrs=None, mode="eager",
+             names=None):
+    stepper = Stepper(optimizer, init_params, mode, names)
     for t, g in enumerate(grads):
         lr = None
         if lrs is not None and (t == 0 or lrs[t] != lrs[t - 1]):

@@ -6,9 +6,11 @@ path: importing the ``timm`` package would import torchvision),
 pytorch-optimizer's ``centralize_gradient``, and each spec's reference
 optimizer fed the transformed gradients (AGC reads the *current*
 parameters, so it is applied to the reference's own parameters before each
-of its steps). The references put a layer's output units on the first axis,
-Keras on the last: the references run on the tensors with the last axis
-moved to the front, and the result is moved back.
+of its steps). The references put a layer's output units on the first axis
+of the torch tensor. The generic tests' variables are plain arrays, which
+the layout rule (keras_optzoo/layout.py) reads as stored, so the references
+run on the same arrays; test_units_follow_the_layout_rule checks Keras
+layers' kernels against the torch layout of the same layer.
 """
 
 import importlib.util
@@ -60,30 +62,23 @@ def _centralize_gradient():
     return centralize_gradient
 
 
-def _to_torch_layout(t):
-    return t.movedim(-1, 0) if t.ndim >= 2 else t
-
-
-def _from_torch_layout(t):
-    return t.movedim(0, -1) if t.ndim >= 2 else t
-
-
 def timm_agc(params, clip_factor, eps):
-    """timm's ``adaptive_clip_grad`` on Keras-layout torch parameters."""
-    for p in params:
-        q = _to_torch_layout(p.detach()).clone().requires_grad_(True)
-        q.grad = _to_torch_layout(p.grad.detach()).clone()
-        TIMM_AGC.adaptive_clip_grad([q], clip_factor=clip_factor, eps=eps)
-        p.grad = _from_torch_layout(q.grad).contiguous()
+    """timm's ``adaptive_clip_grad``."""
+    TIMM_AGC.adaptive_clip_grad(list(params), clip_factor=clip_factor,
+                                eps=eps)
 
 
 def pto_gc(params, conv_only=False):
-    """pytorch-optimizer's ``centralize_gradient`` in the Keras layout."""
+    """pytorch-optimizer's ``centralize_gradient``."""
     centralize = _centralize_gradient()
     for p in params:
-        g = _to_torch_layout(p.grad.detach()).clone()
-        centralize(g, gc_conv_only=conv_only)
-        p.grad = _from_torch_layout(g).contiguous()
+        centralize(p.grad, gc_conv_only=conv_only)
+
+
+def _plain(shape):
+    from keras_optzoo import layout
+
+    return layout.Layout("identity", shape)
 
 
 def _set_weight_decay(ref, value):
@@ -131,10 +126,10 @@ def test_agc_equals_timm(shape, clip_factor):
     p = rng.normal(size=shape).astype("float32")
     g = rng.normal(size=shape).astype("float32")
     if len(shape) >= 2:
-        p[..., 0] *= 1e-5  # a unit whose norm is below eps
+        p[0] *= 1e-5  # a unit whose norm is below eps
     ours = ops.convert_to_numpy(_transforms.adaptive_clip(
         ops.convert_to_tensor(g), ops.convert_to_tensor(p), clip_factor,
-        1e-3))
+        1e-3, _plain(shape)))
     tp = torch.tensor(p, requires_grad=True)
     tp.grad = torch.tensor(g)
     timm_agc([tp], clip_factor, 1e-3)
@@ -148,7 +143,7 @@ def test_gc_equals_pytorch_optimizer(shape, conv_only):
 
     g = np.random.default_rng(2).normal(size=shape).astype("float32") + 0.3
     ours = ops.convert_to_numpy(_transforms.centralize(
-        ops.convert_to_tensor(g), conv_only))
+        ops.convert_to_tensor(g), conv_only, _plain(shape)))
     tp = torch.zeros(shape, requires_grad=True)
     tp.grad = torch.tensor(g)
     pto_gc([tp], conv_only)
@@ -157,29 +152,47 @@ def test_gc_equals_pytorch_optimizer(shape, conv_only):
     assert changed == (len(shape) > (3 if conv_only else 1))
 
 
-def test_units_are_keras_output_units():
-    """On real layers: the transforms of a Keras Dense/Conv2D kernel
-    gradient equal the references' on the torch layer's weight layout
-    (nn.Linear (out, in), nn.Conv2d (out, in, kh, kw))."""
+def _layer_kernels():
+    """(Keras layer, input shape, torch permutation/reshape of its kernel)."""
+    layers = keras.layers
+    return [
+        (layers.Dense(4), (2, 6), lambda k: k.T),
+        (layers.Conv2D(5, 3), (1, 6, 6, 2), lambda k: k.permute(3, 2, 0, 1)),
+        (layers.Conv2DTranspose(5, 3), (1, 6, 6, 2),
+         lambda k: k.permute(3, 2, 0, 1)),
+        (layers.DepthwiseConv2D(3, depth_multiplier=2), (1, 6, 6, 3),
+         lambda k: k.permute(2, 3, 0, 1).reshape(6, 1, 3, 3)),
+        (layers.Embedding(7, 4), (2, 3), lambda k: k),
+    ]
+
+
+@pytest.mark.parametrize("index", range(5), ids=[
+    "dense", "conv2d", "conv2d_transpose", "depthwise", "embedding"])
+def test_units_follow_the_layout_rule(index):
+    """On real layers: the transforms of a Keras layer's kernel gradient
+    equal the references' on the torch layer's weight (nn.Linear (out, in),
+    nn.Conv2d (out, in, kh, kw), nn.ConvTranspose2d (in, out, kh, kw), a
+    depthwise nn.Conv2d (in*mult, 1, kh, kw), nn.Embedding (vocab, dim))."""
+    from keras_optzoo import layout
     from keras_optzoo.optimizers import _transforms
 
+    layer, input_shape, to_torch = _layer_kernels()[index]
+    layer.build(input_shape)
+    kernel = layer.trainable_variables[0]
+    rule = layout.resolve(kernel)
     rng = np.random.default_rng(3)
-    for keras_shape, to_torch in [((6, 4), (1, 0)),
-                                  ((3, 3, 2, 5), (3, 2, 0, 1))]:
-        p = rng.normal(size=keras_shape).astype("float32")
-        g = rng.normal(size=keras_shape).astype("float32")
-        tp = torch.tensor(p).permute(*to_torch).contiguous()
-        tp.requires_grad_(True)
-        tp.grad = torch.tensor(g).permute(*to_torch).contiguous()
-        TIMM_AGC.adaptive_clip_grad([tp], clip_factor=0.5, eps=1e-3)
-        _centralize_gradient()(tp.grad, gc_conv_only=False)
-        back = np.argsort(to_torch)
-        expected = tp.grad.permute(*back).numpy()
-        ours = _transforms.centralize(_transforms.adaptive_clip(
-            ops.convert_to_tensor(g), ops.convert_to_tensor(p), 0.5, 1e-3),
-            False)
-        np.testing.assert_allclose(ops.convert_to_numpy(ours), expected,
-                                   rtol=2e-6, atol=1e-6)
+    p = rng.normal(size=kernel.shape).astype("float32")
+    g = rng.normal(size=kernel.shape).astype("float32")
+    tp = to_torch(torch.tensor(p)).contiguous().requires_grad_(True)
+    tp.grad = to_torch(torch.tensor(g)).contiguous()
+    TIMM_AGC.adaptive_clip_grad([tp], clip_factor=0.5, eps=1e-3)
+    _centralize_gradient()(tp.grad, gc_conv_only=False)
+    ours = _transforms.centralize(_transforms.adaptive_clip(
+        ops.convert_to_tensor(g), ops.convert_to_tensor(p), 0.5, 1e-3, rule),
+        False, rule)
+    np.testing.assert_allclose(
+        ops.convert_to_numpy(rule.to_torch(ours)), tp.grad.numpy(),
+        rtol=2e-6, atol=1e-6)
 
 
 # --------------------------------------- every optimizer against its reference

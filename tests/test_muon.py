@@ -75,7 +75,9 @@ def test_dense_kernel_gets_torchs_lr_as_a_ported_linear_weight(adjust_lr_fn):
              for _ in range(8)]
     kw = {"learning_rate": 0.02, "ns_dtype": "float32",
           "adjust_lr_fn": adjust_lr_fn}
-    ours = harness.run_ours(oz.Muon(**kw), init, grads)
+    # named "kernel": the layout rule reads them as Dense kernels
+    ours = harness.run_ours(oz.Muon(**kw), init, grads,
+                            names=["kernel", "kernel"])
 
     def torch_run(transpose):
         flip = (lambda a: a.T) if transpose else (lambda a: a)

@@ -48,8 +48,11 @@ class Adafactor(ZooOptimizer):
     $$\theta \leftarrow \theta(1 - \gamma\lambda)$$
 
     For a variable with 2 or more dimensions the second moment is factored
-    over the last two dimensions (row statistics $R$ of shape
-    `(..., n, 1)`, column statistics $C$ of shape `(..., 1, m)`):
+    over the last two dimensions *of the torch tensor the variable maps to*
+    (`keras_optzoo.layout`: a Dense kernel `(in, out)` is factored as
+    torch's `(out, in)`, a Conv2D kernel `(kh, kw, in, out)` over torch's
+    `(kh, kw)`), with row statistics $R$ of shape `(..., n, 1)` and column
+    statistics $C$ of shape `(..., 1, m)` in that layout:
 
     $$R_t = \hat\beta_{2,t} R_{t-1} + (1-\hat\beta_{2,t})\,
       \mathrm{mean}_{-1}(g_t^2),\qquad
@@ -150,7 +153,8 @@ class Adafactor(ZooOptimizer):
             "clip_threshold", clip_threshold, low=1.0)
 
     def _slot_specs_for(self, variable, rule):
-        shape = tuple(variable.shape)
+        # factored as torch factors the tensor the variable maps to
+        shape = tuple(self.layout_of(variable).torch_shape)
         if len(shape) >= 2:
             return [SlotSpec("row_var", shape=shape[:-1] + (1,)),
                     SlotSpec("col_var", shape=shape[:-2] + (1,) + shape[-1:])]
@@ -190,13 +194,15 @@ class Adafactor(ZooOptimizer):
         grad_s = ops.cast(grad, sdt)
         grad_sq = grad_s * grad_s
         if len(shape) >= 2:
+            layout = self.layout_of(index)
+            grad_sq = layout.to_torch(grad_sq)
             row_mean = ops.cast(_mean(grad_sq, -1), dtype)
             col_mean = ops.cast(_mean(grad_sq, -2), dtype)
             row_var = state["row_var"] + w * (row_mean - state["row_var"])
             col_var = state["col_var"] + w * (col_mean - state["col_var"])
             new = {"row_var": row_var, "col_var": col_var}
             row_scale = _minmax.clamp(_mean(row_var, -2), eps1)
-            var_estimate = (row_var * col_var) / row_scale
+            var_estimate = layout.from_torch((row_var * col_var) / row_scale)
         else:
             variance = state["variance"] + w * (
                 ops.cast(grad_sq, dtype) - state["variance"])

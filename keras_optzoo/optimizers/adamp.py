@@ -32,7 +32,9 @@ class AdamP(ZooOptimizer):
       + \epsilon}$$
 
     is projected for variables of rank >= 2: for the channel view (rows =
-    the first axis) and then the layer view (one row), if
+    the first axis of the torch tensor the variable maps to: a Dense
+    kernel's output units, a convolution's filters; see
+    `keras_optzoo.layout`) and then the layer view (one row), if
     $\max_{\text{rows}} |\cos(g, \theta)| < \delta/\sqrt{\text{row length}}$
     (the weight looks scale-invariant) the radial part is removed,
     $p_t \leftarrow p_t - \hat\theta\,\langle\hat\theta, p_t\rangle$ per row
@@ -134,7 +136,7 @@ class AdamP(ZooOptimizer):
             perturb = (beta_1 * exp_avg + (1.0 - beta_1) * grad) / denom
         else:
             perturb = exp_avg / denom
-        perturb, factor = project(self, param, grad, perturb)
+        perturb, factor = project(self, param, grad, perturb, index)
         if self._decay_mask[index]:
             param = param * (1.0 - lr * self._weight_decay_value(
                 param.dtype) * factor)
@@ -142,12 +144,20 @@ class AdamP(ZooOptimizer):
         return new_param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
 
 
-def project(optimizer, param, grad, perturb):
-    """AdamP/SGDP: the projection for rank >= 2, caution alone below."""
+def project(optimizer, param, grad, perturb, index):
+    """AdamP/SGDP: the projection for rank >= 2, caution alone below.
+
+    The channel view is the first axis of the torch tensor the variable
+    maps to (``keras_optzoo/layout.py``): a Dense kernel's output units, a
+    convolution's filters, an Embedding's rows, as the reference sees them
+    on the same model written in torch."""
     if len(param.shape) > 1:
-        return _layerwise.projection(param, grad, perturb, optimizer.delta,
-                                     optimizer.wd_ratio, optimizer.epsilon,
-                                     optimizer.caution)
+        layout = optimizer.layout_of(index)
+        out, factor = _layerwise.projection(
+            layout.to_torch(param), layout.to_torch(grad),
+            layout.to_torch(perturb), optimizer.delta, optimizer.wd_ratio,
+            optimizer.epsilon, optimizer.caution)
+        return layout.from_torch(out), factor
     if optimizer.caution:
         perturb = _layerwise.caution(perturb, grad)
     return perturb, 1.0

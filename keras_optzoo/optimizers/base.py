@@ -14,8 +14,8 @@ What it adds to `keras.optimizers.Optimizer`:
 * Gradient transforms on every optimizer: adaptive gradient clipping
   (``agc_clip_factor``, ``agc_eps``; timm's ``adaptive_clip_grad``) and
   gradient centralization (``gradient_centralization``, ``gc_conv_only``;
-  pytorch-optimizer's ``centralize_gradient``), per output unit in the Keras
-  layout (every axis but the last; ``_transforms.py``).
+  pytorch-optimizer's ``centralize_gradient``), per output unit of the
+  torch tensor the variable maps to (``keras_optzoo/layout.py``).
 
 Order of operations in one step (that of the references: timm applies AGC
 to ``p.grad`` before ``optimizer.step()``, pytorch-optimizer's Ranger21
@@ -69,6 +69,7 @@ import numpy as np
 from keras import ops
 
 from keras_optzoo import fastpath
+from keras_optzoo import layout as _layout
 from keras_optzoo import param_groups as _param_groups
 from keras_optzoo.optimizers import _transforms
 from keras_optzoo.optimizers import validation
@@ -212,6 +213,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                 f"callable. Received: learning_rate={learning_rate!r}"
             )
         param_groups = kwargs.pop("param_groups", None)
+        # the layout rule's per-variable overrides (keras_optzoo/layout.py)
+        layouts = _layout.check_overrides(kwargs.pop("layouts", None))
         lr_reference = kwargs.pop("param_groups_lr_reference", None)
         _check_base_args(kwargs)
         # weight_decay=None keeps the Keras base class from applying its own
@@ -229,6 +232,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             lr_reference = learning_rate
         object.__setattr__(self, "_param_groups_lr_reference", lr_reference)
         object.__setattr__(self, "_groups", [None])
+        object.__setattr__(self, "layouts", layouts)
         # a LearningRateSchedule: scheduled weight decay, read each step
         # with _weight_decay_value (keras #16517)
         self.weight_decay = validation.check_real_or_schedule(
@@ -350,12 +354,16 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         return (getattr(self, "agc_clip_factor", None) is not None
                 or getattr(self, "gradient_centralization", False))
 
-    def _transform_gradients(self, grads, variables):
+    def _transform_gradients(self, grads, variables, indices=None):
         """Adaptive gradient clipping, then gradient centralization, on the
         list of (clipped, accumulated, all-reduced) gradients, before the
-        step statistics and the update (see the module docstring)."""
+        step statistics and the update (see the module docstring).
+        ``indices``: the variables' positions in the built list, where
+        ``variables`` holds their values rather than the variables."""
+        if indices is None:
+            indices = [self._get_variable_index(v) for v in variables]
         out = []
-        for grad, variable in zip(grads, variables):
+        for grad, variable, index in zip(grads, variables, indices):
             if grad is None:
                 out.append(grad)
                 continue
@@ -363,7 +371,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                 else variable
             grad = ops.cast(_densify(grad),
                             keras.backend.standardize_dtype(param.dtype))
-            out.append(_transforms.transform(self, grad, param))
+            out.append(_transforms.transform(self, grad, param,
+                                             self._layouts[index]))
         return out
 
     def _step(self, dtype):
@@ -393,6 +402,17 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         """
         return self._slot_specs()
 
+    def layout_of(self, variable):
+        """The :class:`keras_optzoo.layout.Layout` of a variable (of the
+        built list, by position, or a variable itself, from its path and
+        shape and the ``layouts`` overrides): how it maps to the tensor
+        torch would hold. Every shape-dependent computation reads the
+        variable through it; inside ``_update`` use
+        ``self.layout_of(index)`` (decided in ``build``)."""
+        if isinstance(variable, int):
+            return self._layouts[variable]
+        return _layout.resolve(variable, self.layouts)
+
     def _rule_for(self, variable):
         """Which update rule a variable gets, decided once in ``build``.
 
@@ -418,6 +438,9 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         # Decided here, by index, because TF hands `update_step` the raw
         # tf.Variable whose name must not be relied on.
         self._decay_mask = self._weight_decay_mask(var_list)
+        # How each variable maps to its torch tensor (the layout rule):
+        # every shape-dependent computation reads it by index.
+        self._layouts = [_layout.resolve(v, self.layouts) for v in var_list]
         self._rules = []
         per_variable = []
         for index, variable in enumerate(var_list):
@@ -596,7 +619,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         if self._has_gradient_transforms():
             reduced = self._transform_gradients(
                 [g for g, _ in grads_and_vars],
-                [v for _, v in grads_and_vars])
+                [v for _, v in grads_and_vars],
+                [self._get_variable_index(v) for v in variables])
             grads_and_vars = list(zip(reduced,
                                       [v for _, v in grads_and_vars]))
         if self._has_step_statistics():
@@ -761,6 +785,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             config[name] = _serialize_hyper(getattr(self, name))
         for name in _TRANSFORM_OPTIONS:
             config[name] = getattr(self, name)
+        if self.layouts is not None:
+            config["layouts"] = dict(self.layouts)
         if self._param_groups:  # (keras_optzoo/param_groups.py)
             config["param_groups"] = _param_groups.serialize(
                 self._param_groups)

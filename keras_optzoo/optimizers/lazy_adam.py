@@ -43,7 +43,9 @@ class LazyAdam(ZooOptimizer):
       and it moves by $m/(\sqrt v+\epsilon)$, as in torch.
     * a dense gradient (every backend; JAX and torch differentiate an
       embedding lookup to a dense tensor): for a variable of rank >= 2 the
-      rows (slices along the first axis) whose gradient is not all zero;
+      rows (slices along the first axis of the torch tensor the variable
+      maps to, `keras_optzoo.layout`: an Embedding's token rows, a Dense
+      kernel's output units) whose gradient is not all zero;
       for a 1-D or 0-d variable each element whose gradient is nonzero
       (torch's `grad.to_sparse(sparse_dim=1)` view of a vector). A NaN or
       inf gradient counts as nonzero. So on JAX/torch, and for dense
@@ -126,8 +128,10 @@ class LazyAdam(ZooOptimizer):
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq")]
 
     # ------------------------------------------------------------ row masks
-    def _present(self, gradient, variable):
-        """Boolean tensor broadcastable to the variable: the present rows."""
+    def _present(self, gradient, variable, index):
+        """Boolean tensor broadcastable to the variable: the present rows
+        (rows of the torch tensor the variable maps to: an Embedding's
+        token rows, a Dense kernel's output units; keras_optzoo/layout.py)."""
         shape = tuple(variable.shape)
         if _is_indexed_slices(gradient):
             import tensorflow as tf
@@ -142,12 +146,14 @@ class LazyAdam(ZooOptimizer):
         nonzero = ops.not_equal(gradient, ops.zeros((), gradient.dtype))
         if len(shape) <= 1:
             return nonzero
-        return ops.any(nonzero, axis=tuple(range(1, len(shape))),
+        units = set(self.layout_of(index).unit_axes)
+        return ops.any(nonzero, axis=tuple(a for a in range(len(shape))
+                                           if a not in units),
                        keepdims=True)
 
     def update_step(self, gradient, variable, learning_rate):
         index = self._get_variable_index(variable)
-        self._mask = self._present(gradient, variable)
+        self._mask = self._present(gradient, variable, index)
         param, grad, lr = self._prepare(gradient, variable, learning_rate,
                                         index)
         state = {name: slots[index].value

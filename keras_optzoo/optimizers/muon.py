@@ -49,18 +49,19 @@ class Muon(ZooOptimizer):
     \epsilon)$ (transposed while it has more rows than columns), in
     `ns_dtype`. $s$ is `adjust_lr_fn` of the variable's shape $(A, B)$:
     `None`/`"original"` $\sqrt{\max(1, A/B)}$, `"match_rms_adamw"`
-    $0.2\sqrt{\max(A, B)}$, where $(A, B)$ is the shape torch would see:
-    a 2-D Keras variable is read as `(fan_in, fan_out)` (a Dense kernel's
-    `(in, out)`, the transpose of torch's Linear weight), so
-    $(A, B)$ = `(shape[1], shape[0])` and a recipe ported from torch gets
-    torch's learning rate (Newton-Schulz commutes with the transpose).
+    $0.2\sqrt{\max(A, B)}$, where $(A, B)$ is the shape torch would see,
+    read through the layout rule (`keras_optzoo.layout`): a Dense kernel
+    `(in, out)` is torch's Linear weight `(out, in)`, so a recipe ported
+    from torch gets torch's learning rate (Newton-Schulz commutes with the
+    transpose); a `MultiHeadAttention` kernel `(hidden, heads, head_dim)`
+    is the matrix `(heads*head_dim, hidden)`; other variables as stored.
 
     Every other variable ("adamw" rule) is updated by `torch.optim.AdamW`
     (see :class:`AdamW`) with the `adamw_*` hyperparameters, exactly as a
     second torch.optim.AdamW (param group) with torch's AdamW defaults
-    would: variables that are not 2-D (biases, norms, scalars, and
-    convolution kernels, which torch's Muon refuses: they are *not*
-    flattened as the Muon authors' code does), variables whose path
+    would: variables whose torch tensor is not 2-D (biases, norms,
+    scalars, and convolution kernels, which torch's Muon refuses: they are
+    *not* flattened as the Muon authors' code does), variables whose path
     contains "embedding" (when `exclude_embeddings`) and variables whose
     path matches a regex of `exclude_layers`. The rule is decided once per
     variable in `build`, from its path and shape.
@@ -238,7 +239,7 @@ class Muon(ZooOptimizer):
 
     # ---------------------------------------------------------------- rules
     def _rule_for(self, variable):
-        if len(variable.shape) != 2:
+        if len(self.layout_of(variable).torch_shape) != 2:
             return "adamw"
         path = getattr(variable, "path", None) or variable.name
         if self.exclude_embeddings and "embedding" in path.lower():
@@ -277,16 +278,23 @@ class Muon(ZooOptimizer):
         buf = state["momentum_buffer"]
         buf = buf + (1.0 - mu) * (grad - buf)
         update = grad + mu * (buf - grad) if self.nesterov else buf
-        update = ops.cast(self._newton_schulz(update), dtype)
+        layout = self.layout_of(index)
+        if layout.kind in ("dense", "identity"):
+            # Newton-Schulz commutes with the transpose: no copy needed
+            update = self._newton_schulz(update)
+        else:
+            update = layout.from_torch(
+                self._newton_schulz(layout.to_torch(update)))
+        update = ops.cast(update, dtype)
         if self._decay_allowed[index] and self.weight_decay:
             param = param * (1.0 - lr * self._weight_decay_value(dtype))
-        param = param - (lr * self._lr_ratio(param.shape)) * update
+        param = param - (lr * self._lr_ratio(layout.torch_shape)) * update
         return param, {"momentum_buffer": buf}
 
-    def _lr_ratio(self, shape):
-        # torch's `_adjust_lr` reads (A, B) = (out, in) from a Linear
-        # weight; a Keras kernel is (in, out): its transpose
-        fan_out, fan_in = int(shape[1]), int(shape[0])
+    def _lr_ratio(self, torch_shape):
+        # torch's `_adjust_lr` reads (A, B) from the torch tensor's shape
+        # (a Linear weight's (out, in)): the layout rule gives it
+        fan_out, fan_in = int(torch_shape[0]), int(torch_shape[1])
         if self.adjust_lr_fn == "match_rms_adamw":
             return 0.2 * math.sqrt(max(fan_out, fan_in))
         return math.sqrt(max(1.0, fan_out / fan_in))

@@ -107,7 +107,7 @@ class SGDP(ZooOptimizer):
         momentum = self.momentum
         buf = momentum * state["momentum"] + (1.0 - self.dampening) * grad
         direction = grad + momentum * buf if self.nesterov else buf
-        direction, factor = project(self, param, grad, direction)
+        direction, factor = project(self, param, grad, direction, index)
         if self._decay_mask[index]:
             param = param * (1.0 - lr * self._weight_decay_value(
                 param.dtype) * factor

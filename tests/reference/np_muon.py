@@ -9,9 +9,9 @@ equations (single-tensor path)::
                  theta *= 1 - lr wd;  theta -= lr * s * X
                  s = sqrt(max(1, A/B)) ("original"/None) or
                      0.2 sqrt(max(A, B)) ("match_rms_adamw")
-                 (A, B) = (cols, rows): a Keras 2-D variable is
-                 (fan_in, fan_out), the transpose of torch's (out, in)
-                 Linear weight whose shape torch reads as (A, B)
+                 (A, B) = (rows, cols): a plain 2-D array is read as
+                 stored (the layout rule maps only layers' kernels), as
+                 torch reads a tensor's shape
     AdamW (rest): theta *= 1 - lr_a wd_a; m, v as Adam; bias corrections;
                  theta -= lr_a / bc1 * m / (sqrt(v) / sqrt(bc2) + eps_a)
 
@@ -79,7 +79,7 @@ class NumpyMuon(_NumpyOptimizer):
             buf = state["buf"] = state["buf"] + (1 - self.mu) * (g - state["buf"])
             u = g + self.mu * (buf - g) if self.nesterov else buf
             x = newton_schulz(u, self.coefficients, self.ns_steps, self.eps)
-            fan_in, fan_out = param.shape  # torch's (A, B) = (out, in)
+            fan_out, fan_in = param.shape  # torch's (A, B)
             if self.adjust == "match_rms_adamw":
                 scale = 0.2 * math.sqrt(max(fan_out, fan_in))
             else:

@@ -9,10 +9,10 @@ torch, edited in that one place (an assertion fails if the place moves) and
 swapped in for ``torch.optim._muon._zeropower_via_newtonschulz`` during the
 reference's ``step()``. Everything else is torch's code.
 
-Orientation: the oracle is torch's Muon on the transposed matrices (a
-Keras kernel ``(in, out)`` ported to a torch Linear weight ``(out, in)``),
-so ``adjust_lr_fn="original"`` on the generic (3, 4) matrix checks that
-ours reads a Keras variable as torch reads the ported weight.
+Orientation: the generic tests' variables are plain arrays, which the
+layout rule (keras_optzoo/layout.py) reads as stored, so the oracle is
+torch's Muon on the same matrices; tests/test_muon.py checks a Dense
+kernel against torch's Muon on the ported (transposed) weight.
 
 The generic tests' configs use ``ns_dtype="float32"`` (the 1e-5 tolerance
 is float32's); tests/test_muon.py compares the bfloat16 default with torch's
@@ -67,12 +67,13 @@ def newton_schulz_dtype(ns_dtype):
 class MuonWithAdamW:
     """torch.optim.Muon on the 2-D params, torch.optim.AdamW on the rest.
 
-    A 2-D param is given to torch.optim.Muon transposed, as the port of a
-    Keras Dense kernel ``(in, out)`` to a torch Linear weight ``(out, in)``
-    would hold it: torch's Muon keeps its own transposed copy, receives the
-    transposed gradient and writes the transposed result back, so
-    ``adjust_lr_fn`` sees torch's ``(out, in)`` shape (``transpose=False``
-    gives torch the matrices as they are).
+    With ``transpose=True`` a 2-D param is given to torch.optim.Muon
+    transposed, as the port of a Keras Dense kernel ``(in, out)`` to a torch
+    Linear weight ``(out, in)`` would hold it: torch's Muon keeps its own
+    transposed copy, receives the transposed gradient and writes the
+    transposed result back, so ``adjust_lr_fn`` sees torch's ``(out, in)``
+    shape. The default gives torch the matrices as they are (plain arrays,
+    read as stored by the layout rule).
 
     ``param_groups`` holds both optimizers' groups (the AdamW ones only when
     ``adamw_lr`` is None, i.e. AdamW follows the Muon learning rate), so
@@ -85,7 +86,7 @@ class MuonWithAdamW:
                  eps=1e-7, ns_steps=5, adjust_lr_fn=None,
                  ns_dtype="bfloat16", adamw_lr=None, adamw_betas=(0.9, 0.999),
                  adamw_eps=1e-8, adamw_weight_decay=1e-2, maximize=False,
-                 transpose=True):
+                 transpose=False):
         params = list(params)
         if params and not isinstance(params[0], dict):
             params = [{"params": params}]
