@@ -179,6 +179,8 @@ CASES = [
           t_initial=10, lr_min=0.01, cycle_limit=0),
     _case("cosine-noise", S.CosineLRScheduler, C, grid(5, 40, 50),
           t_initial=50, warmup_t=5, noise_range_t=(5, 40)),
+    _case("cosine-noise-from-0", S.CosineLRScheduler, C, grid(10),
+          t_initial=10, noise_range_t=(-3, 10), noise_seed=0),
     _case("cosine-noise-updates", S.CosineLRScheduler, C,
           grid(100, 2100, dense=2400),
           t_initial=2000, t_in_epochs=False, noise_range_t=(99.5, 2100),
