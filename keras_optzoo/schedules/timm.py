@@ -47,8 +47,9 @@ find the first step of each cycle, and the step decays for a non-integer
 arithmetic in the graph is exact integer arithmetic in the step's dtype.
 Both weights of each interpolation are computed from the distance to the
 nearer end of the cycle, so values stay accurate to a few float32 ulps of
-the larger of the two rates they mix (``benchmarks/timm_schedule_
-deviation.py`` prints the deviation per backend).
+the larger of the two rates they mix
+(``benchmarks/timm_schedule_deviation.py`` prints the deviation per
+backend).
 
 **Noise.** With ``noise_range_t=(start, end)`` timm multiplies the rate of
 each ``t`` in ``[start, end)`` by ``1 + n_t``, ``n_t`` the first
@@ -60,6 +61,12 @@ in the graph. timm also accepts one number ``n`` meaning every ``t >= n``;
 a table cannot be infinite, so pass the pair ``(n, end)`` with ``end`` past
 the last ``t`` you train: the same values up to ``end``. timm's ``step(0)``
 is never called by its loop, so ``t = 0`` is never perturbed.
+
+**Param groups.** ``base_learning_rate`` is ``initial_learning_rate``: a
+group's ``"lr_scale"`` multiplies its whole rate, as timm's ``lr_scale``
+does, and so does a group's own number ``learning_rate`` ``b`` (by ``b /
+initial_learning_rate``); a torch param group with its own ``lr`` would
+instead keep ``warmup_lr_init`` and ``lr_min`` absolute in timm.
 """
 
 import math
@@ -109,6 +116,9 @@ def _check_noise_range(value):
         )
     start = base.check_real("noise_range_t[0]", value[0])
     end = base.check_real("noise_range_t[1]", value[1])
+    # keep ints as ints (a readable config), anything else as a float
+    start, end = [int(v) if isinstance(v, numbers.Integral) else f
+                  for v, f in zip(value, (start, end))]
     first, stop = max(1, math.ceil(start)), max(0, math.ceil(end))
     if stop - first > _MAX_NOISE:
         raise ValueError(
@@ -117,7 +127,7 @@ def _check_noise_range(value):
             "table; with t_in_epochs=True it has one entry per epoch). "
             f"Received: noise_range_t={value!r}"
         )
-    return [value[0], value[1]]
+    return [start, end]
 
 
 def _check_int(name, value, low):
@@ -388,7 +398,10 @@ class _CycleScheduler(_TimmScheduler):
         """timm's ``_get_lr(t)`` for ``t >= warmup_t`` (Python float)."""
         if self.warmup_prefix:
             t = t - self.warmup_t
-        i, t_i, t_curr = self._timm_cycle(t)
+        try:
+            i, t_i, t_curr = self._timm_cycle(t)
+        except ValueError:  # timm's log past t_initial / (1 - cycle_mul)
+            return self.lr_min
         if i >= self.cycle_limit:
             return self.lr_min
         return self._curve(self._peak(i), t_curr, t_i)
@@ -424,7 +437,7 @@ class _CycleScheduler(_TimmScheduler):
         remain = (_gather(whole, position) - k) + _gather(part, position)
         length = _gather(tables["lengths"], position)
         peak = _gather(tables["peaks"], position)
-        active = position < self.cycle_limit
+        active = position < min(self.cycle_limit, len(tables["starts"]))
         if tables["end"] is not None and tables["end"] <= cap:
             active = active & (after < tables["end"])
         along = ops.maximum(along, 0.0)
