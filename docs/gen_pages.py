@@ -46,7 +46,7 @@ TOPICS = [
     ("sam", "SAM and ASAM", ["SAM and ASAM"], ["keras_optzoo.SAMModel"]),
     ("lbfgs", "L-BFGS and the optimizers with their own API",
      ["Optimizers with their own API"], ["keras_optzoo.LBFGS",
-                                         "keras_optzoo.fit_lbfgs"]),
+                                         "keras_optzoo.optimizers.lbfgs.fit_lbfgs"]),
     ("playground", "The playground", [], ["keras_optzoo.playground"]),
     ("layout", "The layout rule", ["Porting a PyTorch model"],
      ["keras_optzoo.layout"]),
@@ -159,10 +159,28 @@ def relink(markdown, page):
     return re.sub(r"(?<!!)\[([^\]]+)\]\(([^)\s]+)\)", fix, markdown)
 
 
-def relink_images(markdown, page):
+def relink_images(markdown, page, base=""):
+    """Image links of the README (paths from the repository root, or from
+    ``base``): docs/ images keep their file; others are copied into
+    images/generated/."""
     up = "../" * page.count("/")
-    return re.sub(r"!\[([^\]]*)\]\(docs/([^)]+)\)",
-                  lambda m: f"![{m.group(1)}]({up}{m.group(2)})", markdown)
+
+    def fix(match):
+        label, target = match.group(1), match.group(2)
+        if re.match(r"[a-z]+:", target):
+            return match.group(0)
+        target = os.path.normpath(os.path.join(base, target))
+        if target.startswith("docs/"):
+            return f"![{label}]({up}{target[5:]})"
+        source = ROOT / target
+        if not source.is_file():
+            warn(f"image {target} (on {page}) does not exist")
+            return label
+        rel = "images/generated/" + target.replace("/", "-")
+        write(rel, source.read_bytes())
+        return f"![{label}]({up}{rel})"
+
+    return re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", fix, markdown)
 
 
 def slugify(text):
@@ -602,7 +620,8 @@ def topic_pages():
                 text = re.sub(r"^# .*$", "", text, count=1, flags=re.M)
                 lines.append("## Benchmark tables (benchmarks/results/"
                              "tables.md)\n")
-                lines.append(relink(demote(text), page))
+                lines.append(relink(relink_images(
+                    demote(text), page, "benchmarks/results"), page))
         if name == "memory":
             lines.append("State each optimizer keeps, per parameter, from "
                          "`benchmarks/results/memory_*.json` "
