@@ -554,8 +554,8 @@ def schedule_pages(pictures=True):
     families = {}
     for name in sorted(dir(S)):
         obj = getattr(S, name)
-        if inspect.isclass(obj) and obj.__module__.startswith(
-                "keras_optzoo.schedules."):
+        if (inspect.isclass(obj) or inspect.isfunction(obj)) and \
+                obj.__module__.startswith("keras_optzoo.schedules."):
             families.setdefault(obj.__module__.rsplit(".", 1)[1],
                                 []).append(name)
     nav, rows = [], []
@@ -652,9 +652,11 @@ def api_pages():
     nav = ["api/index.md"]
     for module in modules[1:]:
         short = module.split(".")[1]
+        # the registry's functions are documented here; the other modules'
+        # members on their own pages
+        members = "" if short == "registry" else "      members: false\n"
         write(f"api/{short}.md", f"# {module}\n\n::: {module}\n"
-              "    options:\n      show_root_heading: false\n"
-              "      members: false\n")
+              "    options:\n      show_root_heading: false\n" + members)
         nav.append({short: f"api/{short}.md"})
     return [{"API": nav}]
 
