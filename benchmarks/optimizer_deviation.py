@@ -131,6 +131,7 @@ def main():
             cells = " | ".join(f"{devs[m]:.2e}" for m in modes)
             print(f"| {name} | {reference} | {n} | {cells} |")
         return
+    commit = git_commit()  # before measuring: HEAD may move during the run
     rows = measure(eager_all=args.eager_all)
     modes = sorted({m for _, devs in rows.values() for m in devs},
                    reverse=True)  # eager, compiled
@@ -143,7 +144,7 @@ def main():
         cells = " | ".join(f"{devs[m]:.2e}" for m in modes)
         print(f"| {name} | {reference} | {cells} |")
     if args.json_out:
-        write_json(rows, eager_all=args.eager_all)
+        write_json(rows, commit, eager_all=args.eager_all)
 
 
 def git_commit():
@@ -160,7 +161,7 @@ def git_commit():
     return commit + ("-dirty" if dirty else "")
 
 
-def write_json(rows, eager_all=False):
+def write_json(rows, commit, eager_all=False):
     """benchmarks/results/deviation_<backend>.json for the docs site."""
     import datetime
     import json
@@ -173,7 +174,7 @@ def write_json(rows, eager_all=False):
     data = {
         "backend": backend,
         "keras": keras.__version__,
-        "commit": git_commit(),
+        "commit": commit,
         "date": datetime.date.today().isoformat(),
         "command": ("KERAS_BACKEND=" + backend + " python benchmarks/"
                     "optimizer_deviation.py --json-out"
