@@ -95,7 +95,12 @@ class CAME(ZooOptimizer):
     variables). The per-variable update path is used on the torch backend
     (row and column reductions).
 
-    Keras has no CAME. `maximize` is this package's (came-pytorch has none).
+    Differs from `keras.optimizers.Adafactor`, the closest Keras has (Keras
+    has no CAME): Keras keeps no first moment and no instability
+    statistics (its step is the clipped $u_t$ itself), scales a relative
+    step size by the parameter RMS, normalises the row factor by its mean
+    over the last axis of $R$ and keeps a full-size second-moment slot.
+    `maximize` is this package's (came-pytorch has none).
 
     Args:
         {{learning_rate}}
