@@ -47,16 +47,14 @@ SPECS = [
         capabilities=frozenset({"weight_decay", "cross_element"}),
         multi_tensor=False,
         external_rate={"learning_rate": 0.01, **_MANUAL},
-        # one group with a first moment and weight decay over the default
-        # group without either (the relative step takes no learning rate)
-        groups=[{"beta_1": 0.6, "weight_decay": 0.05}],
         configs=[
-            # relative step 1e-2 scaled by the parameter RMS
+            # first: an external rate, changed mid-run, for the generic
+            # tests that schedule or set one (param groups, resume)
+            Config("manual", {"learning_rate": 0.01, **_MANUAL}),
+            # the default: relative step 1e-2 scaled by the parameter RMS
             Config("default", {}),
             Config("beta_1", {"beta_1": 0.9}),
-            # an external rate, changed mid-run; with and without the
-            # parameter scale
-            Config("manual", {"learning_rate": 0.01, **_MANUAL}),
+            # an external rate with the parameter scale
             Config("manual_scaled_wd", {"learning_rate": 0.05,
                                         "relative_step": False,
                                         "weight_decay": 0.5,
