@@ -8,6 +8,7 @@ is max |θ_ours − θ_torch| / max |θ_torch − θ₀| (the tests require ≤ 
     KERAS_BACKEND=jax python benchmarks/optimizer_deviation.py
     python benchmarks/optimizer_deviation.py --all-backends
     python benchmarks/optimizer_deviation.py --json-out   # + results file
+    python benchmarks/optimizer_deviation.py --only came,hfadafactor
 
 ``--json-out``: also writes benchmarks/results/deviation_<backend>.json
 (optimizer -> class, reference, max deviation per mode) with the git commit
@@ -28,7 +29,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def measure(eager_all=False):
+def measure(eager_all=False, only=None):
     """{optimizer: (reference name, {mode: max deviation over configs})}.
     Eager runs on JAX/TF take each optimizer's first config only, as the
     test suite does (eager JAX costs seconds per config in op dispatch),
@@ -41,6 +42,8 @@ def measure(eager_all=False):
 
     rows = {}
     for spec in specs.SPECS:
+        if only and spec.name not in only:
+            continue
         default = spec.cls().get_config()["learning_rate"]
         devs = {}
         for config in spec.configs:
@@ -62,7 +65,7 @@ def measure(eager_all=False):
     return rows
 
 
-def measure_groups():
+def measure_groups(only=None):
     """{optimizer: (reference name, {mode: deviation})} with param groups,
     from tests/test_param_groups.py's runs of both sides."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -76,7 +79,8 @@ def measure_groups():
 
     rows = {}
     for spec in specs.SPECS:
-        if not issubclass(spec.cls, ZooOptimizer):
+        if not issubclass(spec.cls, ZooOptimizer) or (
+                only and spec.name not in only):
             continue
         config = spec.configs[0]
         groups = spec.group_overrides
@@ -104,7 +108,10 @@ def main():
     parser.add_argument("--json-out", action="store_true",
                         help="also write benchmarks/results/"
                              "deviation_<backend>.json")
+    parser.add_argument("--only", default="",
+                        help="comma-separated optimizer names (default: all)")
     args = parser.parse_args()
+    only = {n for n in args.only.split(",") if n}
     if args.all_backends:
         for backend in ("tensorflow", "jax", "torch"):
             env = dict(os.environ, KERAS_BACKEND=backend,
@@ -112,13 +119,14 @@ def main():
             subprocess.run([sys.executable, __file__]
                            + (["--groups"] if args.groups else [])
                            + (["--eager-all"] if args.eager_all else [])
-                           + (["--json-out"] if args.json_out else []),
+                           + (["--json-out"] if args.json_out else [])
+                           + (["--only", args.only] if args.only else []),
                            env=env, check=True)
         return
     import keras
 
     if args.groups:
-        rows = measure_groups()
+        rows = measure_groups(only)
         modes = sorted({m for _, _, devs in rows.values() for m in devs},
                        reverse=True)  # eager, compiled
         print(f"\nbackend: {keras.backend.backend()} (param groups: the "
@@ -132,7 +140,7 @@ def main():
             print(f"| {name} | {reference} | {n} | {cells} |")
         return
     commit = git_commit()  # before measuring: HEAD may move during the run
-    rows = measure(eager_all=args.eager_all)
+    rows = measure(eager_all=args.eager_all, only=only)
     modes = sorted({m for _, devs in rows.values() for m in devs},
                    reverse=True)  # eager, compiled
     print(f"\nbackend: {keras.backend.backend()} (max over configs: every "

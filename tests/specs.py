@@ -85,6 +85,11 @@ class OptimizerSpec:
     #: rate, weight decay switched, another beta_1 or momentum). Give it
     #: where the optimizer needs something else, with the reason.
     groups: list = None
+    #: Arguments under which the optimizer takes an external learning rate
+    #: (a ``learning_rate`` among them), for the generic tests that set
+    #: one; None where it always does. HFAdafactor's default computes its
+    #: step size (``relative_step=True``) and rejects a rate.
+    external_rate: dict = None
 
     @property
     def group_overrides(self):
