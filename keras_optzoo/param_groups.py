@@ -246,18 +246,22 @@ def _identity_hint(params, var_list):
     paths)."""
     if not isinstance(params, (list, tuple)):
         return ""
-    paths = {v.path for v in var_list}
-    same = [p.path for p in params
-            if not isinstance(p, str) and getattr(p, "path", None) in paths]
+
+    def tail(path):  # without the model's name ("sequential_3/")
+        return path.split("/", 1)[-1]
+
+    paths = {tail(v.path) for v in var_list}
+    same = [p.path for p in params if not isinstance(p, str)
+            and tail(getattr(p, "path", "")) in paths]
     if not same:
         return ""
     return (
         " A list of variables matches by identity (the variable objects "
         "of the model being trained), not by path: the list holds "
-        f"variables with the paths {same} of another object (another "
-        "instance of the model, a clone, or a model built again). Build "
-        "the list from the model you train, or give the paths as strings "
-        "or a regular expression.")
+        f"variables {same} of another object with the same layers "
+        "(another instance of the model, a clone, or a model built "
+        "again). Build the list from the model you train, or give the "
+        "paths as strings or a regular expression.")
 
 
 def _constructor_config(opt):
