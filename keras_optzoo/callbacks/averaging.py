@@ -114,7 +114,11 @@ class WeightAveraging(keras.callbacks.Callback):
     **Evaluation and saving.** With `swap_on_evaluate=True` (the default)
     the averaged weights are swapped in for every evaluation during `fit`
     (validation included) and swapped back after, as
-    `keras.callbacks.SwapEMAWeights` does. :meth:`swap_weights` swaps by
+    `keras.callbacks.SwapEMAWeights` does. Keras validates before the
+    callbacks' `on_epoch_end`, so an epoch that is due is added to the
+    average when validation starts: epoch `e`'s validation loss is that of
+    the average including epoch `e` (list this callback before others that
+    swap weights for evaluation). :meth:`swap_weights` swaps by
     hand (call it again to swap back), and :meth:`transfer_weights` copies
     the average into the model for good (then call :func:`update_bn` when
     the model has BatchNormalization and `use_buffers=False`, as torch's
