@@ -30,7 +30,6 @@ A new README section needs nothing here: its blocks run; give them the
 comments above where they need context.
 """
 
-import os
 import pathlib
 import re
 
