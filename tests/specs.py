@@ -133,8 +133,9 @@ def default_groups(spec):
 
 # Errors every optimizer shares (the base class checks them).
 COMMON_ERRORS = [
+    # (">= 0", or "> 0" where the reference rejects 0: LazyAdam)
     ErrorCase({"learning_rate": -0.1}, ValueError,
-              r"Argument `learning_rate` must be >= 0\. "
+              r"Argument `learning_rate` must be >=? 0\. "
               r"Received: learning_rate=-0\.1"),
     ErrorCase({"learning_rate": "fast"}, TypeError,
               r"Argument `learning_rate` must be a real number"),

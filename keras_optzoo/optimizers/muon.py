@@ -2,6 +2,7 @@
 
 import math
 import re
+import warnings
 
 import keras
 from keras import ops
@@ -260,6 +261,28 @@ class Muon(ZooOptimizer):
         # the base's mask also needs self.weight_decay != 0; each rule has
         # its own coefficient, so keep only the exclusions here
         self._decay_allowed = [self._use_weight_decay(v) for v in var_list]
+        self._warn_about_routing(var_list)
+
+    def _warn_about_routing(self, var_list):
+        """Warns where the routing is probably not what was meant: no
+        variable gets Muon's rule, or an `exclude_layers` pattern matches
+        no variable (a typo would otherwise train silently with Muon)."""
+        if var_list and "muon" not in self._rules:
+            warnings.warn(
+                f"Muon: none of the {len(var_list)} variables gets Muon's "
+                "orthogonalised update (it applies to 2-D variables not "
+                "excluded by `exclude_embeddings` or `exclude_layers`), so "
+                "every variable trains with AdamW and the `adamw_*` "
+                "hyperparameters. Shapes: "
+                f"{[tuple(v.shape) for v in var_list]}.", stacklevel=2)
+        paths = [getattr(v, "path", None) or v.name for v in var_list]
+        for pattern in self.exclude_layers:
+            if not any(re.search(pattern, p) for p in paths):
+                warnings.warn(
+                    f"Muon: `exclude_layers` pattern {pattern!r} matches no "
+                    "variable (it is searched with `re.search` in "
+                    f"`variable.path`). Variable paths: {paths}.",
+                    stacklevel=2)
 
     @property
     def rules(self):
