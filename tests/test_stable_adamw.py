@@ -169,3 +169,19 @@ def test_max_lr_is_the_constructor_rate_and_survives_a_rate_change():
     schedule = keras.optimizers.schedules.ExponentialDecay(0.1, 10, 0.5)
     assert oz.StableAdamW(learning_rate=schedule, decouple_lr=True,
                           max_lr=0.1).max_lr == 0.1
+
+
+def test_maximize_is_the_step_on_the_negated_gradient():
+    """optimi has no ``maximize``: ours negates the gradient first, so it
+    must equal optimi on -g."""
+    from optimi import StableAdamW
+
+    init, grads = harness.problem(_FloatConfig(), steps=30)
+    ours = harness.run_ours(oz.StableAdamW(learning_rate=0.03,
+                                           maximize=True), init, grads,
+                            mode=MODE)
+    theirs = harness.run_torch(
+        lambda ps: StableAdamW(ps, lr=0.03, foreach=False, triton=False),
+        init, [[-g for g in step] for step in grads])
+    harness.assert_trajectory_close(ours, theirs, init,
+                                    what="optimi StableAdamW on -g")
