@@ -7,6 +7,8 @@ is max |θ_ours − θ_torch| / max |θ_torch − θ₀| (the tests require ≤ 
 
     KERAS_BACKEND=jax python benchmarks/optimizer_deviation.py
     python benchmarks/optimizer_deviation.py --all-backends
+    python benchmarks/optimizer_deviation.py --all-backends --eager-all \
+        --optimizers mars stableadamw
 
 ``--groups``: the same number for param groups, per optimizer: the spec's
 ``groups`` (tests/specs.py) against the reference with the same param
@@ -23,7 +25,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def measure(eager_all=False):
+def measure(eager_all=False, names=None):
     """{optimizer: (reference name, {mode: max deviation over configs})}.
     Eager runs on JAX/TF take each optimizer's first config only, as the
     test suite does (eager JAX costs seconds per config in op dispatch),
@@ -36,6 +38,8 @@ def measure(eager_all=False):
 
     rows = {}
     for spec in specs.SPECS:
+        if names and spec.name not in names:
+            continue
         default = spec.cls().get_config()["learning_rate"]
         devs = {}
         for config in spec.configs:
@@ -57,7 +61,7 @@ def measure(eager_all=False):
     return rows
 
 
-def measure_groups():
+def measure_groups(names=None):
     """{optimizer: (reference name, {mode: deviation})} with param groups,
     from tests/test_param_groups.py's runs of both sides."""
     sys.path.insert(0, str(ROOT / "tests"))
@@ -71,7 +75,8 @@ def measure_groups():
 
     rows = {}
     for spec in specs.SPECS:
-        if not issubclass(spec.cls, ZooOptimizer):
+        if not issubclass(spec.cls, ZooOptimizer) or (
+                names and spec.name not in names):
             continue
         config = spec.configs[0]
         groups = spec.group_overrides
@@ -96,6 +101,9 @@ def main():
                         help="the deviation with param groups")
     parser.add_argument("--eager-all", action="store_true",
                         help="eager runs of every config on JAX/TF too")
+    parser.add_argument("--optimizers", nargs="*", default=None,
+                        metavar="NAME", help="only these specs (registry "
+                        "names, e.g. mars stableadamw)")
     args = parser.parse_args()
     if args.all_backends:
         for backend in ("tensorflow", "jax", "torch"):
@@ -103,13 +111,15 @@ def main():
                        TF_CPP_MIN_LOG_LEVEL="2")
             subprocess.run([sys.executable, __file__]
                            + (["--groups"] if args.groups else [])
-                           + (["--eager-all"] if args.eager_all else []),
+                           + (["--eager-all"] if args.eager_all else [])
+                           + (["--optimizers", *args.optimizers]
+                              if args.optimizers else []),
                            env=env, check=True)
         return
     import keras
 
     if args.groups:
-        rows = measure_groups()
+        rows = measure_groups(args.optimizers)
         modes = sorted({m for _, _, devs in rows.values() for m in devs},
                        reverse=True)  # eager, compiled
         print(f"\nbackend: {keras.backend.backend()} (param groups: the "
@@ -122,7 +132,7 @@ def main():
             cells = " | ".join(f"{devs[m]:.2e}" for m in modes)
             print(f"| {name} | {reference} | {n} | {cells} |")
         return
-    rows = measure(eager_all=args.eager_all)
+    rows = measure(eager_all=args.eager_all, names=args.optimizers)
     modes = sorted({m for _, devs in rows.values() for m in devs},
                    reverse=True)  # eager, compiled
     print(f"\nbackend: {keras.backend.backend()} (max over configs: every "
