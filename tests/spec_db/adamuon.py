@@ -4,12 +4,10 @@
 ``ns_dtype="float32"``: timm's ``zeropower_via_newtonschulz`` takes a
 ``dtype`` (bfloat16 by default) that the optimizer does not expose; the
 float32 oracle is the same function called with float32 (float64 params:
-float64), swapped in for the module name the update calls. No NumPy
-reference: the generic shapes ((3, 4), (2, 3, 2), vectors) are all below
-timm's minimum matrix size 4, so they take the AdamW fallback, which the
-NumPy Muon reference's AdamW covers only partly (NAdamW); the AdaMuon rule
-is checked against timm on larger matrices and a conv kernel in
-tests/test_adamuon.py.
+float64), swapped in for the module name the update calls. The generic
+shapes ((3, 4), (2, 3, 2), vectors) are all below timm's minimum matrix
+size 4, so they take the AdamW fallback; the AdaMuon rule is checked
+against timm on larger matrices and a conv kernel in tests/test_adamuon.py.
 """
 
 import contextlib
@@ -21,9 +19,11 @@ import keras_optzoo as oz
 try:
     from specs import Config, converter, ErrorCase, OptimizerSpec
     from reference.external import timm_optim
+    from reference.np_adamuon import NumpyAdaMuon
 except ImportError:  # imported as tests.spec_db.adamuon
     from tests.specs import Config, converter, ErrorCase, OptimizerSpec
     from tests.reference.external import timm_optim
+    from tests.reference.np_adamuon import NumpyAdaMuon
 
 timm_muon = timm_optim("muon")
 _NS = timm_muon.zeropower_via_newtonschulz
@@ -76,7 +76,7 @@ SPECS = [
         make_reference=TimmAdaMuon,
         reference_kwargs=reference_kwargs,
         reference_name="timm 1.0.31 Muon(algo='adamuon')",
-        numpy_reference=None,
+        numpy_reference=NumpyAdaMuon,
         capabilities=frozenset({"weight_decay", "decoupled_weight_decay",
                                 "cross_element"}),
         multi_tensor=False,
