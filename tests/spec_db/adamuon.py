@@ -82,10 +82,17 @@ SPECS = [
         multi_tensor=False,
         configs=[
             Config("default", {**_BASE, "learning_rate": 0.01}),
+            # float32 rounds θ·(1 - lr·wd) at every step, in timm too: at
+            # learning_rate 0.01 and param_scale 1 timm in float32 is
+            # 2.6e-5 (relative) from the float64 NumPy reference (which is
+            # 5e-16 from timm run in float64), ours 3.4e-5 compiled on JAX
+            # (XLA rounds differently, 8e-6 from timm in float32). A longer
+            # path and smaller parameters keep that gap at 1.8e-6 (ours:
+            # eager 1.8e-6, compiled 2.2e-6 on JAX) under the 1e-5 tolerance.
             Config("nesterov_wd", {
-                **_BASE, "learning_rate": 0.01, "nesterov": True,
+                **_BASE, "learning_rate": 0.03, "nesterov": True,
                 "weight_decay": 0.1, "beta_1": 0.8, "beta_2": 0.9,
-                "fallback_learning_rate_scale": 0.5}),
+                "fallback_learning_rate_scale": 0.5}, param_scale=0.3),
         ],
         errors=[
             ErrorCase({"momentum": 1.5}, ValueError,
