@@ -83,3 +83,29 @@ def test_against_timm_through_the_layout_rule(kw):
     tolerance = max(1e-5, 2 * gap)
     assert to_timm <= tolerance
     assert to_numpy <= tolerance
+
+
+def test_bfloat16_newton_schulz_within_timms_own_bf16_error():
+    """timm's default: Newton-Schulz in bfloat16. Tolerance: timm's own
+    bfloat16-vs-float32 difference on the same problem (as for Muon in
+    tests/test_muon.py); 20 steps, the mode as above."""
+    kw = {"learning_rate": 0.01}
+    init, grads = harness.problem(specs.Config("bf16", kw), steps=20,
+                                  shapes=[(16, 32), (24, 8), (5,)])
+    lrs = harness.lr_schedule_for(kw, 0.02)[:20]
+    torch_init = [_to_torch(p).copy() for p in init]
+    torch_grads = [[_to_torch(g).copy() for g in step] for step in grads]
+    timm = {
+        ns_dtype: [_from_torch(p) for p in harness.run_torch(
+            lambda ps: TimmAdaMuon(ps, lr=0.01, ns_dtype=ns_dtype),
+            torch_init, torch_grads, lrs)]
+        for ns_dtype in ("bfloat16", "float32")}
+    mode = harness.modes()[-1]
+    ours = harness.run_ours(oz.AdaMuon(**kw), init, grads, lrs, mode,
+                            names=["kernel", "kernel", "bias"])
+    timm_own = _dev(timm["bfloat16"], timm["float32"], init)
+    ours_bf16 = _dev(ours, timm["bfloat16"], init)
+    print(f"AdaMuon bfloat16 ({mode}): ours vs timm bf16 {ours_bf16:.2e}, "
+          f"timm bf16 vs timm f32 {timm_own:.2e}")
+    assert timm_own > 1e-4  # bfloat16 really ran on both sides
+    assert ours_bf16 <= timm_own
