@@ -336,7 +336,8 @@ def test_presets():
     assert float(ops.convert_to_numpy(nag.learning_rate)) == pytest.approx(
         0.05)
     assert type(oz.get("ADAMW")) is oz.AdamW
-    assert oz.list_optimizers("adam*") == ["adam", "adamax", "adamp", "adamw"]
+    assert oz.list_optimizers("adam*") == ["adam", "adamax", "adamp", "adamuon",
+                                          "adamw"]
     opt = oz.Adam()
     assert oz.get(opt) is opt
     assert type(oz.get(keras.optimizers.serialize(opt))) is oz.Adam
