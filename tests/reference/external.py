@@ -25,13 +25,22 @@ def _bare_package(name, path):
     return module
 
 
+def _timm_root():
+    loaded = sys.modules.get("timm")
+    if loaded is not None and getattr(loaded, "__path__", None):
+        # the bare package registered by an earlier call (find_spec would
+        # raise on it: it has no __spec__)
+        return list(loaded.__path__)[0]
+    spec = importlib.util.find_spec("timm")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("timm is not installed (pip install --no-deps "
+                          "-c constraints.txt timm)")
+    return list(spec.submodule_search_locations)[0]
+
+
 def _timm_subpackage(name):
     if f"timm.{name}" not in sys.modules:
-        spec = importlib.util.find_spec("timm")
-        if spec is None or not spec.submodule_search_locations:
-            raise ImportError("timm is not installed (pip install --no-deps "
-                              "-c constraints.txt timm)")
-        root = list(spec.submodule_search_locations)[0]
+        root = _timm_root()
         _bare_package("timm", root)
         _bare_package(f"timm.{name}", f"{root}/{name}")
 
