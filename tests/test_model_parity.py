@@ -78,6 +78,7 @@ def _check(name, ours_optimizer, make_reference, before_step=None,
     gap = max(float(np.max(np.abs(a - b))) for a, b in zip(ref32, ref64)) \
         / scale
     dev, _ = mp.deviation(pairs, ref32, init)
+    gap = max(gap, MEASURED_GAP.get(name, 0.0))
     tol = max(1e-5, 2.0 * gap)
     print(f"\nmodel parity {keras.backend.backend()} {name}: deviation "
           f"{dev:.2e}, reference f32-vs-f64 gap {gap:.2e}, tolerance "
@@ -93,6 +94,15 @@ def _check(name, ours_optimizer, make_reference, before_step=None,
         f"reference on the torch model; tolerance {tol:.2e}")
     return dev
 
+
+#: Where the whole-model float64 run underestimates the reference's own
+#: float32 gap, the gap measured on the weight that carries the deviation:
+#: AdaMuon's Newton-Schulz on the 6x8 matrix of the transposed convolution
+#: (torch layout) amplifies float32 rounding; timm's own float32 run of
+#: AdaMuon on that matrix alone ends 1.06e-5 from its float64 run, where
+#: the float64 run of the whole model showed 1.9e-6 (TF, the largest
+#: backend: 1.03e-5 on that weight, JAX 1.4e-6, torch 1.7e-6).
+MEASURED_GAP = {"adamuon": 1.06e-5}
 
 #: the float64 run's arguments where a default depends on the dtype:
 #: torch's Adafactor takes the machine epsilon of the parameters' dtype as
