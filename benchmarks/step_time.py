@@ -275,16 +275,25 @@ OPTIMIZERS = {
         "timm", _timm_cls("madgrad", "MADGRAD")), optax=_optax("madgrad")),
     "laprop": Entry("LaProp", torch=_reference(
         "timm", _timm_cls("laprop", "LaProp"), foreach=True)),
+    # issue 20 (neither optax nor Keras has them); timm's Mars has a
+    # for-loop only, optimi's Triton kernels need a GPU
+    "mars": Entry("MARS", torch=_reference("timm", _timm_cls("mars",
+                                                             "Mars"))),
+    "stableadamw": Entry("StableAdamW", torch=_reference(
+        "torch-optimi", _attr("optimi", "StableAdamW"), foreach=True,
+        triton=False)),
 }
 
 #: the default selection (first wave, ``run_all``'s tables)
 FIRST_WAVE = ("sgd", "sgd_momentum", "adagrad", "rmsprop", "adadelta",
               "adam", "adamw", "nadam", "adamax", "radam")
-#: --wave2: the optimizers of issues 10 and 11, at these sizes, each as 10
-#: 2-D tensors (so Adafactor factors and Muon orthogonalises every one)
+#: --wave2: the optimizers of issues 10 and 11 (and issue 20's MARS and
+#: StableAdamW), at these sizes, each as 10 2-D tensors (so Adafactor
+#: factors and Muon orthogonalises every one)
 WAVE2 = ("adamax", "radam", "asgd", "rprop", "adafactor", "muon",
          "lazyadam", "lion", "lamb", "lars", "yogi", "novograd", "adabelief",
-         "adan", "adopt", "ademamix", "adamp", "sgdp", "madgrad", "laprop")
+         "adan", "adopt", "ademamix", "adamp", "sgdp", "madgrad", "laprop",
+         "mars", "stableadamw")
 WAVE2_SIZES = [100_000, 1_000_000]
 
 #: --small (torch): the small/medium sizes of issue 14, where the fixed

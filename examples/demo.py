@@ -1,5 +1,7 @@
-"""The keras-optzoo demo: every seed optimizer, and three optimizer+schedule
-recipes, training one small Keras model on scikit-learn's digits.
+"""The keras-optzoo demo: the first-wave optimizers (torch.optim's SGD in
+its gd / momentum / nag presets, Adagrad, RMSprop, Adadelta, Adam, AdamW,
+NAdam) and three optimizer+schedule recipes, training one small Keras model
+on scikit-learn's digits.
 
     python examples/demo.py                 # full run (about 2-4 min on 2 CPU cores)
     python examples/demo.py --quick         # a few seconds, what CI runs

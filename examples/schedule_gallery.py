@@ -1,5 +1,5 @@
-"""Draws every keras-optzoo schedule, as the torch scheduler or transformers
-function of the same name would step it, into one picture
+"""Draws every keras-optzoo schedule, as the torch scheduler, transformers
+function or timm scheduler of the same name would step it, into one picture
 (docs/images/schedules.png by default).
 
     python examples/schedule_gallery.py [--out PATH] [--steps 100]
@@ -65,6 +65,22 @@ def gallery(steps=100):
         "Noam (d_model=512, warm-up 20)": S.Noam(512, 20),
         "with_warmup(ExponentialLR, 15)": S.with_warmup(
             S.ExponentialLR(lr, gamma=0.97), 15, start_factor=0.1),
+        # timm's schedulers (t in epochs, one step each)
+        "CosineLRScheduler (3 cycles, ×1.5, noise)": S.CosineLRScheduler(
+            lr, t_initial=15, lr_min=0.005, cycle_mul=1.5, cycle_decay=0.6,
+            cycle_limit=3, warmup_t=5, warmup_lr_init=0.01,
+            warmup_prefix=True, noise_range_t=(45, 76), noise_std=0.3),
+        "TanhLRScheduler (2 cycles)": S.TanhLRScheduler(
+            lr, t_initial=45, cycle_limit=2, cycle_decay=0.5, warmup_t=5,
+            warmup_lr_init=0.01, warmup_prefix=True),
+        "PolyLRScheduler (power 2, k_decay 1.5)": S.PolyLRScheduler(
+            lr, t_initial=steps - 10, power=2.0, k_decay=1.5, warmup_t=10,
+            warmup_lr_init=0.005, warmup_prefix=True),
+        "StepLRScheduler (2.4, 0.95)": S.StepLRScheduler(
+            lr, decay_t=2.4, decay_rate=0.95, warmup_t=3,
+            warmup_lr_init=1e-3),
+        "MultiStepLRScheduler ([30, 60, 80])": S.MultiStepLRScheduler(
+            lr, decay_t=[30, 60, 80], decay_rate=0.3),
     }
 
 
@@ -93,7 +109,8 @@ def main(argv=None):
     for ax in axes[len(items):]:
         ax.axis("off")
     fig.suptitle("keras_optzoo.schedules: learning rate vs step "
-                 "(torch's and transformers' sequences)", fontsize=11)
+                 "(torch's, transformers' and timm's sequences)",
+                 fontsize=11)
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     fig.savefig(args.out, dpi=100)
     print(f"wrote {args.out}")

@@ -43,7 +43,7 @@ variable's path in order, the first match winning; :func:`from_model`
 builds that dict exactly from a built model's layer classes::
 
     optimizer = oz.AdamP(layouts=oz.layout.from_model(model))
-    optimizer = oz.AdamP(layouts={r"^up/kernel$": "conv_transpose"})
+    optimizer = oz.AdamP(layouts={r"/up/kernel$": "conv_transpose"})
 
 A layout is written as a string (so it is saved with the optimizer's
 config): ``"dense"``, ``"conv"``, ``"conv_transpose"``, ``"depthwise"``,

@@ -123,8 +123,44 @@ def check_groups(groups):
         params = group.get("params")
         if isinstance(params, dict) and "class_name" in params:
             group["params"] = keras.saving.deserialize_keras_object(params)
+        params = group.get("params")
+        if callable(params) and not _serializable(params):
+            raise ValueError(_unserializable_message(i, group, params))
         out.append(group)
     return out
+
+
+def _serializable(selector):
+    """Whether Keras can save and reload a callable selector: a function
+    registered with ``keras.saving.register_keras_serializable``, or an
+    instance of a registered class with ``get_config``."""
+    def registered(obj):
+        try:
+            name = keras.saving.get_registered_name(obj)
+        except (AttributeError, TypeError):  # no __name__, unhashable
+            return False
+        return keras.saving.get_registered_object(name) is obj
+
+    if registered(selector):
+        return True
+    if inspect.isfunction(selector) or inspect.ismethod(selector) \
+            or inspect.isbuiltin(selector) or inspect.isclass(selector):
+        return False
+    return registered(type(selector)) \
+        and callable(getattr(selector, "get_config", None))
+
+
+def _unserializable_message(i, group, params):
+    return (
+        f"{_describe(i, group)}: its 'params' selector "
+        f"{_selector_text(params)!r} is a callable that Keras cannot "
+        "serialize (a lambda, a local or unregistered function), so a "
+        "model compiled with this optimizer could not be saved: "
+        "`model.save` and `ModelCheckpoint` would fail (and Keras would "
+        "leave the target file empty). Decorate a module-level function "
+        "with `@keras.saving.register_keras_serializable()`, or use a "
+        "regular expression (searched in `variable.path`) or a list of "
+        "variables instead.")
 
 
 def _own_arguments(opt):
@@ -203,6 +239,31 @@ def _matcher(i, group):
         f"list of variables. Received: params={params!r}")
 
 
+def _identity_hint(params, var_list):
+    """Why a list of variables matched nothing when its paths are there: a
+    list matches the very variable objects (another model instance, a
+    clone, a model rebuilt since, has other variables with the same
+    paths)."""
+    if not isinstance(params, (list, tuple)):
+        return ""
+
+    def tail(path):  # without the model's name ("sequential_3/")
+        return path.split("/", 1)[-1]
+
+    paths = {tail(v.path) for v in var_list}
+    same = [p.path for p in params if not isinstance(p, str)
+            and tail(getattr(p, "path", "")) in paths]
+    if not same:
+        return ""
+    return (
+        " A list of variables matches by identity (the variable objects "
+        "of the model being trained), not by path: the list holds "
+        f"variables {same} of another object with the same layers "
+        "(another instance of the model, a clone, or a model built "
+        "again). Build the list from the model you train, or give the "
+        "paths as strings or a regular expression.")
+
+
 def _constructor_config(opt):
     """The optimizer's constructor arguments as values (schedules and
     functions as they are: nothing is serialised), without the groups."""
@@ -216,10 +277,28 @@ def _constructor_config(opt):
         except AttributeError:
             continue
     lr = opt._learning_rate
-    config["learning_rate"] = float(keras.ops.convert_to_numpy(lr)) \
-        if isinstance(lr, keras.Variable) else lr
+    if isinstance(lr, keras.Variable):
+        # The float the optimizer was constructed with (the throwaway only
+        # validates the group's values; its rate is never used): `build`
+        # may run inside a traced train step (TF's tf.function), where the
+        # variable cannot be read as a number.
+        reference = opt._param_groups_lr_reference
+        lr = reference if isinstance(reference, (int, float)) \
+            else _eager_float(lr)
+    config["learning_rate"] = lr
     config["name"] = opt.name
     return config
+
+
+def _eager_float(variable):
+    """A variable's value as a Python float, also while a TF graph is being
+    traced (the variable lives outside it)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        with tf.init_scope():
+            return float(keras.ops.convert_to_numpy(variable.value))
+    return float(keras.ops.convert_to_numpy(variable))
 
 
 def _base_rate(opt):
@@ -300,7 +379,8 @@ def resolve(opt, var_list):
             owner[index] = i
         if not hits:
             raise ValueError(
-                f"{_describe(i, group)} matches no variable. Variable "
+                f"{_describe(i, group)} matches no variable."
+                f"{_identity_hint(group['params'], var_list)} Variable "
                 f"paths: {[v.path for v in var_list]}")
     config = _constructor_config(opt)
     for i, group in enumerate(specs):
@@ -526,21 +606,37 @@ def _serialize_selector(i, group, params):
         return params
     if isinstance(params, (list, tuple)):
         return [_variable_key(v) for v in params]
-    name = keras.saving.get_registered_name(params)
-    if keras.saving.get_registered_object(name) is not params:
-        raise ValueError(
-            f"{_describe(i, group)}: its 'params' selector "
-            f"{_selector_text(params)!r} is a callable that is not "
-            "registered, so the optimizer config cannot be saved and "
-            "reloaded. Decorate it with "
-            "`@keras.saving.register_keras_serializable()`, or use a "
-            "regular expression or a list of variables instead.")
+    if not _serializable(params):  # (refused by the constructor already)
+        raise ValueError(_unserializable_message(i, group, params))
     return keras.saving.serialize_keras_object(params)
 
 
 # ----------------------------------------------------------------- helpers
-def _trainable(model):
+def _trainable(model, helper):
+    """The model's trainable variables; raises for a model that is not
+    built yet (it has none, or only some of them, and the helper would
+    silently leave the biases and norms created later in the decayed
+    default group)."""
+    unbuilt = [layer.name for layer in _layers(model)
+               if not getattr(layer, "built", True)]
+    if not getattr(model, "built", True) or unbuilt:
+        what = f" (layers not built: {unbuilt})" if unbuilt else ""
+        raise ValueError(
+            f"`{helper}(model)` needs a built model: the groups are lists "
+            "of the model's variables, which Keras creates when the model "
+            f"is built, and model '{model.name}' is not built yet{what}. "
+            "Build it first: give it a `keras.Input`, call "
+            "`model.build(input_shape)`, or call it on a batch.")
     return list(model.trainable_variables)
+
+
+def _layers(layer):
+    """Every layer nested in ``layer`` (``layer.layers``, recursively)."""
+    out = []
+    for child in getattr(layer, "layers", None) or []:
+        out.append(child)
+        out.extend(_layers(child))
+    return out
 
 
 def _last_name(variable):
@@ -553,7 +649,8 @@ def _no_decay(variable, patterns, exclude_1d):
     return any(fnmatch.fnmatch(variable.path, p) for p in patterns)
 
 
-def no_weight_decay(model, embeddings=True, no_weight_decay_list=()):
+def no_weight_decay(model, embeddings=True, no_weight_decay_list=(),
+                    exclude=None):
     """The usual torch recipe: no weight decay on biases, normalisation
     scales/offsets and embeddings.
 
@@ -567,13 +664,38 @@ def no_weight_decay(model, embeddings=True, no_weight_decay_list=()):
 
         opt = oz.AdamW(1e-3, weight_decay=0.05,
                        param_groups=oz.param_groups.no_weight_decay(model))
+
+    A variable belongs to one group only (as in torch): to give some of
+    these variables a group of their own (a head's bias with the head's
+    rate), leave them out with ``exclude``, a regular expression searched
+    in ``variable.path`` (or a list of variables).
+
+    The model must be built (its variables exist); an unbuilt model
+    raises a ``ValueError``.
     """
+    excluded = _excluder(exclude)
     chosen = [
-        v for v in _trainable(model)
-        if _no_decay(v, no_weight_decay_list, True)
-        or (embeddings and _last_name(v) == "embeddings")
+        v for v in _trainable(model, "no_weight_decay")
+        if (_no_decay(v, no_weight_decay_list, True)
+            or (embeddings and _last_name(v) == "embeddings"))
+        and not excluded(v)
     ]
     return [{"params": chosen, "weight_decay": 0.0}] if chosen else []
+
+
+def _excluder(exclude):
+    if exclude is None:
+        return lambda v: False
+    if isinstance(exclude, str):
+        pattern = re.compile(exclude)
+        return lambda v: pattern.search(v.path) is not None
+    if isinstance(exclude, (list, tuple)):
+        ids = {id(v) for v in exclude}
+        return lambda v: id(v) in ids
+    raise ValueError(
+        "Argument `exclude` must be None, a regular expression (searched in "
+        "`variable.path`) or a list of variables. Received: "
+        f"exclude={exclude!r}")
 
 
 def default_layer_ids(model):
@@ -616,13 +738,16 @@ def layer_decay(model, decay, weight_decay=None, no_weight_decay_list=(),
             ``{regex: id}`` (the first regex searched in ``variable.path``
             that matches wins) or a callable ``variable -> id``. A variable
             without an id gets the largest id, as timm does.
+
+    The model must be built (its variables exist); an unbuilt model
+    raises a ``ValueError``.
     """
     if isinstance(decay, bool) or not isinstance(decay, (int, float)) \
             or not 0.0 < decay <= 1.0:
         raise ValueError(
             f"Argument `decay` must be in (0, 1]. Received: decay={decay!r}")
     decay = float(decay)
-    variables = _trainable(model)
+    variables = _trainable(model, "layer_decay")
     if layer_ids is None:
         table = default_layer_ids(model)
         ids = [table.get(id(v)) for v in variables]

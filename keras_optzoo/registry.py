@@ -114,6 +114,7 @@ def register_optimizer(name, summary, presets=None):
         }
         _fill_docstring(cls, defaults)
         cls = keras.saving.register_keras_serializable(package=PACKAGE)(cls)
+        cls._oz_registry_name = name
         for key, kwargs, text, preset in [(name, {}, summary, False)] + [
             (k, v[0], v[1], True) for k, v in (presets or {}).items()
         ]:
@@ -123,6 +124,19 @@ def register_optimizer(name, summary, presets=None):
         return cls
 
     return decorator
+
+
+def default_name(cls):
+    """The name an optimizer of class ``cls`` gets when none is given: its
+    registry name ("adamw", "radam"; Keras would derive "adam_w", "r_adam"
+    from the class name), made unique as Keras does ("adamw", "adamw_1",
+    ...). None for a class that is not registered itself (a user's
+    subclass): Keras then names it."""
+    name = cls.__dict__.get("_oz_registry_name")
+    if name is None:
+        return None
+    uid = keras.backend.get_uid(f"keras_optzoo.optimizer_name.{name}")
+    return name if uid == 1 else f"{name}_{uid - 1}"
 
 
 def list_optimizers(pattern="*"):

@@ -45,8 +45,12 @@ def problem(config, seed=0, steps=STEPS, shapes=SHAPES):
 
 
 def lr_schedule_for(kwargs, default_lr):
-    """Per-step learning rates with the mid-run change."""
+    """Per-step learning rates with the mid-run change; None where the
+    optimizer computes its own step size and takes no learning rate
+    (HFAdafactor's ``relative_step``, whose reference ignores ``lr``)."""
     lr = kwargs.get("learning_rate", default_lr)
+    if lr is None:
+        return None
     return [lr * (LR_FACTOR if t >= LR_CHANGE_AT else 1.0)
             for t in range(STEPS)]
 

@@ -89,6 +89,11 @@ class OptimizerSpec:
     #: max(1e-5, 2 x the reference's own float32-vs-float64 gap) measured
     #: and stated in the spec where that gap is larger (DESIGN.md)
     rtol: float = 1e-5
+    #: Arguments under which the optimizer takes an external learning rate
+    #: (a ``learning_rate`` among them), for the generic tests that set
+    #: one; None where it always does. HFAdafactor's default computes its
+    #: step size (``relative_step=True``) and rejects a rate.
+    external_rate: dict = None
 
     @property
     def group_overrides(self):
@@ -132,8 +137,9 @@ def default_groups(spec):
 
 # Errors every optimizer shares (the base class checks them).
 COMMON_ERRORS = [
+    # (">= 0", or "> 0" where the reference rejects 0: LazyAdam)
     ErrorCase({"learning_rate": -0.1}, ValueError,
-              r"Argument `learning_rate` must be >= 0\. "
+              r"Argument `learning_rate` must be >=? 0\. "
               r"Received: learning_rate=-0\.1"),
     ErrorCase({"learning_rate": "fast"}, TypeError,
               r"Argument `learning_rate` must be a real number"),

@@ -27,6 +27,9 @@ Linear or Conv2d does not produce; its rows follow the layout rule and are
 checked on an Embedding in tests/test_sparse.py).
 """
 
+import json
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -79,6 +82,11 @@ def _check(name, ours_optimizer, make_reference, before_step=None,
     print(f"\nmodel parity {keras.backend.backend()} {name}: deviation "
           f"{dev:.2e}, reference f32-vs-f64 gap {gap:.2e}, tolerance "
           f"{tol:.2e}")
+    if os.environ.get("OZ_PARITY_LOG"):  # the table of the closing note
+        with open(os.environ["OZ_PARITY_LOG"], "a") as log:
+            log.write(json.dumps({"backend": keras.backend.backend(),
+                                  "case": name, "deviation": dev,
+                                  "gap": gap, "tolerance": tol}) + "\n")
     assert scale > 0
     assert dev <= tol, (
         f"{name}: the Keras model ended {dev:.3e} (relative) from the "

@@ -85,6 +85,8 @@ def _run(opt, init, grads, lrs=None, before_build=None, dtypes=None):
 def _lrs(spec, config, steps=STEPS):
     lr = config.kwargs.get("learning_rate",
                            spec.cls().get_config()["learning_rate"])
+    if lr is None:  # a computed step size (HFAdafactor's relative step)
+        return None
     return [lr * (0.3 if t >= LR_CHANGE_AT else 1.0) for t in range(steps)]
 
 

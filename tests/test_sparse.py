@@ -53,18 +53,24 @@ def _keras_model(optimizer):
 
 
 def _torch_train(spec, config, weights, ids, y, steps):
-    emb, kernel, bias = (torch.tensor(np.asarray(w), requires_grad=True)
-                         for w in weights)
+    """The torch port: the Dense kernel (in, out) is a Linear weight
+    (out, in) there (the layout rule, keras_optzoo/layout.py)."""
+    emb, kernel, bias = (torch.tensor(np.ascontiguousarray(w),
+                                      requires_grad=True)
+                         for w in (weights[0], np.asarray(weights[1]).T,
+                                   weights[2]))
     opt = specs.make_torch(spec, [emb, kernel, bias], config.kwargs)
     idx = torch.tensor(ids, dtype=torch.long)
     target = torch.tensor(y)
     for _ in range(steps):
         opt.zero_grad()
-        out = emb[idx].reshape(N, SEQ * DIM) @ kernel + bias
+        out = torch.nn.functional.linear(emb[idx].reshape(N, SEQ * DIM),
+                                         kernel, bias)
         loss = torch.mean((out - target) ** 2)
         loss.backward()
         opt.step()
-    return [t.detach().numpy() for t in (emb, kernel, bias)]
+    return [emb.detach().numpy(), kernel.detach().numpy().T,
+            bias.detach().numpy()]
 
 
 @pytest.mark.parametrize("spec,config", _configs())

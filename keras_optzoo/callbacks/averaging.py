@@ -11,6 +11,7 @@
 
 import io
 import numbers
+import warnings
 import zipfile
 
 import numpy as np
@@ -18,6 +19,7 @@ import numpy as np
 import keras
 from keras import ops
 
+from keras_optzoo import _loading
 from keras_optzoo.optimizers import validation
 
 PACKAGE = "keras_optzoo"
@@ -112,7 +114,11 @@ class WeightAveraging(keras.callbacks.Callback):
     **Evaluation and saving.** With `swap_on_evaluate=True` (the default)
     the averaged weights are swapped in for every evaluation during `fit`
     (validation included) and swapped back after, as
-    `keras.callbacks.SwapEMAWeights` does. :meth:`swap_weights` swaps by
+    `keras.callbacks.SwapEMAWeights` does. Keras validates before the
+    callbacks' `on_epoch_end`, so an epoch that is due is added to the
+    average when validation starts: epoch `e`'s validation loss is that of
+    the average including epoch `e` (list this callback before others that
+    swap weights for evaluation). :meth:`swap_weights` swaps by
     hand (call it again to swap back), and :meth:`transfer_weights` copies
     the average into the model for good (then call :func:`update_bn` when
     the model has BatchNormalization and `use_buffers=False`, as torch's
@@ -173,6 +179,10 @@ class WeightAveraging(keras.callbacks.Callback):
         self.resume_from = resume_from
         self._swapped = False
         self._epoch = 0
+        self._in_fit = False
+        #: the last epoch whose weights are in the average (None: none yet
+        #: in this fit)
+        self._averaged_epoch = None
 
     # ------------------------------------------------------------- state
     def state(self, model=None):
@@ -253,13 +263,36 @@ class WeightAveraging(keras.callbacks.Callback):
             self.frequency == 0
 
     def on_train_begin(self, logs=None):
-        self.state()
+        state = self.state()
         if self.resume_from is not None:
             self.load_state(self.resume_from)
             self.resume_from = None
+        elif int(ops.convert_to_numpy(state.n_averaged)) == 0:
+            saved = getattr(self.model, _loading.SAVED_AVERAGE_ATTR, None)
+            if saved is not None:
+                warnings.warn(
+                    f"WeightAveraging starts a new average, but the model's "
+                    f"weights were loaded from {saved!r}, which holds an "
+                    "average that the loaded model does not carry (a model "
+                    "read with `keras.models.load_model` does not know the "
+                    "callback). To continue that average, pass "
+                    f"`resume_from={saved!r}` (or call `load_state`).",
+                    stacklevel=2)
+        self._in_fit = True
+        self._averaged_epoch = None
+
+    def on_train_end(self, logs=None):
+        self._in_fit = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+
+    def _average_epoch(self, epoch):
+        """Adds the weights at the end of ``epoch`` (once, when due)."""
+        if self.interval == "epoch" and self._due(epoch) \
+                and self._averaged_epoch != epoch:
+            self._averaged_epoch = epoch
+            self.update_average()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.interval == "step":
@@ -270,8 +303,7 @@ class WeightAveraging(keras.callbacks.Callback):
                 self.update_average()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.interval == "epoch" and self._due(epoch):
-            self.update_average()
+        self._average_epoch(epoch)
 
     # ------------------------------------------------------------ swapping
     def _pairs(self):
@@ -304,6 +336,12 @@ class WeightAveraging(keras.callbacks.Callback):
         return True
 
     def on_test_begin(self, logs=None):
+        if self._in_fit:
+            # Keras validates after the epoch's last batch and before
+            # `on_epoch_end`: the epoch's weights join the average first, so
+            # that the logged validation is that of the average including
+            # this epoch (what the weights saved at its end hold).
+            self._average_epoch(self._epoch)
         if self.swap_on_evaluate and not self._swapped:
             self.swap_weights()
 
@@ -362,8 +400,18 @@ def _elements_per_channel(layer, batch_size):
     return count
 
 
+def _is_array(value):
+    return hasattr(value, "shape") and not isinstance(value,
+                                                      (list, tuple, dict))
+
+
 def _batches(data, batch_size, steps):
-    if hasattr(data, "shape") and not isinstance(data, (list, tuple, dict)):
+    if isinstance(data, tuple) and 2 <= len(data) <= 3 and all(
+            d is None or _is_array(d) for d in data) and _is_array(data[0]):
+        # `(x, y)` or `(x, y, sample_weight)`, as Keras's `validation_data`:
+        # the inputs are x (a tuple of batches is no tuple of arrays)
+        data = data[0]
+    if _is_array(data):
         n = data.shape[0]
         size = batch_size or 32
         for i, begin in enumerate(range(0, n, size)):
@@ -402,10 +450,13 @@ def update_bn(model, data, batch_size=None, steps=None,
     Args:
         model: A built Keras model.
         data: The inputs: an array (or tensor) of samples, split in batches
-            of `batch_size`, or an iterable of batches (a `tf.data.Dataset`,
-            a `keras.utils.PyDataset`, a torch `DataLoader`, a list); a
+            of `batch_size`; a tuple `(x, y)` or `(x, y, sample_weight)` of
+            arrays, as Keras's `validation_data` (`x` is used, split the
+            same way); or an iterable of batches (a `tf.data.Dataset`, a
+            `keras.utils.PyDataset`, a torch `DataLoader`, a list); a
             batch that is a tuple or list gives its first element, as in
-            torch.
+            torch. (A tuple of two or three arrays is always read as
+            `(x, y[, sample_weight])`: give several batches as a list.)
         batch_size: Int, for array `data`. Defaults to `32`.
         steps: Optional int: use only the first `steps` batches.
         unbiased_variance: Bool. Defaults to `True`.

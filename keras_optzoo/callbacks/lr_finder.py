@@ -229,9 +229,12 @@ class LRFinder(keras.callbacks.Callback):
             owner.learning_rate_scale.assign(self._saved_scale)
 
     # ------------------------------------------------------------- results
-    def _trimmed(self, skip_begin, skip_end):
+    def _trimmed(self, skip_begin, skip_end, stop=None):
         lrs = np.asarray(self.history["lr"], dtype="float64")
         smoothed = np.asarray(self.history["smoothed_loss"], dtype="float64")
+        if stop is not None:  # from the divergence on: ignored
+            lrs, smoothed = lrs[:stop], smoothed[:stop]
+            skip_end = 0
         n = len(lrs)
         if n < 3:
             raise ValueError(
@@ -253,22 +256,56 @@ class LRFinder(keras.callbacks.Callback):
         (central differences, ``np.gradient``) and the learning rate where
         that slope is most negative is returned: there the loss falls
         fastest per decade of learning rate, which is far enough below the
-        divergence point to be safe and high enough to train quickly. The
+        divergence point to be safe and high enough to train quickly. Only
+        the batches before the loss diverged (:meth:`divergence_index`)
+        and up to the smoothed loss's minimum among them are considered,
+        so the suggestion always comes from before the divergence. The
         first ``skip_begin`` points (where the bias-corrected average still
-        moves a lot) and the last ``skip_end`` (often the blow-up) are
-        ignored; both margins shrink when fewer points were recorded.
-        Non-finite losses are ignored.
+        moves a lot) are ignored, and so are the last ``skip_end`` when the
+        loss did not diverge (they are often the start of a blow-up); both
+        margins shrink when fewer points were recorded.
 
         Returns:
             A float within ``[min_lr, max_lr]``.
         """
-        lrs, smoothed = self._trimmed(skip_begin, skip_end)
+        lrs, smoothed = self._trimmed(skip_begin, skip_end,
+                                      self.divergence_index())
         finite = np.isfinite(smoothed)
         lrs, smoothed = lrs[finite], smoothed[finite]
         if len(lrs) < 3:
-            raise ValueError("LRFinder: fewer than 3 finite losses recorded.")
+            raise ValueError("LRFinder: fewer than 3 finite losses recorded "
+                             "before the loss diverged.")
+        # Only up to the smoothed loss's minimum: past it the loss rises,
+        # and a descent there is the smoothed average coming down from a
+        # spike (a sign of divergence), not training.
+        end = int(np.argmin(smoothed)) + 1
+        if end >= 3:
+            lrs, smoothed = lrs[:end], smoothed[:end]
         slope = np.gradient(smoothed, np.log10(lrs))
         return float(lrs[int(np.argmin(slope))])
+
+    def divergence_index(self):
+        """The index of the first recorded batch at which the loss
+        diverged, or None.
+
+        That is the first batch whose loss (the batch's own, or the
+        smoothed one) is not finite or exceeds ``divergence_threshold``
+        (4 when that is None) times the best smoothed loss before it. The
+        raw loss catches a blow-up that the smoothed average, which lags
+        by about ``1 / (1 - smoothing)`` batches, does not reach the
+        threshold for before the loss falls back (a network whose units
+        died trains on at the loss of chance, say).
+        """
+        factor = self.divergence_threshold or 4.0
+        best = math.inf
+        for i, (loss, smoothed) in enumerate(zip(
+                self.history["loss"], self.history["smoothed_loss"])):
+            if not (math.isfinite(loss) and math.isfinite(smoothed)):
+                return i
+            if best < math.inf and max(loss, smoothed) > factor * best:
+                return i
+            best = min(best, smoothed)
+        return None
 
     def plot(self, ax=None, skip_begin=10, skip_end=5):
         """Draws the smoothed loss (and the raw batch losses, faint) against

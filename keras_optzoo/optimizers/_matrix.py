@@ -1,5 +1,9 @@
 """Matrix helpers shared by the matrix optimizers (keras.ops only).
 
+Newton-Schulz with a coefficient schedule (Muon, NorMuon, AdaMuon), and the
+named coefficient schedules of timm 1.0.31 (``timm/optim/muon.py``), which
+pytorch-optimizer 4.1.0 names the same.
+
 SOAP's eigenbases: :func:`merged_shape` (merging small adjacent axes),
 :func:`mode_gram` (the per-axis statistic ``G_(i) G_(i)^T``),
 :func:`eigenbasis` (eigenvectors by descending eigenvalue, signs fixed),
@@ -7,8 +11,182 @@ SOAP's eigenbases: :func:`merged_shape` (merging small adjacent axes),
 and :func:`project` (applying one matrix per axis).
 """
 
+import numbers
+
 import keras
 from keras import ops
+
+from keras_optzoo import _minmax
+
+#: torch.optim.Muon's triple (Keller Jordan's Muon)
+ORIGINAL_NS_COEFFICIENTS = (3.4445, -4.775, 2.0315)
+
+#: timm 1.0.31's named schedules (one (a, b, c) per Newton-Schulz step; the
+#: last one repeats when more steps run than the schedule has)
+NS_COEFFICIENTS = {
+    # Keller Jordan's Muon
+    "original": (ORIGINAL_NS_COEFFICIENTS,),
+    # modded-nanogpt's train_gpt_medium.py (per-step quintics)
+    "quintic": (
+        (4.0848, -6.8946, 2.9270),
+        (3.9505, -6.3029, 2.6377),
+        (3.7418, -5.5913, 2.3037),
+        (2.8769, -3.1427, 1.2046),
+        (2.8366, -3.0525, 1.2012),
+    ),
+    # Polar Express (Amsel et al., 2025, arXiv:2505.16932), safety 1e-2
+    "polar_express": (
+        (8.237312490495555, -23.157747414558198, 16.680568411445915),
+        (4.082441999064835, -2.893047735332586, 0.5252849256975648),
+        (3.9263479922546582, -2.8547468034765298, 0.5318022422894988),
+        (3.2982187133085143, -2.424541981026706, 0.48632008358844075),
+        (2.2970369434552573, -1.63662558125903, 0.4002628455953627),
+        (1.8763805351440397, -1.2347896577722228, 0.35891887501668385),
+        (1.8564423485617974, -1.2132449880935525, 0.3568003487825883),
+        (1.8749994008682747, -1.2499988017229169, 0.3749994008546422),
+    ),
+    # Polar Express as in modded-nanogpt's train_gpt.py, safety 2e-2
+    "polar_express_safer": (
+        (8.156554524902461, -22.48329292557795, 15.878769915207462),
+        (4.0429299351667245, -2.808917465908704, 0.5000178451051299),
+        (3.8916678022926563, -2.7724841532176825, 0.5060648178503389),
+        (3.285753657755658, -2.3681294933425394, 0.46449024233003117),
+        (2.3005307116270983, -1.6111665557258408, 0.3833374427545273),
+        (1.8631210546382593, -1.2042160621002727, 0.3421879560523383),
+        (1.8382572152247512, -1.1779263289537742, 0.3396513038637379),
+        (1.8749999923301852, -1.2499999836060613, 0.374999991275876),
+    ),
+}
+
+_NS_DTYPES = ("bfloat16", "float32")
+
+
+def _is_real(x):
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _is_triple(x):
+    return (isinstance(x, (list, tuple)) and len(x) == 3
+            and all(_is_real(v) for v in x))
+
+
+def check_ns_coefficients(value, name="ns_coefficients"):
+    """Validates a coefficient argument; returns its canonical stored form.
+
+    A name of :data:`NS_COEFFICIENTS` stays the name (so ``get_config``
+    saves the name); one triple ``(a, b, c)`` becomes a tuple of 3 floats;
+    a non-empty list of triples a tuple of tuples.
+    """
+    message = (f"Argument `{name}` must be a name of "
+               f"{sorted(NS_COEFFICIENTS)}, a tuple of 3 real numbers or a "
+               f"non-empty list of such tuples. Received: {name}={value!r}")
+    if isinstance(value, str):
+        if value not in NS_COEFFICIENTS:
+            raise ValueError(message)
+        return value
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(message)
+    if _is_triple(value):
+        return tuple(float(v) for v in value)
+    if not all(_is_triple(item) for item in value):
+        raise ValueError(message)
+    return tuple(tuple(float(v) for v in item) for item in value)
+
+
+def ns_coefficient_schedule(coefficients, steps):
+    """The ``steps`` triples Newton-Schulz runs, as timm 1.0.31 resolves
+    them: a name or one triple is a list, truncated to its first ``steps``
+    triples when longer, its last triple repeated when shorter."""
+    if isinstance(coefficients, str):
+        table = NS_COEFFICIENTS[coefficients]
+    elif _is_triple(coefficients):
+        table = (tuple(coefficients),)
+    else:
+        table = tuple(tuple(c) for c in coefficients)
+    table = [tuple(float(v) for v in c) for c in table]
+    if steps <= len(table):
+        return table[:steps]
+    return table + [table[-1]] * (steps - len(table))
+
+
+def config_form(coefficients):
+    """``check_ns_coefficients``'s value as it goes into a config (JSON has
+    no tuples: from_config gets lists back; the check restores them)."""
+    if isinstance(coefficients, str):
+        return coefficients
+    if _is_triple(coefficients):
+        return tuple(coefficients)
+    return [tuple(c) for c in coefficients]
+
+
+def check_ns_dtype(ns_dtype):
+    if ns_dtype not in _NS_DTYPES:
+        raise ValueError(
+            "Argument `ns_dtype` must be 'bfloat16' or 'float32'. "
+            f"Received: ns_dtype={ns_dtype!r}")
+    return ns_dtype
+
+
+def _matmul(x, y):
+    """``ops.matmul``, in float64 for float64 operands: on the torch backend
+    ``ops.matmul`` computes float64 products in float32 (Keras's type
+    promotion maps 64-bit to 32-bit types); the ``@`` operator of each
+    backend's tensors keeps the dtype."""
+    if keras.backend.standardize_dtype(x.dtype) == "float64":
+        return x @ y
+    return ops.matmul(x, y)
+
+
+def _mT(x):
+    return ops.swapaxes(x, -1, -2)
+
+
+def newton_schulz(x, schedule, epsilon, ns_dtype="float32",
+                  safety_factor=1.0):
+    """Quintic Newton-Schulz with one ``(a, b, c)`` per step (``schedule``,
+    see :func:`ns_coefficient_schedule`), on a matrix or a batch of
+    matrices (the last two axes).
+
+    $X \\leftarrow G / \\max(s\\|G\\|_F, \\epsilon)$ (per matrix; transposed
+    while it has more rows than columns), then per step
+    $A = XX^\\top$, $X \\leftarrow aX + (bA + cA^2)X$.
+
+    ``ns_dtype="bfloat16"`` runs it as torch does in bfloat16 on CPU:
+    every tensor torch materialises (the normalised input, each Gram
+    matrix, each ``addmm`` result) is rounded to bfloat16 and each product
+    is accumulated in float32 from those bfloat16 values. ``"float32"``
+    runs in float32 (float64 for float64 inputs). Returns the compute dtype
+    (float32 holding bfloat16 values for ``"bfloat16"``).
+    """
+    dtype = keras.backend.standardize_dtype(x.dtype)
+    if ns_dtype == "bfloat16":
+        compute = "float32"
+
+        def rnd(v):
+            return ops.cast(ops.cast(v, "bfloat16"), "float32")
+    else:
+        compute = "float64" if dtype == "float64" else "float32"
+
+        def rnd(v):
+            return v
+    x = rnd(ops.cast(x, compute))
+    transposed = int(x.shape[-2]) > int(x.shape[-1])
+    if transposed:
+        x = _mT(x)
+    norm = rnd(ops.sqrt(ops.sum(x * x, axis=(-2, -1), keepdims=True)))
+    if safety_factor != 1.0:
+        norm = rnd(norm * safety_factor)
+    # convert_to_tensor, not ops.cast: on TF a cast of a Python float
+    # rounds it through float32
+    eps = rnd(ops.convert_to_tensor(epsilon, dtype=compute))
+    x = rnd(x / _minmax.clamp(norm, eps))
+    for a, b, c in schedule:
+        gram = rnd(_matmul(x, _mT(x)))
+        gram_update = rnd(b * gram + c * _matmul(gram, gram))
+        x = rnd(a * x + _matmul(gram_update, x))
+    if transposed:
+        x = _mT(x)
+    return x
 
 
 def merged_shape(shape, max_dim):

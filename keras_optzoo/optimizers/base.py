@@ -68,13 +68,19 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_optzoo import _loading
 from keras_optzoo import fastpath
 from keras_optzoo import layout as _layout
 from keras_optzoo import param_groups as _param_groups
+from keras_optzoo import registry
 from keras_optzoo.optimizers import _transforms
 from keras_optzoo.optimizers import validation
 
 _TORCH = keras.backend.backend() == "torch"
+
+# model.load_weights checks a keras-optzoo optimizer's saved layout before
+# Keras assigns anything (all or nothing; keras_optzoo/_loading.py)
+_loading.install()
 
 LearningRateSchedule = keras.optimizers.schedules.LearningRateSchedule
 
@@ -217,6 +223,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         layouts = _layout.check_overrides(kwargs.pop("layouts", None))
         lr_reference = kwargs.pop("param_groups_lr_reference", None)
         _check_base_args(kwargs)
+        if name is None:  # the registry name ("adamw"), not "adam_w"
+            name = registry.default_name(type(self))
         # weight_decay=None keeps the Keras base class from applying its own
         # decoupled decay; ours is applied in update_step (exactly once).
         super().__init__(
@@ -722,21 +730,45 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         variables = self.variables
         saved = self._upgrade_saved_state([store[k] for k in keys],
                                           variables)
-        shapes = [tuple(value.shape) for value in saved]
-        ours = [tuple(v.shape) for v in variables]
-        if not self.built and len(saved) != len(variables):
+        targets = self._load_targets([tuple(v.shape) for v in saved],
+                                     lambda: saved[0])
+        if targets is None:
             return super().load_own_variables(store)
-        targets = variables
-        if shapes != ours:
-            count = getattr(self, "_unbuilt_variable_count", None)
-            if (self.built and count is not None and len(saved) == count
-                    and shapes == ours[:count] and count > 0
-                    and int(np.asarray(saved[0])) == 0):
-                targets = variables[:count]  # saved before it was built
-            else:
-                raise self._layout_error(shapes)
         for value, variable in zip(saved, targets):
             variable.assign(value)
+
+    def _load_targets(self, shapes, first_value):
+        """The variables saved state of ``shapes`` loads into (None:
+        Keras's own loading, for an optimizer that is not built); raises
+        the layout error on a mismatch. ``first_value()`` reads the first
+        saved value (the iteration count). Also run on a file before
+        anything of it is loaded (``keras_optzoo/_loading.py``)."""
+        variables = self.variables
+        shapes = self._upgrade_saved_shapes(shapes, variables)
+        ours = [tuple(v.shape) for v in variables]
+        if not self.built and len(shapes) != len(variables):
+            return None
+        if shapes == ours:
+            return variables
+        count = getattr(self, "_unbuilt_variable_count", None)
+        if (self.built and count is not None and len(shapes) == count
+                and shapes == ours[:count] and count > 0
+                and int(np.asarray(first_value())) == 0):
+            return variables[:count]  # saved before it was built
+        raise self._layout_error(shapes)
+
+    def _upgrade_saved_shapes(self, shapes, variables):
+        """The shapes after :meth:`_upgrade_saved_state`."""
+        from keras_optzoo.callbacks import _common
+
+        index = next((i for i, v in enumerate(variables)
+                      if v is self._plateau_state), None)
+        if (index is not None and index < len(shapes)
+                and tuple(shapes[index])
+                == (_common.LEGACY_PLATEAU_STATE_SIZE,)):
+            shapes = list(shapes)
+            shapes[index] = tuple(self._plateau_state.shape)
+        return [tuple(s) for s in shapes]
 
     def _upgrade_saved_state(self, saved, variables):
         """Converts a ``plateau_state`` saved in the older (4,) layout."""

@@ -81,7 +81,8 @@ class LazyAdam(ZooOptimizer):
         {{base}}
 
     torch's SparseAdam has no weight decay and neither has this class:
-    `weight_decay` other than 0 raises.
+    `weight_decay` other than 0 raises. A number `learning_rate` must be
+    > 0, as torch's SparseAdam requires.
 
     The row masks need a reduction per variable, so on the torch backend
     this optimizer runs the per-variable `update_step` (`update_path` is
@@ -114,6 +115,10 @@ class LazyAdam(ZooOptimizer):
                     "LazyAdam has no weight decay (torch.optim.SparseAdam has "
                     f"none). Received: weight_decay={value:g}"
                 )
+        if isinstance(validation.as_real(learning_rate), float):
+            # torch.optim.SparseAdam rejects lr <= 0
+            validation.check_real("learning_rate", learning_rate, low=0.0,
+                                  low_open=True)
         super().__init__(
             learning_rate=learning_rate,
             weight_decay=0.0,

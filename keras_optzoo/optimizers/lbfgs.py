@@ -13,7 +13,7 @@ import numpy as np
 from keras import ops
 
 from keras_optzoo.optimizers import validation
-from keras_optzoo.registry import register_optimizer
+from keras_optzoo.registry import default_name, register_optimizer
 
 __all__ = ["LBFGS", "fit_lbfgs"]
 
@@ -166,6 +166,8 @@ class LBFGS(keras.optimizers.Optimizer):
                 "LBFGS is driven by a loss closure (`minimize`); the Keras "
                 "gradient-processing arguments do not apply to it. "
                 f"Received: {', '.join(f'{k}={kwargs[k]!r}' for k in unsupported)}")
+        if name is None:  # "lbfgs", as the registry
+            name = default_name(type(self))
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._lr_float = learning_rate if isinstance(learning_rate, float) \
             else None

@@ -3,6 +3,7 @@
 import numbers
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_optzoo import registry
@@ -134,6 +135,8 @@ class Lookahead(keras.optimizers.Optimizer):
         slow_step_size = validation.check_real(
             "slow_step_size", slow_step_size, low=0.0, high=1.0)
         _check_base_args(base)
+        if name is None:  # "lookahead", as the registry
+            name = registry.default_name(type(self))
         # The learning rate is the inner optimizer's: a callable keeps the
         # base class from creating a variable of its own.
         super().__init__(learning_rate=self._inner_learning_rate, name=name,
@@ -173,6 +176,8 @@ class Lookahead(keras.optimizers.Optimizer):
             return
         if not self.inner_optimizer.built:
             self.inner_optimizer.build(var_list)
+        # what the wrapper itself saves before it is built (load_own_variables)
+        self._unbuilt_own_count = len(self._variables)
         super().build(var_list)
         self._slow = [
             self.add_variable_from_reference(v, name="lookahead_slow")
@@ -203,6 +208,55 @@ class Lookahead(keras.optimizers.Optimizer):
     def update_step(self, gradient, variable, learning_rate):
         raise NotImplementedError(
             "Lookahead updates through its inner optimizer")
+
+    # --------------------------------------------------------------- saving
+    def load_own_variables(self, store):
+        """Loads the saved state (its own variables, then the inner
+        optimizer's, by position); a layout mismatch raises.
+
+        Keras's base only warns ("Skipping variable loading") when the
+        saved count differs. A built Lookahead raises a ``ValueError``
+        naming both layouts instead, except for state saved before the
+        first step (a model compiled and saved before training: the
+        wrapper's step count and the inner optimizer's variables created
+        before ``build``), which keeps Keras's behaviour.
+        """
+        keys = sorted(store.keys(), key=int)
+        saved = [store[k] for k in keys]
+        targets = self._load_targets([tuple(v.shape) for v in saved],
+                                     lambda: saved[0])
+        if targets is None:
+            return super().load_own_variables(store)
+        for value, variable in zip(saved, targets):
+            variable.assign(value)
+
+    def _load_targets(self, shapes, first_value):
+        """The variables saved state of ``shapes`` loads into (None:
+        Keras's own loading); raises on a mismatch. Also run on a file
+        before anything of it is loaded (``keras_optzoo/_loading.py``)."""
+        variables = self.variables
+        ours = [tuple(v.shape) for v in variables]
+        shapes = [tuple(s) for s in shapes]
+        if shapes == ours:
+            return variables
+        if not self.built:
+            return None
+        own = self._unbuilt_own_count
+        inner = [tuple(v.shape) for v in self.inner_optimizer.variables]
+        if (len(shapes) > own and shapes[:own] == ours[:own]
+                and shapes[own:] == inner[:len(shapes) - own]
+                and int(np.asarray(first_value())) == 0):
+            return None  # saved before the first step
+        ours_text = ", ".join(f"{v.path}{tuple(v.shape)}" for v in variables)
+        raise ValueError(
+            f"Saved optimizer state does not match the layout of optimizer "
+            f"'{self.name}' (Lookahead around "
+            f"{type(self.inner_optimizer).__name__}, sync_period="
+            f"{self.sync_period}). Saved: {len(shapes)} variables with "
+            f"shapes {shapes}. This optimizer: {len(ours)} variables "
+            f"[{ours_text}]. The state must be saved with the same "
+            "optimizer (a Lookahead around the same inner optimizer with "
+            "the same config).")
 
     # --------------------------------------------------------------- config
     def get_config(self):

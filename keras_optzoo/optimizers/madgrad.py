@@ -42,8 +42,9 @@ class MADGRAD(OwnWeightDecay, ZooOptimizer):
         {{learning_rate}}
         momentum: Float in [0, 1). Defaults to `0.9`.
         {{weight_decay}}
-        epsilon: Float >= 0, added to the cube root and to the learning rate
-            inside $\lambda_t$. Defaults to `1e-6`.
+        epsilon: Float > 0, added to the cube root and to the learning rate
+            inside $\lambda_t$ (0 would divide 0 by 0 at the first step, a
+            NaN, as timm's does). Defaults to `1e-6`.
         decoupled_weight_decay: Bool. Decoupled decay (timm's
             `decoupled_decay`), see above. Defaults to `False`.
         maximize: Bool. Maximise the objective: the gradient is negated
@@ -79,7 +80,11 @@ class MADGRAD(OwnWeightDecay, ZooOptimizer):
         )
         self.momentum = validation.check_real("momentum", momentum, low=0.0,
                                               high=1.0, high_open=True)
-        self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
+        # > 0: with epsilon 0 the first step divides 0 by 0 (the cube root
+        # of the empty gradient sum; with momentum 0 on every element, else
+        # wherever a gradient entry is 0), so every such parameter is NaN
+        self.epsilon = validation.check_real("epsilon", epsilon, low=0.0,
+                                             low_open=True)
 
     def _slot_specs(self):
         specs = [SlotSpec("grad_sum_sq"), SlotSpec("s")]

@@ -2,11 +2,11 @@
 
 import math
 import re
+import warnings
 
-import keras
 from keras import ops
 
-from keras_optzoo import _minmax
+from keras_optzoo.optimizers import _matrix
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
@@ -14,17 +14,6 @@ from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.registry import register_optimizer
 
 _ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
-_NS_DTYPES = ("bfloat16", "float32")
-
-
-def _matmul(x, y):
-    """``ops.matmul``, in float64 for float64 operands: on the torch backend
-    ``ops.matmul`` computes float64 products in float32 (Keras's type
-    promotion maps 64-bit to 32-bit types); the ``@`` operator of each
-    backend's tensors keeps the dtype."""
-    if keras.backend.standardize_dtype(x.dtype) == "float64":
-        return x @ y
-    return ops.matmul(x, y)
 
 
 @register_optimizer("muon", "Muon for matrices, AdamW for the rest "
@@ -45,7 +34,8 @@ class Muon(ZooOptimizer):
     (torch's buffer is a `lerp`, so $(1-\mu)$ scales the gradient, unlike
     the $\mu B + g$ of its docstring). $\mathrm{NS}$ runs `ns_steps`
     quintic Newton-Schulz iterations $A = XX^\top$,
-    $X \leftarrow aX + (bA + cA^2)X$ on $X = \tilde B/\max(\|\tilde B\|_F,
+    $X \leftarrow aX + (bA + cA^2)X$ (with a schedule, step $i$'s
+    $(a_i, b_i, c_i)$) on $X = \tilde B/\max(\|\tilde B\|_F,
     \epsilon)$ (transposed while it has more rows than columns), in
     `ns_dtype`. $s$ is `adjust_lr_fn` of the variable's shape $(A, B)$:
     `None`/`"original"` $\sqrt{\max(1, A/B)}$, `"match_rms_adamw"`
@@ -96,8 +86,16 @@ class Muon(ZooOptimizer):
             Defaults to `0.1`.
         momentum: Float >= 0. Defaults to `0.95`.
         nesterov: Bool. Defaults to `True`.
-        ns_coefficients: Three floats $(a, b, c)$ of the Newton-Schulz
-            polynomial. Defaults to `(3.4445, -4.775, 2.0315)`.
+        ns_coefficients: The Newton-Schulz polynomial: three floats
+            $(a, b, c)$ for every step (torch's form); a list of triples,
+            one per step (a schedule); or the name of one of timm 1.0.31's
+            schedules: `"original"` (torch's triple), `"quintic"` (five
+            triples, modded-nanogpt), `"polar_express"` or
+            `"polar_express_safer"` (eight each, Polar Express). As timm
+            resolves them, a schedule longer than `ns_steps` is truncated
+            and a shorter one repeats its last triple. A name is saved as
+            the name by `get_config`. Defaults to
+            `(3.4445, -4.775, 2.0315)`.
         epsilon: Float >= 0, the floor of the Frobenius norm in the
             normalisation. Defaults to `1e-7`.
         ns_steps: Integer in [0, 100), the Newton-Schulz iterations.
@@ -170,14 +168,7 @@ class Muon(ZooOptimizer):
         )
         self.momentum = validation.check_real("momentum", momentum, low=0.0)
         self.nesterov = validation.check_bool("nesterov", nesterov)
-        if (not isinstance(ns_coefficients, (list, tuple))
-                or len(ns_coefficients) != 3):
-            raise ValueError(
-                "Argument `ns_coefficients` must be a tuple of 3 real "
-                f"numbers. Received: ns_coefficients={ns_coefficients!r}")
-        self.ns_coefficients = tuple(
-            validation.check_real("ns_coefficients", c)
-            for c in ns_coefficients)
+        self.ns_coefficients = _matrix.check_ns_coefficients(ns_coefficients)
         self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
         if isinstance(ns_steps, bool) or not isinstance(ns_steps, int):
             raise TypeError(
@@ -193,11 +184,9 @@ class Muon(ZooOptimizer):
                 "Argument `adjust_lr_fn` must be None, 'original' or "
                 f"'match_rms_adamw'. Received: adjust_lr_fn={adjust_lr_fn!r}")
         self.adjust_lr_fn = adjust_lr_fn
-        if ns_dtype not in _NS_DTYPES:
-            raise ValueError(
-                "Argument `ns_dtype` must be 'bfloat16' or 'float32'. "
-                f"Received: ns_dtype={ns_dtype!r}")
-        self.ns_dtype = ns_dtype
+        self.ns_dtype = _matrix.check_ns_dtype(ns_dtype)
+        self._ns_schedule = _matrix.ns_coefficient_schedule(
+            self.ns_coefficients, self.ns_steps)
         self.exclude_embeddings = validation.check_bool(
             "exclude_embeddings", exclude_embeddings)
         if exclude_layers is None:
@@ -227,15 +216,8 @@ class Muon(ZooOptimizer):
 
     def get_config(self):
         config = super().get_config()
-        config["ns_coefficients"] = tuple(self.ns_coefficients)
+        config["ns_coefficients"] = _matrix.config_form(self.ns_coefficients)
         return config
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = dict(config)
-        if "ns_coefficients" in config:
-            config["ns_coefficients"] = tuple(config["ns_coefficients"])
-        return super().from_config(config, custom_objects=custom_objects)
 
     # ---------------------------------------------------------------- rules
     def _rule_for(self, variable):
@@ -260,6 +242,28 @@ class Muon(ZooOptimizer):
         # the base's mask also needs self.weight_decay != 0; each rule has
         # its own coefficient, so keep only the exclusions here
         self._decay_allowed = [self._use_weight_decay(v) for v in var_list]
+        self._warn_about_routing(var_list)
+
+    def _warn_about_routing(self, var_list):
+        """Warns where the routing is probably not what was meant: no
+        variable gets Muon's rule, or an `exclude_layers` pattern matches
+        no variable (a typo would otherwise train silently with Muon)."""
+        if var_list and "muon" not in self._rules:
+            warnings.warn(
+                f"Muon: none of the {len(var_list)} variables gets Muon's "
+                "orthogonalised update (it applies to 2-D variables not "
+                "excluded by `exclude_embeddings` or `exclude_layers`), so "
+                "every variable trains with AdamW and the `adamw_*` "
+                "hyperparameters. Shapes: "
+                f"{[tuple(v.shape) for v in var_list]}.", stacklevel=2)
+        paths = [getattr(v, "path", None) or v.name for v in var_list]
+        for pattern in self.exclude_layers:
+            if not any(re.search(pattern, p) for p in paths):
+                warnings.warn(
+                    f"Muon: `exclude_layers` pattern {pattern!r} matches no "
+                    "variable (it is searched with `re.search` in "
+                    f"`variable.path`). Variable paths: {paths}.",
+                    stacklevel=2)
 
     @property
     def rules(self):
@@ -300,43 +304,10 @@ class Muon(ZooOptimizer):
         return math.sqrt(max(1.0, fan_out / fan_in))
 
     def _newton_schulz(self, x):
-        """torch's ``_zeropower_via_newtonschulz`` in ``ns_dtype``.
-
-        bfloat16 as torch runs it: every tensor torch materialises (the
-        normalised input, each Gram matrix, each ``addmm`` result) is
-        rounded to bfloat16, and each product and ``addmm`` is computed
-        from those bfloat16 values with float32 accumulation and one final
-        rounding (what torch's bfloat16 ``mm``/``addmm`` do), rather than
-        rounding every intermediate elementwise op to bfloat16.
-        """
-        a, b, c = self.ns_coefficients
-        dtype = keras.backend.standardize_dtype(x.dtype)
-        if self.ns_dtype == "bfloat16":
-            compute = "float32"
-
-            def rnd(v):
-                return ops.cast(ops.cast(v, "bfloat16"), "float32")
-        else:
-            compute = "float64" if dtype == "float64" else "float32"
-
-            def rnd(v):
-                return v
-        x = rnd(ops.cast(x, compute))
-        transposed = int(x.shape[0]) > int(x.shape[1])
-        if transposed:
-            x = ops.transpose(x)
-        norm = rnd(ops.sqrt(ops.sum(x * x)))
-        # convert_to_tensor, not ops.cast: on TF a cast of a Python float
-        # rounds it through float32
-        eps = rnd(ops.convert_to_tensor(self.epsilon, dtype=compute))
-        x = rnd(x / _minmax.clamp(norm, eps))
-        for _ in range(self.ns_steps):
-            gram = rnd(_matmul(x, ops.transpose(x)))
-            gram_update = rnd(b * gram + c * _matmul(gram, gram))
-            x = rnd(a * x + _matmul(gram_update, x))
-        if transposed:
-            x = ops.transpose(x)
-        return x
+        """torch's ``_zeropower_via_newtonschulz`` in ``ns_dtype``, with
+        the coefficient schedule (see ``_matrix.newton_schulz``)."""
+        return _matrix.newton_schulz(x, self._ns_schedule, self.epsilon,
+                                     self.ns_dtype)
 
     def _adamw_update(self, param, grad, state, lr, index):
         dtype = grad.dtype

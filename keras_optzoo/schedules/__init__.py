@@ -35,6 +35,15 @@ schedule:
     schedule = oz.schedules.CosineWithWarmup(3e-4, num_warmup_steps=500,
                                              num_training_steps=10_000)
     # = get_cosine_schedule_with_warmup(AdamW(lr=3e-4), 500, 10_000)
+
+timm's schedulers (``CosineLRScheduler``, ``TanhLRScheduler``,
+``PolyLRScheduler``, ``StepLRScheduler``, ``MultiStepLRScheduler``) take
+timm's arguments and equal timm's rate at every optimizer step, noise
+included (:mod:`keras_optzoo.schedules.timm`):
+
+    schedule = oz.schedules.CosineLRScheduler(
+        1e-3, t_initial=300, lr_min=1e-5, warmup_t=5, warmup_lr_init=1e-6,
+        steps_per_epoch=len(train_batches))
 """
 
 from keras_optzoo.schedules.composite import ChainedScheduler
@@ -61,6 +70,11 @@ from keras_optzoo.schedules.lambda_lr import MultiplicativeLR
 from keras_optzoo.schedules.noam import Noam
 from keras_optzoo.schedules.plot import plot
 from keras_optzoo.schedules.swalr import SWALR
+from keras_optzoo.schedules.timm import CosineLRScheduler
+from keras_optzoo.schedules.timm import MultiStepLRScheduler
+from keras_optzoo.schedules.timm import PolyLRScheduler
+from keras_optzoo.schedules.timm import StepLRScheduler
+from keras_optzoo.schedules.timm import TanhLRScheduler
 from keras_optzoo.schedules.warmup import ConstantLR
 from keras_optzoo.schedules.warmup import LinearLR
 from keras_optzoo.schedules.with_warmup import WithWarmup
@@ -92,6 +106,11 @@ __all__ = [
     "WarmupStableDecay",
     "Noam",
     "SWALR",
+    "CosineLRScheduler",
+    "TanhLRScheduler",
+    "PolyLRScheduler",
+    "StepLRScheduler",
+    "MultiStepLRScheduler",
     "with_warmup",
     "WithWarmup",
     "plot",

@@ -5,7 +5,10 @@ equations (single-tensor path)::
     Muon (2-D):  B = B + (1 - mu) (g - B)              (lerp)
                  U = g + mu (B - g) if nesterov else B
                  X = U (transposed if rows > cols);  X /= max(||X||_F, eps)
-                 k times: A = X X^T;  X = a X + (b A + c A A) X
+                 step i of k: A = X X^T;  X = a_i X + (b_i A + c_i A A) X
+                 ((a_i, b_i, c_i) timm's schedule resolution: one
+                 triple every step, or a list truncated to k / its last
+                 triple repeated, or a timm name)
                  theta *= 1 - lr wd;  theta -= lr * s * X
                  s = sqrt(max(1, A/B)) ("original"/None) or
                      0.2 sqrt(max(A, B)) ("match_rms_adamw")
@@ -30,14 +33,37 @@ except ImportError:  # imported as tests.reference.np_muon
     from tests.reference.numpy_optimizers import _NumpyOptimizer
 
 
+#: timm 1.0.31's named schedules (timm/optim/muon.py ``_COEFFICIENTS``)
+def _named(name):
+    try:
+        from reference.external import timm_optim
+    except ImportError:  # imported as tests.reference.np_muon
+        from tests.reference.external import timm_optim
+    return [tuple(c) for c in timm_optim("muon")._COEFFICIENTS[name]]
+
+
+def coefficient_schedule(coefficients, steps):
+    """timm's resolution: a name is its table, one triple a list of one;
+    the first ``steps`` triples, the last repeated when the list is
+    shorter."""
+    if isinstance(coefficients, str):
+        table = _named(coefficients)
+    elif len(coefficients) == 3 and all(
+            isinstance(c, (int, float)) for c in coefficients):
+        table = [tuple(coefficients)]
+    else:
+        table = [tuple(c) for c in coefficients]
+    return [table[min(i, len(table) - 1)] for i in range(steps)]
+
+
 def newton_schulz(u, coefficients, steps, eps):
-    a, b, c = coefficients
+    """``coefficients``: a triple, a list of triples or a timm name."""
     x = np.array(u, dtype=np.float64)
     transposed = x.shape[0] > x.shape[1]
     if transposed:
         x = x.T
     x = x / max(float(np.sqrt(np.sum(x * x))), eps)
-    for _ in range(steps):
+    for a, b, c in coefficient_schedule(coefficients, steps):
         gram = x @ x.T
         x = a * x + (b * gram + c * gram @ gram) @ x
     return x.T if transposed else x
@@ -56,7 +82,7 @@ class NumpyMuon(_NumpyOptimizer):
         self.wd = float(weight_decay)
         self.mu = float(momentum)
         self.nesterov = nesterov
-        self.coefficients = tuple(ns_coefficients)
+        self.coefficients = ns_coefficients
         self.eps = float(epsilon)
         self.ns_steps = int(ns_steps)
         self.adjust = adjust_lr_fn

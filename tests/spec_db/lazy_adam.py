@@ -79,6 +79,10 @@ SPECS = [
         errors=BETA_ERRORS[:3] + [
             ErrorCase({"epsilon": 0.0}, ValueError,
                       r"Argument `epsilon` must be > 0\. Received: epsilon=0"),
+            # torch.optim.SparseAdam rejects lr <= 0
+            ErrorCase({"learning_rate": 0.0}, ValueError,
+                      r"Argument `learning_rate` must be > 0\. "
+                      r"Received: learning_rate=0"),
             ErrorCase({"weight_decay": 0.1}, ValueError,
                       r"LazyAdam has no weight decay.*"
                       r"Received: weight_decay=0\.1"),

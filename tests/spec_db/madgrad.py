@@ -46,8 +46,12 @@ SPECS = [
                       r"Argument `momentum` must be in \[0, 1\)\. "
                       r"Received: momentum=1"),
             ErrorCase({"epsilon": -1e-6}, ValueError,
-                      r"Argument `epsilon` must be >= 0\. "
+                      r"Argument `epsilon` must be > 0\. "
                       r"Received: epsilon=-1e-06"),
+            # 0 can only give NaN (0/0 at the first step)
+            ErrorCase({"epsilon": 0.0}, ValueError,
+                      r"Argument `epsilon` must be > 0\. "
+                      r"Received: epsilon=0"),
             ErrorCase({"decoupled_weight_decay": "no"}, TypeError,
                       r"Argument `decoupled_weight_decay` must be True or "
                       r"False"),

@@ -29,9 +29,11 @@ import keras_optzoo as oz
 
 try:
     from specs import ALL, Config, converter, ErrorCase, OptimizerSpec
+    from reference.external import timm_optim
     from reference.np_muon import NumpyMuon
 except ImportError:  # imported as tests.spec_db.muon
     from tests.specs import ALL, Config, converter, ErrorCase, OptimizerSpec
+    from tests.reference.external import timm_optim
     from tests.reference.np_muon import NumpyMuon
 
 
@@ -50,14 +52,45 @@ def _float32_newton_schulz():
 NEWTON_SCHULZ_FLOAT32 = _float32_newton_schulz()
 
 
+def _is_triple(coefficients):
+    return (not isinstance(coefficients, str) and len(coefficients) == 3
+            and all(isinstance(c, (int, float)) for c in coefficients))
+
+
+def timm_newton_schulz(coefficients, ns_dtype):
+    """torch.optim.Muon's Newton-Schulz replaced by timm 1.0.31's
+    ``zeropower_via_newtonschulz`` with timm's coefficient resolution
+    (``resolve_ns_coefficients``: a name, a triple or a list of triples;
+    truncated or last-repeated to ``ns_steps``), in ``ns_dtype`` (float64
+    params keep float64 for "float32"). torch.optim.Muon takes one triple
+    only: this is the oracle of a schedule."""
+    timm_muon = timm_optim("muon")
+    schedule = timm_muon.resolve_ns_coefficients(coefficients,
+                                                 timm_muon._COEFFICIENTS)
+
+    def newton_schulz(grad, ns_coefficients, ns_steps, eps):
+        dtype = torch.bfloat16 if ns_dtype == "bfloat16" else \
+            torch.promote_types(grad.dtype, torch.float32)
+        return timm_muon.zeropower_via_newtonschulz(
+            grad, ns_steps, schedule, eps=eps, dtype=dtype)
+
+    return newton_schulz
+
+
 @contextlib.contextmanager
-def newton_schulz_dtype(ns_dtype):
-    """Runs torch.optim.Muon's Newton-Schulz in ``ns_dtype`` inside."""
-    if ns_dtype == "bfloat16":
+def newton_schulz_dtype(ns_dtype, coefficients=None):
+    """Runs torch.optim.Muon's Newton-Schulz in ``ns_dtype`` inside; with
+    ``coefficients`` a name or a list of triples, timm's schedule
+    Newton-Schulz (:func:`timm_newton_schulz`) instead."""
+    if coefficients is not None and not _is_triple(coefficients):
+        replacement = timm_newton_schulz(coefficients, ns_dtype)
+    elif ns_dtype == "bfloat16":
         yield
         return
+    else:
+        replacement = NEWTON_SCHULZ_FLOAT32
     original = torch_muon._zeropower_via_newtonschulz
-    torch_muon._zeropower_via_newtonschulz = NEWTON_SCHULZ_FLOAT32
+    torch_muon._zeropower_via_newtonschulz = replacement
     try:
         yield
     finally:
@@ -108,10 +141,14 @@ class MuonWithAdamW:
             if others:
                 adamw_groups.append({"params": others, **extra})
         self.ns_dtype = ns_dtype
+        self.ns_coefficients = ns_coefficients
         self.maximize = maximize
         self.muon = torch.optim.Muon(
             muon_groups, lr=lr, weight_decay=weight_decay, momentum=momentum,
-            nesterov=nesterov, ns_coefficients=tuple(ns_coefficients),
+            nesterov=nesterov,
+            # a schedule runs through timm's Newton-Schulz (step())
+            ns_coefficients=tuple(ns_coefficients)
+            if _is_triple(ns_coefficients) else (3.4445, -4.775, 2.0315),
             eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn,
         ) if muon_groups else None
         self.adamw = torch.optim.AdamW(
@@ -141,7 +178,7 @@ class MuonWithAdamW:
                         q.grad = p.grad.T.contiguous()
                     if self.maximize:  # torch's Muon has no `maximize`
                         q.grad = -q.grad
-            with newton_schulz_dtype(self.ns_dtype):
+            with newton_schulz_dtype(self.ns_dtype, self.ns_coefficients):
                 self.muon.step()
             with torch.no_grad():
                 for p, q in self._matrices:
@@ -207,6 +244,17 @@ SPECS = [
                 "epsilon": 1e-3}),
             Config("tiny", {**_BASE, "learning_rate": 0.01},
                    grad_scale=1e-6),
+            # timm's named schedules and a list of triples: the oracle's
+            # Newton-Schulz is timm 1.0.31's (see timm_newton_schulz); 3
+            # steps of the 5-triple "quintic" (truncated), 4 steps of a
+            # 2-triple list (its last triple repeated)
+            Config("quintic_truncated", {
+                **_BASE, "learning_rate": 0.01,
+                "ns_coefficients": "quintic", "ns_steps": 3}),
+            Config("schedule_list_repeated", {
+                **_BASE, "learning_rate": 0.01, "ns_steps": 4,
+                "ns_coefficients": [(4.0848, -6.8946, 2.9270),
+                                    (1.875, -1.25, 0.375)]}),
         ],
         errors=[
             ErrorCase({"momentum": -0.5}, ValueError,
@@ -215,7 +263,17 @@ SPECS = [
             ErrorCase({"nesterov": 1}, TypeError,
                       r"Argument `nesterov` must be True or False"),
             ErrorCase({"ns_coefficients": (1.0, 2.0)}, ValueError,
-                      r"Argument `ns_coefficients` must be a tuple of 3"),
+                      r"Argument `ns_coefficients` must be a name of "
+                      r"\['original', 'polar_express', 'polar_express_safer', "
+                      r"'quintic'\], a tuple of 3 real numbers or a "
+                      r"non-empty list of such tuples\. "
+                      r"Received: ns_coefficients=\(1\.0, 2\.0\)"),
+            ErrorCase({"ns_coefficients": "cubic"}, ValueError,
+                      r"Argument `ns_coefficients` must be a name of .*"
+                      r"Received: ns_coefficients='cubic'"),
+            ErrorCase({"ns_coefficients": [(1.0, 2.0, 3.0), (1.0, 2.0)]},
+                      ValueError,
+                      r"Argument `ns_coefficients` must be a name of "),
             ErrorCase({"epsilon": -1.0}, ValueError,
                       r"Argument `epsilon` must be >= 0"),
             ErrorCase({"ns_steps": 100}, ValueError,
