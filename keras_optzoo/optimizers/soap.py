@@ -106,6 +106,12 @@ class SOAP(ZooOptimizer):
     branches of `ops.cond` inside the compiled step, so a step runs only
     the matrix work it needs; on torch the branch is taken in Python.
 
+    Differs from `keras.optimizers.Adam` (Keras has no SOAP): the second
+    moment is kept in the rotated space $P(g)$ and the first moment is
+    rotated into it before the division, the first step only builds the
+    bases, the bias correction scales the step size, and the decoupled
+    weight decay multiplies the parameters after the update.
+
     Decisions where the reference fails: pytorch-optimizer's
     `merge_small_dims` turns a shape that merges into a single axis into
     `(1,)`, so with `merge_dims=True` its SOAP raises for a vector of size
