@@ -24,7 +24,13 @@ the reason: LBFGS (a closure optimizer, no ``fit``; tests/test_lbfgs.py
 trains a model against torch.optim.LBFGS) and LazyAdam (its reference,
 torch.optim.SparseAdam, accepts only sparse gradients, which a torch
 Linear or Conv2d does not produce; its rows follow the layout rule and are
-checked on an Embedding in tests/test_sparse.py).
+checked on an Embedding in tests/test_sparse.py), and SOAP (its reference,
+pytorch-optimizer's SOAP, ends 24% from its own float64 run on this model,
+measured: after 10 batches some per-axis statistics are rank-deficient and
+their eigenbases are the eigensolver's choice, so no tolerance derived from
+that gap tests anything; tests/test_soap.py checks it against the reference
+on well-posed shapes, and it reads its statistics through the same layout
+rule as Adafactor and CAME, which this file checks).
 """
 
 import json
@@ -47,7 +53,7 @@ except ImportError:  # imported as tests.test_model_parity
     from tests.reference.external import timm_optim
 
 #: no model-level reference run (see the module docstring)
-NOT_HERE = {"lbfgs", "lazyadam"}
+NOT_HERE = {"lbfgs", "lazyadam", "soap"}
 
 
 def _jit(name=None):
