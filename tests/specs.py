@@ -74,6 +74,11 @@ class OptimizerSpec:
     #: ``slots(kwargs, shape) -> [(name, kind)]``, kind False for a slot
     #: shaped like the parameter, True for a 0-d slot, or a shape tuple
     slots: object = None
+    #: The optimizer-wide state an optimizer creates after every slot (one
+    #: step size for all variables: Prodigy's ``d``), also a file format
+    #: checked by tests/test_resume.py: ``global_state(kwargs) ->
+    #: [(name, shape)]``; None: none
+    global_state: object = None
     #: whether the multi-tensor path (torch backend) runs this optimizer;
     #: False where its update needs per-tensor reductions or matrix math
     multi_tensor: bool = True
