@@ -60,9 +60,13 @@ class DAdaptAdam(_global_state.GlobalStepState, ZooOptimizer):
     `fsdp_in_use` (the sums are always global); a float `learning_rate` of
     0 is accepted and leaves everything unchanged; `maximize` is an
     extension. The reference's scalars are Python doubles; here they are
-    float32 (float64 with float64 variables). Keras has no D-Adaptation;
-    `optax.contrib.dadapt_adamw` follows the same paper with decoupled
-    decay always and without the bias-correction option.
+    float32 (float64 with float64 variables).
+
+    Differs from `keras.optimizers.Adam` (Keras has no D-Adaptation): the
+    step size $d\gamma$ is learned and folded into $m$.
+    `optax.contrib.dadapt_adamw` always applies the bias correction and
+    decoupled weight decay, and has no `growth_rate` and no
+    `layer_scale`.
 
     Args:
         learning_rate: A real number >= 0 (int and numpy scalars are

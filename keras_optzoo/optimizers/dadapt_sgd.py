@@ -55,7 +55,11 @@ class DAdaptSGD(_global_state.GlobalStepState, ZooOptimizer):
     it is used); a float `learning_rate` of 0 is accepted and leaves
     everything unchanged (the reference requires > 0); `maximize` is an
     extension. The reference's scalars are Python doubles; here they are
-    float32 (float64 with float64 variables). Keras has no D-Adaptation.
+    float32 (float64 with float64 variables).
+
+    Differs from `keras.optimizers.SGD` (Keras has no D-Adaptation): dual
+    averaging from $x_0$ with a learned step size, and its `momentum` is
+    an average of the iterates, not a momentum buffer.
 
     Args:
         learning_rate: A real number >= 0 (int and numpy scalars are

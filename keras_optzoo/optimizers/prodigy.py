@@ -72,9 +72,12 @@ class Prodigy(_global_state.GlobalStepState, ZooOptimizer):
     is accepted (the reference requires > 0) and leaves everything
     unchanged; `maximize` is an extension. The reference's scalars are
     Python doubles; here they are float32 (float64 with float64 variables).
-    Keras has no Prodigy; `optax.contrib.prodigy` follows the same paper
-    but differs in its details (no bias-correction option, no
-    `safeguard_warmup`, its own ε placement).
+
+    Differs from `keras.optimizers.Adam` (Keras has no Prodigy): the step
+    size is $d\gamma$ with $d$ learned, and ε is scaled by $d$.
+    `optax.contrib.prodigy` always applies the bias correction and
+    decoupled weight decay, and has no `growth_rate` (nor the $d_{\max}$
+    and $d_k = d_0$ rules).
 
     Args:
         learning_rate: A real number >= 0 (int and numpy scalars are
