@@ -62,9 +62,14 @@ def where(condition, x, y, dtype):
     return ops.where(condition, _tensor(x, dtype), _tensor(y, dtype))
 
 
+def constant(x, dtype):
+    """A Python float as a 0-d tensor of ``dtype``, exactly."""
+    return ops.convert_to_tensor(x, dtype=dtype)
+
+
 def _tensor(x, dtype):
     if isinstance(x, (int, float)):
-        return ops.convert_to_tensor(x, dtype=dtype)
+        return constant(x, dtype)
     return ops.cast(x, dtype)
 
 

@@ -191,7 +191,9 @@ class DAdaptSGD(_global_state.GlobalStepState, ZooOptimizer):
             s = s + c(st["s_coef"]) * grad
             new["s"] = s
         first = ops.equal(state["step"], 0.0)
-        x0 = self._math.where(first, param, state["x0"])
+        # (a copy of param: on the torch backend `param` may be the
+        # variable's own storage, written before the slots)
+        x0 = self._math.where(first, param * 1.0, state["x0"])
         new["x0"] = x0
         new["step"] = state["step"] + ops.cast(st["gate"],
                                                state["step"].dtype)

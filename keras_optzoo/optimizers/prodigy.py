@@ -227,7 +227,9 @@ class Prodigy(_global_state.GlobalStepState, ZooOptimizer):
         gate = ops.not_equal(denominator, 0.0)
         global_numerator = beta_3 * state["d_numerator"] + numerator
         d_hat = self.d_coef * global_numerator / denominator
-        d_last = self._group_d0(self._last_group)
+        # (a tensor of the state dtype: ops.equal would round a Python
+        # float through float32 on TF)
+        d_last = _global_state.constant(self._group_d0(self._last_group), sd)
         # Python's max(a, b) / min(a, b) keep `a` unless `b` is strictly
         # greater / smaller (NaN included)
         d_new = where(ops.logical_and(ops.equal(d, d_last),
@@ -281,7 +283,10 @@ class Prodigy(_global_state.GlobalStepState, ZooOptimizer):
         if self._decay_mask[i] and not self.decouple:
             grad = grad + self._weight_decay_value(dtype) * param
         first = ops.equal(state["step"], 0.0)
-        new = {"p0": self._math.where(first, param, state["p0"]),
+        # p0: the parameter before this step (a copy: on the torch backend
+        # `param` may be the variable's own storage, written before the
+        # slots)
+        new = {"p0": self._math.where(first, param * 1.0, state["p0"]),
                "step": state["step"] + ops.cast(st["gate"],
                                                 state["step"].dtype)}
         exp_avg = state.get("exp_avg")
