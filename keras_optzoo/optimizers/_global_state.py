@@ -47,6 +47,39 @@ from keras_optzoo.optimizers.base import _densify
 from keras_optzoo.optimizers.base import _scalar_dtype
 
 _HALF = ("float16", "bfloat16")
+_BACKEND = keras.backend.backend()
+
+
+# Per-variable reductions and casts of the statistics, one call per
+# variable each: on the torch backend the torch functions themselves (what
+# keras.ops calls there, without its dispatch, which costs more than the
+# math for tensors of 1e4 elements), keras.ops elsewhere.
+if _BACKEND == "torch":
+    import torch as _torch
+
+    def reduce_sum(x):
+        return _torch.sum(x)
+
+    def cast(x, dtype):
+        target = getattr(_torch, dtype) if isinstance(dtype, str) else dtype
+        if not isinstance(x, _torch.Tensor):
+            return ops.cast(x, target)
+        return x if x.dtype == target else x.to(target)
+
+    def is_zero(x):
+        return x == 0
+
+    def select(condition, x, y):
+        return _torch.where(condition, x, y)
+else:
+    reduce_sum = ops.sum
+    cast = ops.cast
+
+    def is_zero(x):
+        return ops.equal(x, 0.0)
+
+    def select(condition, x, y):
+        return ops.where(condition, x, y)
 
 
 def first_index(index):
@@ -59,6 +92,12 @@ def where(condition, x, y, dtype):
     """A 0-d select of scalars in ``dtype``; Python floats are converted
     exactly (``ops.cast`` of a Python float rounds it through float32 on
     TF)."""
+    if _BACKEND == "torch":
+        target = getattr(_torch, dtype)
+        x, y = (_torch.tensor(v, dtype=target, device=condition.device)
+                if isinstance(v, (int, float)) else cast(v, target)
+                for v in (x, y))
+        return _torch.where(condition, x, y)
     return ops.where(condition, _tensor(x, dtype), _tensor(y, dtype))
 
 
@@ -71,6 +110,27 @@ def _tensor(x, dtype):
     if isinstance(x, (int, float)):
         return constant(x, dtype)
     return ops.cast(x, dtype)
+
+
+def first_value(math, first, param, old):
+    """``param`` where ``first`` (the variable's first step), else ``old``:
+    the initial point the references take at a parameter's first step.
+    ``param`` is copied: on the torch backend it may be the variable's own
+    storage, written before the slots (the torch multi-tensor path selects
+    the branch on the host and then leaves the slot alone)."""
+    return math.where(first, param * 1.0, old)
+
+
+def reuse_statistics_tensors():
+    """Whether an ``_update`` may take a per-variable tensor computed by
+    the statistics (a new slot value) instead of computing it again: not
+    under ``tf.distribute``, where the statistics run once per replica and
+    the update once per replica component, on other devices."""
+    if _BACKEND == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.distribute.has_strategy()
+    return True
 
 
 class GlobalStepState:
@@ -94,6 +154,11 @@ class GlobalStepState:
         var_list = list(var_list)
         super().build(var_list)
         self._check_groups(var_list)
+        self._compute_dtypes = [self._compute_dtype(v) for v in var_list]
+        #: half-precision variables: statistics in float32, slots in the
+        #: variable's dtype (a statistics tensor is not the slot's value)
+        self._half = [keras.backend.standardize_dtype(v.dtype) in _HALF
+                      for v in var_list]
         dtypes = {_scalar_dtype(v.dtype) for v in var_list}
         self._state_dtype = "float64" if "float64" in dtypes else "float32"
         self._state = {}
@@ -184,16 +249,19 @@ class GlobalStepState:
         """(gradient, parameter) of one variable for the statistics, in its
         compute dtype (float32 for half types), the gradient negated for
         ``maximize``; weight decay is not applied."""
-        dtype = self._compute_dtype(variable)
+        dtype = self._compute_dtypes[index]
         param = variable.value if isinstance(variable, keras.Variable) \
             else variable
-        g = ops.reshape(ops.cast(_densify(grad), dtype), variable.shape)
+        g = cast(_densify(grad), dtype)
+        if _BACKEND == "tensorflow":
+            # a densified IndexedSlices has an unknown first dimension
+            g = ops.reshape(g, variable.shape)
         if self.maximize:
-            g = ops.negative(g)
-        return g, ops.cast(param, dtype)
+            g = -g
+        return g, cast(param, dtype)
 
     def _slot_value(self, name, index, dtype):
-        return ops.cast(self._slots[name][index].value, dtype)
+        return cast(self._slots[name][index].value, dtype)
 
     def _coupled_decay(self, index, dtype):
         """The coupled (L2) weight decay coefficient of variable ``index``

@@ -163,6 +163,18 @@ class DAdaptAdam(_global_state.GlobalStepState, ZooOptimizer):
             dlr = d * lr * ops.cast(bias, sd)
         else:
             dlr = d * lr
+        live_f = ops.cast(live, sd)
+        # the moments and s change only at a rate > 0 (kept exactly else)
+        coefs = {
+            "beta_1": where(live, self.beta_1, 1.0),
+            "beta_2": where(live, self.beta_2, 1.0),
+            "beta_s": where(live, sqrt_beta_2, 1.0),
+            "m_coef": live_f * dlr * (1.0 - self.beta_1),
+            "v_coef": live_f * (1.0 - self.beta_2),
+            "s_coef": live_f * dlr * (1.0 - sqrt_beta_2),
+        }
+        reuse = _global_state.reuse_statistics_tensors()
+        s_new = {}
         numerator = ops.zeros((), sd)
         sk_l1 = ops.zeros((), sd)
         for grad, variable in zip(grads, variables):
@@ -180,11 +192,14 @@ class DAdaptAdam(_global_state.GlobalStepState, ZooOptimizer):
             s = self._slot_value("s", index, dtype)
             denom = ops.sqrt(self._slot_value("exp_avg_sq", index, dtype)) \
                 + eps
-            dot = ops.cast(ops.sum(g * (s / denom)), sd)
+            dot = _global_state.cast(
+                _global_state.reduce_sum(g * (s / denom)), sd)
             numerator = numerator + r * dlr * dot
-            s = sqrt_beta_2 * s + ops.cast(dlr * (1.0 - sqrt_beta_2),
-                                           dtype) * g
-            sk_l1 = sk_l1 + r * ops.cast(ops.sum(ops.abs(s)), sd)
+            s = self._s_update(coefs, s, g, dtype)
+            sk_l1 = sk_l1 + r * _global_state.cast(
+                _global_state.reduce_sum(abs(s)), sd)
+            if reuse and not self._half[index]:
+                s_new[index] = s
         sk_l1 = where(live, sk_l1, 0.0)
         numerator_weighted = sqrt_beta_2 * state["numerator_weighted"] + \
             (1.0 - sqrt_beta_2) * numerator
@@ -197,23 +212,22 @@ class DAdaptAdam(_global_state.GlobalStepState, ZooOptimizer):
         capped = where(ops.less(grown, d_hat), grown, d_hat)
         d_new = where(ops.greater(capped, d), capped, d)
         gate_f = ops.cast(gate, sd)
-        live_f = ops.cast(live, sd)
-        return {
+        return dict(coefs, **{
             "gate": gate_f,
-            "beta_1": where(live, self.beta_1, 1.0),
-            "beta_2": where(live, self.beta_2, 1.0),
-            "beta_s": where(live, sqrt_beta_2, 1.0),
-            "m_coef": live_f * dlr * (1.0 - self.beta_1),
-            "v_coef": live_f * (1.0 - self.beta_2),
-            "s_coef": live_f * dlr * (1.0 - sqrt_beta_2),
             "dlr": gate_f * dlr,
+            "s_new": s_new,
             "state": {
                 "d": where(gate, d_new, d),
                 "numerator_weighted": where(gate, numerator_weighted,
                                             state["numerator_weighted"]),
                 "k": k + gate_f,
             },
-        }
+        })
+
+    @staticmethod
+    def _s_update(st, s, grad, dtype):
+        return _global_state.cast(st["beta_s"], dtype) * s + \
+            _global_state.cast(st["s_coef"], dtype) * grad
 
     # ------------------------------------------------------------ update
     def _update(self, param, grad, state, lr, index):
@@ -222,7 +236,7 @@ class DAdaptAdam(_global_state.GlobalStepState, ZooOptimizer):
         i = _global_state.first_index(index)
 
         def c(x):
-            return ops.cast(x, dtype)
+            return _global_state.cast(x, dtype)
 
         if self._decay_mask[i] and not self.decouple:
             grad = grad + self._weight_decay_value(dtype) * param
@@ -234,8 +248,10 @@ class DAdaptAdam(_global_state.GlobalStepState, ZooOptimizer):
                 c(self.layer_scale * st["m_coef"]) * grad
             exp_avg_sq = c(st["beta_2"]) * exp_avg_sq + \
                 c(st["v_coef"]) * (grad * grad)
+            s = st["s_new"].get(index) if isinstance(index, int) else None
             new = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq,
-                   "s": c(st["beta_s"]) * state["s"] + c(st["s_coef"]) * grad}
+                   "s": s if s is not None else self._s_update(
+                       st, state["s"], grad, dtype)}
         denom = self._math.sqrt(exp_avg_sq) + self.epsilon
         if self._decay_mask[i] and self.decouple:
             dlr = st["dlr"]

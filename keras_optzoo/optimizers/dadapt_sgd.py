@@ -133,7 +133,8 @@ class DAdaptSGD(_global_state.GlobalStepState, ZooOptimizer):
                 continue
             g, param = self._stats_inputs(grad, variable, index)
             inputs.append((index, g, param))
-            g_sq = g_sq + ops.cast(ops.sum(g * g), sd)
+            g_sq = g_sq + _global_state.cast(
+                _global_state.reduce_sum(g * g), sd)
         # G: the norm of the first step's gradients (without weight decay)
         first = ops.equal(k, 0.0)
         g0_norm = where(first, ops.sqrt(live_f * g_sq), state["g0_norm"])
@@ -141,6 +142,9 @@ class DAdaptSGD(_global_state.GlobalStepState, ZooOptimizer):
         dlr = where(ops.greater(g0_norm, 0.0),
                     d * lr / where(ops.greater(g0_norm, 0.0), g0_norm, 1.0),
                     0.0)
+        reuse = _global_state.reuse_statistics_tensors()
+        s_new = {}
+        s_coef = live_f * dlr
         numerator = ops.zeros((), sd)
         sk_sq = ops.zeros((), sd)
         for index, g, param in inputs:
@@ -149,9 +153,13 @@ class DAdaptSGD(_global_state.GlobalStepState, ZooOptimizer):
             if wd is not None:
                 g = g + wd * param
             s = self._slot_value("s", index, dtype)
-            numerator = numerator + dlr * ops.cast(ops.sum(g * s), sd)
-            s = s + ops.cast(dlr, dtype) * g
-            sk_sq = sk_sq + ops.cast(ops.sum(s * s), sd)
+            numerator = numerator + dlr * _global_state.cast(
+                _global_state.reduce_sum(g * s), sd)
+            s = s + _global_state.cast(s_coef, dtype) * g
+            sk_sq = sk_sq + _global_state.cast(
+                _global_state.reduce_sum(s * s), sd)
+            if reuse and not self._half[index]:
+                s_new[index] = s
         sk_sq = where(live, sk_sq, 0.0)
         numerator_weighted = state["numerator_weighted"] + numerator
         gate = ops.not_equal(sk_sq, 0.0)
@@ -163,7 +171,8 @@ class DAdaptSGD(_global_state.GlobalStepState, ZooOptimizer):
         gate_f = ops.cast(gate, sd)
         return {
             "gate": gate_f,
-            "s_coef": live_f * dlr,
+            "s_coef": s_coef,
+            "s_new": s_new,
             "c": gate_f * (1.0 - self.momentum),
             "state": {
                 "d": where(gate, d_new, d),
@@ -181,19 +190,20 @@ class DAdaptSGD(_global_state.GlobalStepState, ZooOptimizer):
         i = _global_state.first_index(index)
 
         def c(x):
-            return ops.cast(x, dtype)
+            return _global_state.cast(x, dtype)
 
         if self._decay_mask[i]:
             grad = grad + self._weight_decay_value(dtype) * param
         s = state["s"]
         new = {}
         if self._active[i]:
-            s = s + c(st["s_coef"]) * grad
+            reused = st["s_new"].get(index) if isinstance(index, int) \
+                else None
+            s = reused if reused is not None else s + c(st["s_coef"]) * grad
             new["s"] = s
         first = ops.equal(state["step"], 0.0)
-        # (a copy of param: on the torch backend `param` may be the
-        # variable's own storage, written before the slots)
-        x0 = self._math.where(first, param * 1.0, state["x0"])
+        x0 = _global_state.first_value(self._math, first, param,
+                                       state["x0"])
         new["x0"] = x0
         new["step"] = state["step"] + ops.cast(st["gate"],
                                                state["step"].dtype)

@@ -193,6 +193,7 @@ class Prodigy(_global_state.GlobalStepState, ZooOptimizer):
         d, d_max, k = state["d"], state["d_max"], state["k"]
         lr = self._global_lr()
         live = ops.greater(lr, 0.0)
+        live_f = ops.cast(live, sd)
         beta_3 = self._beta_3()
         if self.use_bias_correction:
             bias = ops.sqrt(one_minus_power(self.beta_2, k + 1.0)) / \
@@ -200,6 +201,19 @@ class Prodigy(_global_state.GlobalStepState, ZooOptimizer):
             dlr = d * lr * ops.cast(bias, sd)
         else:
             dlr = d * lr
+        # the moments and s change only at a rate > 0 (kept exactly else)
+        coefs = {
+            "beta_1": where(live, self.beta_1, 1.0),
+            "beta_2": where(live, self.beta_2, 1.0),
+            "beta_3": where(live, beta_3, 1.0),
+            "m_coef": live_f * d * (1.0 - self.beta_1),
+            "v_coef": live_f * d * d * (1.0 - self.beta_2),
+            "d": d,
+            "s_dlr": live_f * dlr,
+            "s_d": live_f * d,
+        }
+        reuse = _global_state.reuse_statistics_tensors()
+        s_new = {}
         numerator = ops.zeros((), sd)
         denominator = ops.zeros((), sd)
         for grad, variable in zip(grads, variables):
@@ -213,15 +227,18 @@ class Prodigy(_global_state.GlobalStepState, ZooOptimizer):
                 g = g + wd * param
             with _param_groups.scope(self, index):
                 d0 = self.d0
-                safeguard = self.safeguard_warmup
-            first = ops.equal(self._slot_value("step", index, sd), 0.0)
+                s = self._s_update(coefs, self._slot_value("s", index, dtype),
+                                   g, dtype)
+            first = _global_state.is_zero(self._slots["step"][index].value)
             p0 = self._slot_value("p0", index, dtype)
-            dot = ops.cast(ops.sum(g * (p0 - param)), sd)
-            numerator = numerator + where(first, 0.0, (d / d0) * dlr * dot)
-            coef = (d / d0) * (d if safeguard else dlr)
-            s = beta_3 * self._slot_value("s", index, dtype) + \
-                ops.cast(coef, dtype) * g
-            denominator = denominator + ops.cast(ops.sum(ops.abs(s)), sd)
+            dot = _global_state.cast(
+                _global_state.reduce_sum(g * (p0 - param)), sd)
+            numerator = numerator + _global_state.select(
+                first, 0.0, (d / d0) * dlr * dot)
+            denominator = denominator + _global_state.cast(
+                _global_state.reduce_sum(abs(s)), sd)
+            if reuse and not self._half[index]:
+                s_new[index] = s
         denominator = where(live, denominator, 0.0)
         # the reference returns early (nothing moves, k stays) on a 0 sum
         gate = ops.not_equal(denominator, 0.0)
@@ -239,22 +256,12 @@ class Prodigy(_global_state.GlobalStepState, ZooOptimizer):
         d_new = where(ops.less(grown, d_max_new), grown, d_max_new)
         d_new = where(gate, d_new, d)
         gate_f = ops.cast(gate, sd)
-        live_f = ops.cast(live, sd)
-        return {
+        return dict(coefs, **{
             "gate": gate_f,
-            "live": live,
-            # the moments and s, only at a rate > 0 (else kept exactly)
-            "beta_1": where(live, self.beta_1, 1.0),
-            "beta_2": where(live, self.beta_2, 1.0),
-            "beta_3": where(live, beta_3, 1.0),
-            "m_coef": live_f * d * (1.0 - self.beta_1),
-            "v_coef": live_f * d * d * (1.0 - self.beta_2),
-            "d": d,
-            "s_dlr": live_f * dlr,
-            "s_d": live_f * d,
             # the step, only where the reference does not return early
             "dlr": gate_f * dlr,
             "d_new": d_new,
+            "s_new": s_new,
             "state": {
                 "d": d_new,
                 "d_max": where(gate, d_max_new, d_max),
@@ -262,7 +269,15 @@ class Prodigy(_global_state.GlobalStepState, ZooOptimizer):
                                      state["d_numerator"]),
                 "k": k + gate_f,
             },
-        }
+        })
+
+    def _s_update(self, st, s, grad, dtype):
+        """The new ``s`` of a variable (its group's ``d0`` and
+        ``safeguard_warmup`` in effect)."""
+        coef = (st["d"] / self.d0) * (
+            st["s_d"] if self.safeguard_warmup else st["s_dlr"])
+        return _global_state.cast(st["beta_3"], dtype) * s + \
+            _global_state.cast(coef, dtype) * grad
 
     def _group_d0(self, group):
         groups = getattr(self, "_groups", None) or [None]
@@ -278,15 +293,13 @@ class Prodigy(_global_state.GlobalStepState, ZooOptimizer):
         i = _global_state.first_index(index)
 
         def c(x):
-            return ops.cast(x, dtype)
+            return _global_state.cast(x, dtype)
 
         if self._decay_mask[i] and not self.decouple:
             grad = grad + self._weight_decay_value(dtype) * param
         first = ops.equal(state["step"], 0.0)
-        # p0: the parameter before this step (a copy: on the torch backend
-        # `param` may be the variable's own storage, written before the
-        # slots)
-        new = {"p0": self._math.where(first, param * 1.0, state["p0"]),
+        new = {"p0": _global_state.first_value(self._math, first, param,
+                                               state["p0"]),
                "step": state["step"] + ops.cast(st["gate"],
                                                 state["step"].dtype)}
         exp_avg = state.get("exp_avg")
@@ -298,17 +311,16 @@ class Prodigy(_global_state.GlobalStepState, ZooOptimizer):
             exp_avg_sq = c(st["beta_2"]) * exp_avg_sq + \
                 c(st["v_coef"]) * (grad * grad)
             new["exp_avg_sq"] = exp_avg_sq
-            coef = (st["d"] / self.d0) * (
-                st["s_d"] if self.safeguard_warmup else st["s_dlr"])
-            new["s"] = c(st["beta_3"]) * state["s"] + c(coef) * grad
+            s = st["s_new"].get(index) if isinstance(index, int) else None
+            new["s"] = s if s is not None else self._s_update(
+                st, state["s"], grad, dtype)
         dlr = st["dlr"]
         denom = self._math.sqrt(exp_avg_sq) + c(st["d_new"] * self.epsilon)
         if self._decay_mask[i] and self.decouple:
-            param = param + c(-self._weight_decay_value(st["dlr"].dtype)
-                              * dlr) * param
+            param = param + c(-self._weight_decay_value(dlr.dtype) * dlr) \
+                * param
         if exp_avg is not None:
             param = param - c(dlr) * (exp_avg / denom)
         else:
             param = param - c(dlr * st["d_new"]) * (grad / denom)
         return param, new
-
