@@ -205,3 +205,15 @@ def test_dadaptsgd_groups_may_only_freeze():
         oz.DAdaptSGD(param_groups=[{"params": "head",
                                     "learning_rate": rate}]).build(
             _two_variables())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_playground_runs_them_by_registry_name(name):
+    """The 2-D playground takes them by name with their defaults (learning
+    rate 1): on the ill-conditioned quadratic each reaches the minimum."""
+    from keras_optzoo import playground as pg
+
+    function = pg.get_function("ill_conditioned")
+    summary = pg.run(name, function, steps=300).summary(function)
+    assert summary.diverged_at is None
+    assert summary.first_within_tol is not None, summary
