@@ -2,7 +2,8 @@
 trained with ``fit`` against the same model in torch with the reference
 (prodigyopt 1.1.2, dadaptation 3.2) at the default ``d0``, step size ``d``
 included; a learning rate of 0 (the references' early return); the param
-group rules; ``optimizer.d``.
+group rules; ``optimizer.d``; the playground; that the generic tests'
+tolerance is the rule's value on every config of the specs.
 
 Tolerance (the project's rule): max |θ − θ_ref| <= max(1e-5, 2 g) ·
 max |θ_ref − θ_0|, with g the reference's own float32-vs-float64 gap on the
@@ -217,3 +218,40 @@ def test_playground_runs_them_by_registry_name(name):
     summary = pg.run(name, function, steps=300).summary(function)
     assert summary.diverged_at is None
     assert summary.first_within_tol is not None, summary
+
+
+def _reference_gap(spec, config):
+    """The reference's own float32-vs-float64 gap on the trajectory test's
+    problem (harness.problem, 60 steps, the learning rate change),
+    relative to its float64 movement."""
+    init, grads = harness.problem(config)
+    lr = config.kwargs.get("learning_rate", 1.0)
+    lrs = harness.lr_schedule_for(config.kwargs, lr)
+
+    def run(dtype):
+        params = [torch.tensor(p, dtype=dtype, requires_grad=True)
+                  for p in init]
+        opt = specs.make_torch(spec, params, config.kwargs)
+        for t, step in enumerate(grads):
+            for group in opt.param_groups:
+                group["lr"] = lrs[t]
+            for p, g in zip(params, step):
+                p.grad = torch.tensor(g, dtype=dtype)
+            opt.step()
+        return [p.detach().numpy().astype(np.float64) for p in params]
+
+    ref32, ref64 = run(torch.float32), run(torch.float64)
+    scale = max(float(np.max(np.abs(r - i))) for r, i in zip(ref64, init))
+    return _rule(ref32, ref64, scale)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generic_tolerance_is_the_rule_on_every_config(name):
+    """The trajectory tests use 1e-5; the rule is max(1e-5, 2 x the
+    reference's own gap): on every config of the spec the two agree."""
+    spec = specs.SPECS_BY_NAME[name]
+    for config in spec.configs:
+        tol, gap = _reference_gap(spec, config)
+        print(f"{name}-{config.id}: reference float32-vs-float64 gap "
+              f"{gap:.2e}")
+        assert tol == 1e-5, (config.id, gap)
