@@ -282,6 +282,16 @@ OPTIMIZERS = {
     "stableadamw": Entry("StableAdamW", torch=_reference(
         "torch-optimi", _attr("optimi", "StableAdamW"), foreach=True,
         triton=False)),
+    # one step size for all variables (issue 20): d0 = 1e-2 so that --check
+    # sees the parameters move at this learning rate (a multiplier on d)
+    "prodigy": Entry("Prodigy", {"d0": 1e-2}, torch=_reference(
+        "prodigyopt", _attr("prodigyopt", "Prodigy"), d0=1e-2),
+        optax=_optax("prodigy", estim_lr0=1e-2)),
+    "dadaptadam": Entry("DAdaptAdam", {"d0": 1e-2}, torch=_reference(
+        "dadaptation", _attr("dadaptation", "DAdaptAdam"), d0=1e-2),
+        optax=_optax("dadapt_adamw", estim_lr0=1e-2)),
+    "dadaptsgd": Entry("DAdaptSGD", {"d0": 1e-2}, torch=_reference(
+        "dadaptation", _attr("dadaptation", "DAdaptSGD"), d0=1e-2)),
 }
 
 #: the default selection (first wave, ``run_all``'s tables)
@@ -295,6 +305,9 @@ WAVE2 = ("adamax", "radam", "asgd", "rprop", "adafactor", "muon",
          "adan", "adopt", "ademamix", "adamp", "sgdp", "madgrad", "laprop",
          "mars", "stableadamw")
 WAVE2_SIZES = [100_000, 1_000_000]
+#: issue 20's optimizers with one learned step size (run them with
+#: ``--wave2 --optimizers prodigy dadaptadam dadaptsgd``)
+DADAPT = ("prodigy", "dadaptadam", "dadaptsgd")
 
 #: --small (torch): the small/medium sizes of issue 14, where the fixed
 #: per-step cost dominates, against torch.optim's fastest variant

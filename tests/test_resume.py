@@ -275,6 +275,10 @@ def expected_layout(name, kwargs, schedule=False):
                 layout.append((f"v{index}_{slot}", shape))
             else:  # a slot with a shape of its own (SlotSpec(shape=...))
                 layout.append((f"{slot}_{index}", tuple(kind)))
+    spec = specs.SPECS_BY_NAME.get(name)
+    if spec is not None and spec.global_state is not None:
+        layout += [(state, tuple(shape))
+                   for state, shape in spec.global_state(kwargs)]
     return layout
 
 

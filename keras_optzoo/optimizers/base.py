@@ -607,7 +607,12 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         (``self._get_variable_index`` maps a variable to its position in
         the built list); return any structure of tensors (a dict of 0-d
         tensors is usual). ``maximize`` and weight decay have not been
-        applied to ``grads`` yet.
+        applied to ``grads`` yet. The variables and the slots
+        (``self._slots[name][index]``) may be read: they hold their values
+        from before this step's update, on every backend and path. An
+        optimizer with state shared by all variables (Prodigy's step size
+        ``d``) computes its new value here and writes it once, after the
+        update (``keras_optzoo/optimizers/_global_state.py``).
         """
         return None
 
