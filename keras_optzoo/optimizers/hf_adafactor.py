@@ -69,7 +69,7 @@ class HFAdafactor(ZooOptimizer):
 
     $$u_t \leftarrow \alpha_t\, u_t / \max(1, \mathrm{RMS}(u_t)/d),\qquad
       m_t = \beta_1 m_{t-1} + (1 - \beta_1) u_t\ \text{(only when
-      `beta_1` is given; then } u_t \leftarrow m_t)$$
+      beta\_1 is given; then } u_t \leftarrow m_t)$$
     $$\theta_t = \theta_{t-1} - \lambda\alpha_t\theta_{t-1} - u_t .$$
 
     The momentum averages the *scaled* update (the step size enters it),
