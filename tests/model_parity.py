@@ -155,7 +155,9 @@ def train_torch(twin, make_optimizer, seed=0, before_step=None):
     optimizer = make_optimizer(twin)
     for step in range(STEPS):
         s = slice(step * BATCH, (step + 1) * BATCH)
-        optimizer.zero_grad()
+        # the model's, not the optimizer's: some reference adapters
+        # (DAdaptSGD's) have no zero_grad
+        twin.zero_grad(set_to_none=True)
         out = twin(torch.tensor(tokens[s], dtype=torch.long),
                    torch.tensor(np.transpose(image[s], (0, 3, 1, 2)),
                                 dtype=dtype))
