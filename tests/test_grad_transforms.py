@@ -212,11 +212,21 @@ def test_agc_and_gc_trajectory(spec):
     transforms alone are checked above, and AGC alone with LAMB below)."""
     config = spec.configs[0]
     init, grads = harness.problem(config, steps=STEPS)
+    # SOAP: AGC only. A centralized (3, 4) gradient has every row summing
+    # to 0, so the ones vector is an exact eigenvector of its Gram matrix
+    # with eigenvalue 0; the gradient's component along it is float32
+    # rounding noise, which Adam in the eigenbasis normalises to steps of
+    # size lr: the reference's trajectory is then set by its rounding
+    # (25% apart from ours, AGC alone 1.2e-6).
+    gc = spec.name != "soap"
     ours = harness.run_ours(
-        spec.cls(**config.kwargs, **AGC, gradient_centralization=True),
+        spec.cls(**config.kwargs, **AGC, gradient_centralization=gc),
         init, grads)
-    theirs = run_reference(spec, config.kwargs, init, grads,
-                           before_step=_agc_then_gc)
+    theirs = run_reference(
+        spec, config.kwargs, init, grads,
+        before_step=_agc_then_gc if gc else (
+            lambda ps: timm_agc(ps, AGC["agc_clip_factor"],
+                                AGC["agc_eps"])))
     harness.assert_trajectory_close(
         ours, theirs, init, rtol=RTOL.get(spec.name, 1e-5),
         what=f"{spec.reference_name} + timm AGC + pto GC")

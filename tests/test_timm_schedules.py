@@ -268,9 +268,10 @@ def test_lr_scale_param_groups_equal_timm(mode):
     scales = [1.0, 0.5, 0.25, 1.0]
     ours = harness.run_ours(
         oz.SGD(learning_rate=schedule, momentum=0.9, param_groups=[
-            {"params": (lambda v, s=s: tuple(v.shape) == s), "lr_scale": k}
-            for s, k in zip(harness.SHAPES, scales) if k != 1.0]),
-        init, grads, mode=mode)
+            {"params": f"^group{i}$", "lr_scale": k}
+            for i, k in enumerate(scales) if k != 1.0]),
+        init, grads, mode=mode,
+        names=[f"group{i}" for i in range(len(scales))])
     params = [torch.tensor(p, requires_grad=True) for p in init]
     opt = torch.optim.SGD([{"params": [p], "lr_scale": k}
                            for p, k in zip(params, scales)],

@@ -284,7 +284,8 @@ class NorMuon(ZooOptimizer):
         normalised = ortho / (ops.sqrt(second) + eps)
         norm = ops.sqrt(ops.sum(normalised * normalised)) + eps
         if self.update_scale == "preserve_norm":
-            target = ops.sqrt(ops.sum(sq))
+            # torch's update.norm() does not underflow (tiny gradients)
+            target = _matrix.scaled_norm(ortho)
         else:
             target = 0.2 * math.sqrt(float(math.prod(torch_shape)))
         normalised = normalised * (target / norm)
