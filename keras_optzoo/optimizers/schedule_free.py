@@ -1,0 +1,635 @@
+"""Schedule-free AdamW, SGD and RAdam, as the authors' package schedulefree
+1.4.1 computes them, with its train and eval modes."""
+
+import numbers
+
+import keras
+import numpy as np
+from keras import ops
+
+from keras_optzoo import _float64
+from keras_optzoo import fastpath
+from keras_optzoo import param_groups as _param_groups
+from keras_optzoo.optimizers import validation
+from keras_optzoo.optimizers.base import SlotSpec
+from keras_optzoo.optimizers.base import ZooOptimizer
+from keras_optzoo.registry import register_optimizer
+
+_TORCH = keras.backend.backend() == "torch"
+
+#: The per-variable bookkeeping scalars: the two doubles of the reference's
+#: param group (lr_max, weight_sum), three float32 limbs each
+#: (keras_optzoo/_float64.py), and the mode (1 train, 0 eval).
+_DOUBLES = ("lr_max", "weight_sum")
+_LIMBS = ("", "_mid", "_low")
+_INITIAL = {"lr_max": -1.0, "weight_sum": 0.0}
+
+
+def _scalar_slots():
+    specs = []
+    for name in _DOUBLES:
+        for suffix, limb in zip(_LIMBS, _float64.limbs_of(_INITIAL[name])):
+            specs.append(SlotSpec(name + suffix, limb, scalar=True))
+    specs.append(SlotSpec("train_mode", 1.0, scalar=True))
+    return specs
+
+
+def _check_warmup(warmup_steps):
+    if isinstance(warmup_steps, bool) or not isinstance(
+            warmup_steps, numbers.Integral) or warmup_steps < 0:
+        raise (ValueError if isinstance(warmup_steps, numbers.Integral)
+               and not isinstance(warmup_steps, bool) else TypeError)(
+            "Argument `warmup_steps` must be an integer >= 0. "
+            f"Received: warmup_steps={warmup_steps!r}")
+    return int(warmup_steps)
+
+
+def _rounded(value):
+    """A float64 product, rounded on its own before it is added to anything.
+
+    XLA (JAX, TensorFlow with ``jit_compile``) lets LLVM contract ``a·b + c``
+    into one fused multiply-add, which rounds once where Python's floats
+    round twice (measured: 44 of 200 random ``a·b + c`` differ in the last
+    bit). A select that keeps the value (a NaN stays NaN) sits between the
+    product and the sum, so no contraction can form; ``x == x`` on floats is
+    not folded by XLA (it is False for NaN).
+    """
+    return ops.where(value == value, value, value + value)
+
+
+def _lerp_constant(start, end, weight):
+    """``torch.lerp(start, end, weight)`` for a Python-float ``weight``:
+    ``start + w·(end - start)`` for ``|w| < 0.5``, else
+    ``end - (end - start)·(1 - w)``, with the weight rounded to float32 and
+    ``1 - w`` computed in float32, as torch's kernel does."""
+    w = np.float32(weight)
+    if abs(w) < 0.5:
+        return start + float(w) * (end - start)
+    return end - (end - start) * float(np.float32(1.0) - w)
+
+
+class _ScheduleFree(ZooOptimizer):
+    r"""The schedule-free machinery shared by the three classes.
+
+    Subclasses give ``_interpolation`` (the name of the argument that is
+    the reference's β₁/momentum), ``_schedule`` (the step's learning
+    rate as a float64 tensor) and ``_direction`` (the normalised gradient
+    and its new slots).
+    """
+
+    #: weight decay is added at the training point y, inside the update
+    weight_decay_in_update = True
+
+    #: the argument whose value is the interpolation constant β
+    _interpolation = "beta_1"
+
+    def __init__(self, learning_rate, weight_decay, r, weight_lr_power,
+                 **kwargs):
+        super().__init__(learning_rate=learning_rate,
+                         weight_decay=weight_decay, **kwargs)
+        self.warmup_steps = 0  # AdamW and SGD take it as an argument
+        self.r = validation.check_real("r", r, low=0.0)
+        self.weight_lr_power = validation.check_real(
+            "weight_lr_power", weight_lr_power, low=0.0)
+        # torch backend: whether a variable may be in eval mode (train() is
+        # then run eagerly before the next step; see _backend_update_step)
+        self._eval_pending = False
+
+    # ---------------------------------------------------------------- state
+    def _slot_specs(self):
+        return [SlotSpec("z")] + self._moment_slots() + _scalar_slots()
+
+    def _moment_slots(self):
+        return []
+
+    def _make_slot(self, variable, index, spec):
+        slot = super()._make_slot(variable, index, spec)
+        if spec.name == "z":
+            # z starts at the parameter (the reference clones it at the
+            # first step; Keras builds the optimizer just before it)
+            slot.assign(ops.copy(variable.value
+                                 if isinstance(variable, keras.Variable)
+                                 else variable))
+        return slot
+
+    def _beta(self):
+        return getattr(self, self._interpolation)
+
+    # ---------------------------------------------------------- bookkeeping
+    def _prepare(self, gradient, variable, learning_rate, index):
+        # the learning rate as it came (float32): the bookkeeping takes it
+        # to float64, not through a half-precision variable's dtype
+        param, grad, _ = super()._prepare(gradient, variable, learning_rate,
+                                          index)
+        return param, grad, learning_rate
+
+    def _schedule(self, lr, step):
+        """The reference's ``lr`` of the step and the subclass's other
+        scalars, as float64 tensors (``step`` = k + 1, float64)."""
+        return self._warmup(lr, step), {}
+
+    def _warmup(self, lr, step):
+        if not self.warmup_steps:
+            return lr
+        warmup = float(self.warmup_steps)
+        # k < warmup_steps  <=>  k + 1 <= warmup_steps
+        return ops.where(step <= warmup, lr * (step / warmup), lr)
+
+    def _bookkeeping(self, state, learning_rate):
+        """The reference's host-side float math of one step, in float64.
+
+        Returns the float32 scalars the update uses (``lr``, ``ckp1``, the
+        y coefficient ``lr (β(1 - ckp1) - 1)`` and the subclass's extras)
+        and the new limbs of ``lr_max`` and ``weight_sum``.
+        """
+        limb_dtype = keras.backend.standardize_dtype(
+            state["lr_max"].dtype)
+        with _float64.scope():
+            step = ops.cast(self.iterations + 1, "float64")
+            lr = ops.cast(learning_rate, "float64")
+            lr, extra = self._schedule(lr, step)
+            lr_max = _float64.maximum(lr, _float64.load(
+                *(state["lr_max" + s] for s in _LIMBS)))
+            weight = _float64.power(lr_max, self.weight_lr_power)
+            if self.r:
+                weight = _float64.power(step, self.r) * weight
+            weight = _rounded(weight)
+            weight_sum = _float64.load(
+                *(state["weight_sum" + s] for s in _LIMBS)) + weight
+            empty = ops.equal(weight_sum, 0.0)
+            # the reference catches ZeroDivisionError: ckp1 = 0
+            ckp1 = ops.where(empty, ops.zeros_like(weight),
+                             weight / ops.where(empty,
+                                                ops.ones_like(weight_sum),
+                                                weight_sum))
+            coef = lr * (_rounded(self._beta() * (1.0 - ckp1)) - 1.0)
+            out = {"lr": lr, "ckp1": ckp1, "coef": coef, **extra}
+            out = {k: v if keras.backend.standardize_dtype(v.dtype) == "bool"
+                   else ops.cast(v, "float32") for k, v in out.items()}
+            new = {}
+            for name, value in (("lr_max", lr_max),
+                                ("weight_sum", weight_sum)):
+                for suffix, limb in zip(
+                        _LIMBS, _float64.store(value, limb_dtype)):
+                    new[name + suffix] = limb
+        return out, new
+
+    # --------------------------------------------------------------- update
+    def _decays(self, index):
+        if isinstance(index, tuple):  # a multi-tensor group shares it
+            index = index[0]
+        return self._decay_mask[index]
+
+    def _lerp(self, start, end, weight):
+        """``torch.lerp`` for a 0-d tensor weight; on the torch
+        multi-tensor path the pattern compiles to ``_foreach_lerp_``."""
+        if isinstance(start, fastpath.TensorList):
+            return start + (end - start) * weight
+        small = ops.abs(weight) < 0.5
+        return self._math.where(small, start + weight * (end - start),
+                                end - (end - start) * (1.0 - weight))
+
+    def _update(self, param, grad, state, lr, index):
+        dtype = grad.dtype
+        scalars, new = self._bookkeeping(state, lr)
+        z = state["z"]
+        y = param
+        if not _TORCH:
+            # a step in eval mode first moves x back to y, as train() does
+            # (torch runs train() eagerly before the step instead)
+            y = self._math.where(
+                state["train_mode"] > 0.5, param,
+                _lerp_constant(param, z, 1.0 - self._beta()))
+            new["train_mode"] = ops.ones_like(state["train_mode"])
+        direction, moments = self._direction(grad, state, scalars, dtype)
+        if self._decays(index):
+            direction = direction + self._weight_decay_value(dtype) * y
+        ckp1 = ops.cast(scalars["ckp1"], dtype)
+        coef = ops.cast(scalars["coef"], dtype)
+        lr = ops.cast(scalars["lr"], dtype)
+        new_y = self._lerp(y, z, ckp1) + coef * direction
+        new["z"] = z - lr * direction
+        new.update(moments)
+        return new_y, new
+
+    def _direction(self, grad, state, scalars, dtype):
+        """(the step direction before weight decay, new moment slots)."""
+        raise NotImplementedError
+
+    def _backend_update_step(self, grads, trainable_variables,
+                             learning_rate):
+        if _TORCH and self._eval_pending:
+            self.train()  # eager on torch (see _update for the others)
+        super()._backend_update_step(grads, trainable_variables,
+                                     learning_rate)
+
+    # ---------------------------------------------------------------- modes
+    def _mode_pairs(self):
+        """(index, variable, z, mode slot) of every variable with a z."""
+        if not self.built:
+            return []
+        out = []
+        for index, variable in enumerate(self._trainable_variables):
+            z = self._slots["z"][index]
+            if z is not None:
+                out.append((index, variable, z,
+                            self._slots["train_mode"][index]))
+        return out
+
+    def _switch(self, to_train):
+        moved = False
+        for index, variable, z, mode in self._mode_pairs():
+            if (float(ops.convert_to_numpy(mode)) > 0.5) == to_train:
+                continue
+            with _param_groups.scope(self, index):
+                beta = self._beta()
+            weight = 1.0 - beta if to_train else 1.0 - 1.0 / beta
+            variable.assign(_lerp_constant(variable.value, z.value, weight))
+            mode.assign(ops.ones_like(mode) if to_train
+                        else ops.zeros_like(mode))
+            moved = True
+        self._eval_pending = not to_train and bool(self._mode_pairs())
+        return moved
+
+    def train(self):
+        """Puts the training point y into the model's variables.
+
+        The reference's ``optimizer.train()``: every variable in eval mode
+        becomes ``lerp(x, z, 1 - β)`` (torch's ``lerp``), and its mode
+        becomes train. Idempotent. A step taken in eval mode does this
+        first by itself (inside the compiled step on JAX and TensorFlow,
+        eagerly before it on torch), so calling it is optional. Call it
+        outside compiled functions. Returns whether a variable moved.
+        """
+        return self._switch(True)
+
+    def eval(self):
+        """Puts the evaluation point x into the model's variables.
+
+        The reference's ``optimizer.eval()``: every variable in train mode
+        becomes ``lerp(y, z, 1 - 1/β)`` (torch's ``lerp``), and its mode
+        becomes eval. Idempotent; nothing moves before the first step. Keras
+        calls it at the end of ``fit`` (:meth:`finalize_variable_values`);
+        `keras_optzoo.callbacks.ScheduleFreeEval` calls it around
+        evaluation during training. Call it outside compiled functions.
+        Returns whether a variable moved.
+        """
+        return self._switch(False)
+
+    @property
+    def in_train_mode(self):
+        """True when no variable holds its evaluation point (also before
+        the optimizer is built)."""
+        return all(float(ops.convert_to_numpy(mode)) > 0.5
+                   for _, _, _, mode in self._mode_pairs())
+
+    def evaluation_point(self, variable):
+        """The evaluation point x of ``variable`` as a tensor, whatever the
+        mode, without changing anything (``variable`` itself in eval mode
+        and before the first step)."""
+        if not self.built:
+            return ops.copy(variable.value)
+        index = self._get_variable_index(variable)
+        z = self._slots["z"][index]
+        mode = self._slots["train_mode"][index]
+        if z is None or float(ops.convert_to_numpy(mode)) < 0.5:
+            return ops.copy(variable.value)
+        with _param_groups.scope(self, index):
+            beta = self._beta()
+        return _lerp_constant(variable.value, z.value, 1.0 - 1.0 / beta)
+
+    def finalize_variable_values(self, var_list):
+        """Keras calls this at the end of ``fit``: the model then holds the
+        evaluation point x (see :meth:`eval`), for ``evaluate``,
+        ``predict`` and ``save``; the next step moves it back to y."""
+        super().finalize_variable_values(var_list)
+        self.eval()
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        self._refresh_mode()
+
+    def set_weights(self, weights):
+        super().set_weights(weights)
+        self._refresh_mode()
+
+    def _refresh_mode(self):
+        self._eval_pending = self.built and not self.in_train_mode
+
+
+def _check_interpolation(name, value):
+    """β in (0, 1): eval() divides by it (β = 0 would make y = z and lose
+    x); the reference's SGD rejects momentum outside (0, 1) the same way."""
+    return validation.check_real(name, value, low=0.0, high=1.0,
+                                 low_open=True, high_open=True)
+
+
+_MATH = r"""
+    With learning rate $\gamma_t$ (after warmup, or RAdam's
+    rectification), interpolation constant $\beta$ (`{beta}`), step
+    $t = k + 1$ and $r$, $p$ = `r`, `weight_lr_power`:
+
+    $$\gamma^{{\max}}_t = \max(\gamma^{{\max}}_{{t-1}}, \gamma_t),\quad
+      w_t = t^r\,(\gamma^{{\max}}_t)^p,\quad
+      c_{{t}} = \frac{{w_t}}{{\sum_{{i\le t}} w_i}}$$
+    $$y_t = (1-c_t)\,y_{{t-1}} + c_t z_{{t-1}}
+            + \gamma_t\,(\beta(1-c_t) - 1)\,d_t,\qquad
+      z_t = z_{{t-1}} - \gamma_t d_t$$
+
+    where $d_t$ is {direction}, plus `weight_decay` $\cdot\,y_{{t-1}}$
+    (weight decay at the training point y). The model's variables hold y
+    while training; the evaluation point, the one the method is about, is
+    $x_t = (y_t - (1-\beta) z_t)/\beta$ (so that
+    $y = (1-\beta) z + \beta x$). $\gamma^{{\max}}$ and $\sum w$ are the
+    reference's Python doubles: here they are computed in float64 inside
+    the compiled step (JAX included, in an `enable_x64` island) and kept
+    exactly in float32 limbs (`keras_optzoo/_float64.py`), so a long run
+    sees the same numbers as the reference's host bookkeeping. They are
+    kept per variable (the reference keeps them per param group; the
+    same unless a variable misses steps without a gradient).
+
+    **Modes.** `optimizer.eval()` puts x into the model's variables
+    ($y \to \mathrm{{lerp}}(y, z, 1 - 1/\beta)$) and `optimizer.train()`
+    puts y back ($x \to \mathrm{{lerp}}(x, z, 1-\beta)$), exactly as the
+    reference's `eval()`/`train()` move its parameters (both idempotent;
+    the mode is a saved per-variable slot, `train_mode`, so a file saved in
+    either mode resumes exactly). In Keras this is automatic: `fit` ends in
+    eval mode (so `evaluate`, `predict` and `model.save` after training
+    see x), and the next training step moves back to y by itself (in the
+    compiled step on JAX and TensorFlow, eagerly before it on torch; the
+    reference raises instead). For validation and checkpoints *during*
+    `fit`, add `keras_optzoo.callbacks.ScheduleFreeEval()`, which also
+    recomputes BatchNormalization statistics at x. `evaluation_point(v)`
+    reads x without switching.
+"""
+
+_DIFFERS = """
+    Differs from `keras.optimizers.ScheduleFreeAdamW`: Keras averages with
+    weight $1/t$ (this is `weight_lr_power=0`, `r=0` only without
+    warmup), has no `r`, `weight_lr_power` or train/eval modes (the model
+    is evaluated and saved at y, not x), and applies `weight_decay` through
+    its generic decoupled decay ($\\theta \\leftarrow \\theta(1-\\gamma\\lambda)$
+    before the step) instead of adding it to the step direction at y."""
+
+
+@register_optimizer("schedulefree_adamw",
+                    "Schedule-free AdamW with train/eval modes "
+                    "(schedulefree 1.4.1 AdamWScheduleFree)")
+class ScheduleFreeAdamW(_ScheduleFree):
+    __doc__ = r"""Schedule-free AdamW, as schedulefree 1.4.1's
+    `AdamWScheduleFree` (Defazio et al., 2024).
+
+    No learning-rate schedule: the iterate is an online average of the SGD
+    sequence z, with a linear warmup (`warmup_steps`) as the only
+    schedule.
+""" + _MATH.format(
+        beta="beta_1",
+        direction=r"the Adam direction $g_t / (\sqrt{v_t/(1-\beta_2^t)} "
+                  r"+ \epsilon)$ with $v_t = \beta_2 v_{t-1} + (1-\beta_2)"
+                  r"g_t^2$ (no first moment: the interpolation is the "
+                  r"momentum)") + _DIFFERS + r"""
+
+    Args:
+        {{learning_rate}}
+        beta_1: Float in (0, 1), the interpolation β (the reference's
+            `betas[0]`). Defaults to `0.9`.
+        beta_2: Float in [0, 1), the second-moment decay. Defaults to
+            `0.999`.
+        epsilon: Float >= 0, added to the root. Defaults to `1e-8`.
+        weight_decay: Float >= 0 (or a schedule): `weight_decay * y` is
+            added to the normalised gradient. Variables excluded with
+            `exclude_from_weight_decay()` get none. Defaults to `0.0`.
+        warmup_steps: Int >= 0: the learning rate is multiplied by
+            `min(1, t / warmup_steps)`. Defaults to `0`.
+        r: Float >= 0, polynomial weighting $t^r$ of the average.
+            Defaults to `0.0`.
+        weight_lr_power: Float >= 0, the power $p$ of $\gamma^{\max}$ in
+            the weights. Defaults to `2.0`.
+        {{maximize}}
+        {{base}}
+
+    The reference's `foreach` has no counterpart (see `use_multi_tensor`).
+
+    References:
+        - Defazio et al., 2024, "The Road Less Scheduled"
+          (https://github.com/facebookresearch/schedule_free).
+    """
+
+    _hyperparameters = ("beta_1", "beta_2", "epsilon", "weight_decay",
+                        "warmup_steps", "r", "weight_lr_power", "maximize")
+
+    def __init__(
+        self,
+        learning_rate=0.0025,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        weight_decay=0.0,
+        warmup_steps=0,
+        r=0.0,
+        weight_lr_power=2.0,
+        maximize=False,
+        **kwargs,
+    ):
+        super().__init__(learning_rate=learning_rate,
+                         weight_decay=weight_decay, r=r,
+                         weight_lr_power=weight_lr_power, maximize=maximize,
+                         **kwargs)
+        self.warmup_steps = _check_warmup(warmup_steps)
+        self.beta_1 = _check_interpolation("beta_1", beta_1)
+        self.beta_2 = validation.check_real("beta_2", beta_2, low=0.0,
+                                            high=1.0, high_open=True)
+        self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
+
+    def _moment_slots(self):
+        return [SlotSpec("exp_avg_sq")]
+
+    def _schedule(self, lr, step):
+        # bias_correction2 = 1 - beta2 ** (k+1), a double in the reference
+        return self._warmup(lr, step), {"bias_correction2": 1.0 - ops.power(
+            _float64.const(self.beta_2), step)}
+
+    def _direction(self, grad, state, scalars, dtype):
+        exp_avg_sq = (state["exp_avg_sq"] * self.beta_2
+                      + (1.0 - self.beta_2) * grad * grad)
+        bias_2 = ops.cast(scalars["bias_correction2"], dtype)
+        denom = self._math.sqrt(exp_avg_sq / bias_2) + self.epsilon
+        return grad / denom, {"exp_avg_sq": exp_avg_sq}
+
+
+@register_optimizer("schedulefree_sgd",
+                    "Schedule-free SGD with train/eval modes "
+                    "(schedulefree 1.4.1 SGDScheduleFree)")
+class ScheduleFreeSGD(_ScheduleFree):
+    __doc__ = r"""Schedule-free SGD, as schedulefree 1.4.1's
+    `SGDScheduleFree` (Defazio et al., 2024).
+""" + _MATH.format(beta="momentum",
+                   direction="the gradient $g_t$") + r"""
+
+    Differs from `keras.optimizers.SGD`: Keras has no schedule-free SGD;
+    its `momentum` is heavy-ball momentum, here `momentum` is the
+    interpolation between z and the average (the reference's name).
+
+    Args:
+        learning_rate: A real number >= 0, a
+            `keras.optimizers.schedules.LearningRateSchedule` or a callable.
+            Defaults to `1.0` (the reference's).
+        momentum: Float in (0, 1), the interpolation β. Defaults to `0.9`.
+        weight_decay: Float >= 0 (or a schedule): `weight_decay * y` is
+            added to the gradient. Variables excluded with
+            `exclude_from_weight_decay()` get none. Defaults to `0.0`.
+        warmup_steps: Int >= 0: the learning rate is multiplied by
+            `min(1, t / warmup_steps)`. Defaults to `0`.
+        r: Float >= 0, polynomial weighting $t^r$ of the average.
+            Defaults to `0.0`.
+        weight_lr_power: Float >= 0, the power $p$ of $\gamma^{\max}$ in
+            the weights. Defaults to `2.0`.
+        {{maximize}}
+        {{base}}
+
+    References:
+        - Defazio et al., 2024, "The Road Less Scheduled"
+          (https://github.com/facebookresearch/schedule_free).
+    """
+
+    _hyperparameters = ("momentum", "weight_decay", "warmup_steps", "r",
+                        "weight_lr_power", "maximize")
+    _interpolation = "momentum"
+
+    def __init__(
+        self,
+        learning_rate=1.0,
+        momentum=0.9,
+        weight_decay=0.0,
+        warmup_steps=0,
+        r=0.0,
+        weight_lr_power=2.0,
+        maximize=False,
+        **kwargs,
+    ):
+        super().__init__(learning_rate=learning_rate,
+                         weight_decay=weight_decay, r=r,
+                         weight_lr_power=weight_lr_power, maximize=maximize,
+                         **kwargs)
+        self.warmup_steps = _check_warmup(warmup_steps)
+        self.momentum = _check_interpolation("momentum", momentum)
+
+    def _direction(self, grad, state, scalars, dtype):
+        return grad, {}
+
+
+@register_optimizer("schedulefree_radam",
+                    "Schedule-free RAdam with train/eval modes "
+                    "(schedulefree 1.4.1 RAdamScheduleFree)")
+class ScheduleFreeRAdam(_ScheduleFree):
+    __doc__ = r"""Schedule-free RAdam, as schedulefree 1.4.1's
+    `RAdamScheduleFree`.
+
+    No warmup argument: RAdam's rectification is the warmup. With
+    $\rho_\infty = 2/(1-\beta_2) - 1$ and
+    $\rho_t = \rho_\infty - 2t\beta_2^t/(1-\beta_2^t)$, the step's learning
+    rate is $\gamma_t = \gamma\, r_t$ with
+    $r_t = \sqrt{\frac{(\rho_t-4)(\rho_t-2)\rho_\infty}
+    {(\rho_\infty-4)(\rho_\infty-2)\rho_t}}$ when $\rho_t > 4$; before
+    that (the first 4 steps with the default $\beta_2$; always when
+    $\beta_2 \le 3/5$) $r_t = 0$ with `silent_sgd_phase=True` (the
+    parameters do not move, only $v_t$ is updated) and $r_t = 1$ with an
+    un-normalised gradient step otherwise. The threshold is the
+    reference's 4 (torch's RAdam uses 5).
+""" + _MATH.format(
+        beta="beta_1",
+        direction=r"$g_t / (\sqrt{v_t/(1-\beta_2^t)} + \epsilon)$ when "
+                  r"$\rho_t > 4$ and $g_t$ before") + r"""
+
+    Differs from `keras.optimizers.*`: Keras has no (schedule-free) RAdam;
+    `keras.optimizers.ScheduleFreeAdamW` differs from the AdamW variant as
+    `ScheduleFreeAdamW`'s docstring says.
+
+    Args:
+        {{learning_rate}}
+        beta_1: Float in (0, 1), the interpolation β. Defaults to `0.9`.
+        beta_2: Float in [0, 1), the second-moment decay. Defaults to
+            `0.999`.
+        epsilon: Float >= 0, added to the root. Defaults to `1e-8`.
+        weight_decay: Float >= 0 (or a schedule): `weight_decay * y` is
+            added to the step direction. Variables excluded with
+            `exclude_from_weight_decay()` get none. Defaults to `0.0`.
+        r: Float >= 0, polynomial weighting $t^r$ of the average.
+            Defaults to `0.0`.
+        weight_lr_power: Float >= 0, the power $p$ of $\gamma^{\max}$ in
+            the weights. Defaults to `2.0`.
+        silent_sgd_phase: Bool. No parameter movement before the
+            rectification starts. Defaults to `True`.
+        {{maximize}}
+        {{base}}
+
+    The reference's `foreach` has no counterpart (see `use_multi_tensor`).
+
+    References:
+        - Defazio et al., 2024, "The Road Less Scheduled"
+          (https://github.com/facebookresearch/schedule_free).
+        - Liu et al., 2020, "On the Variance of the Adaptive Learning Rate
+          and Beyond" (RAdam).
+    """
+
+    _hyperparameters = ("beta_1", "beta_2", "epsilon", "weight_decay", "r",
+                        "weight_lr_power", "silent_sgd_phase", "maximize")
+
+    def __init__(
+        self,
+        learning_rate=0.0025,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        weight_decay=0.0,
+        r=0.0,
+        weight_lr_power=2.0,
+        silent_sgd_phase=True,
+        maximize=False,
+        **kwargs,
+    ):
+        super().__init__(learning_rate=learning_rate,
+                         weight_decay=weight_decay, r=r,
+                         weight_lr_power=weight_lr_power, maximize=maximize,
+                         **kwargs)
+        self.beta_1 = _check_interpolation("beta_1", beta_1)
+        self.beta_2 = validation.check_real("beta_2", beta_2, low=0.0,
+                                            high=1.0, high_open=True)
+        self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
+        self.silent_sgd_phase = validation.check_bool("silent_sgd_phase",
+                                                      silent_sgd_phase)
+
+    def _moment_slots(self):
+        return [SlotSpec("exp_avg_sq")]
+
+    def _rectification(self, step):
+        """(rho_t > 4, rect, bias_correction2) as float64 tensors."""
+        beta_2 = self.beta_2
+        beta2_t = ops.power(_float64.const(beta_2), step)
+        bias_2 = 1.0 - beta2_t
+        rho_inf = 2.0 / (1.0 - beta_2) - 1.0
+        rho_t = rho_inf - 2.0 * step * beta2_t / bias_2
+        adaptive = rho_t > 4.0
+        ratio = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
+                 / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
+        rect = ops.where(adaptive,
+                         ops.sqrt(ops.where(adaptive, ratio,
+                                            ops.ones_like(ratio))),
+                         ops.full_like(ratio,
+                                       float(not self.silent_sgd_phase)))
+        return adaptive, rect, bias_2
+
+    def _schedule(self, lr, step):
+        adaptive, rect, bias_2 = self._rectification(step)
+        return lr * rect, {"bias_correction2": bias_2, "adaptive": adaptive}
+
+    def _direction(self, grad, state, scalars, dtype):
+        exp_avg_sq = (state["exp_avg_sq"] * self.beta_2
+                      + (1.0 - self.beta_2) * grad * grad)
+        bias_2 = ops.cast(scalars["bias_correction2"], dtype)
+        denom = self._math.sqrt(exp_avg_sq / bias_2) + self.epsilon
+        # both branches computed, one selected (the condition depends on
+        # the step only); an exact 0/1 factor instead would turn an
+        # overflowed v (inf * 0) into NaN where the reference steps by g
+        return (self._math.where(scalars["adaptive"], grad / denom, grad),
+                {"exp_avg_sq": exp_avg_sq})
