@@ -239,14 +239,15 @@ class _ScheduleFree(ZooOptimizer):
     def _switch(self, to_train):
         moved = False
         for index, variable, z, mode in self._mode_pairs():
-            if (float(ops.convert_to_numpy(mode)) > 0.5) == to_train:
+            if (float(ops.convert_to_numpy(mode.value)) > 0.5) == to_train:
                 continue
             with _param_groups.scope(self, index):
                 beta = self._beta()
             weight = 1.0 - beta if to_train else 1.0 - 1.0 / beta
             variable.assign(_lerp_constant(variable.value, z.value, weight))
-            mode.assign(ops.ones_like(mode) if to_train
-                        else ops.zeros_like(mode))
+            mode.assign(np.asarray(1.0 if to_train else 0.0,
+                                   keras.backend.standardize_dtype(
+                                       mode.dtype)))
             moved = True
         self._eval_pending = not to_train and bool(self._mode_pairs())
         return moved
@@ -280,7 +281,7 @@ class _ScheduleFree(ZooOptimizer):
     def in_train_mode(self):
         """True when no variable holds its evaluation point (also before
         the optimizer is built)."""
-        return all(float(ops.convert_to_numpy(mode)) > 0.5
+        return all(float(ops.convert_to_numpy(mode.value)) > 0.5
                    for _, _, _, mode in self._mode_pairs())
 
     def evaluation_point(self, variable):
@@ -292,7 +293,7 @@ class _ScheduleFree(ZooOptimizer):
         index = self._get_variable_index(variable)
         z = self._slots["z"][index]
         mode = self._slots["train_mode"][index]
-        if z is None or float(ops.convert_to_numpy(mode)) < 0.5:
+        if z is None or float(ops.convert_to_numpy(mode.value)) < 0.5:
             return ops.copy(variable.value)
         with _param_groups.scope(self, index):
             beta = self._beta()

@@ -138,6 +138,11 @@ SPECS = [
         reference_name="schedulefree 1.4.1 RAdamScheduleFree",
         numpy_reference=NumpyScheduleFreeRAdam,
         capabilities=frozenset({"weight_decay"}),
+        # the generic group plus silent_sgd_phase=False: with the default
+        # silent phase nothing moves in the first 4 steps, the length of
+        # the groups' configuration check
+        groups=[{"learning_rate": 0.02, "weight_decay": 0.05, "beta_1": 0.6,
+                 "silent_sgd_phase": False}],
         configs=[
             # steps 1-4 silent (no movement), rectified from step 5.
             # param_scale: the movement is small (the rectified rate starts
