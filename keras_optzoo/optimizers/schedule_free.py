@@ -92,8 +92,11 @@ class _ScheduleFree(ZooOptimizer):
         self.weight_lr_power = validation.check_real(
             "weight_lr_power", weight_lr_power, low=0.0)
         # torch backend: whether a variable may be in eval mode (train() is
-        # then run eagerly before the next step; see _backend_update_step)
+        # then run eagerly before the next step), and whether z may have to
+        # be set to the parameters at the first step (see
+        # _backend_update_step)
         self._eval_pending = False
+        self._z_pending = True
 
     # ---------------------------------------------------------------- state
     def _slot_specs(self):
@@ -105,8 +108,9 @@ class _ScheduleFree(ZooOptimizer):
     def _make_slot(self, variable, index, spec):
         slot = super()._make_slot(variable, index, spec)
         if spec.name == "z":
-            # z starts at the parameter (the reference clones it at the
-            # first step; Keras builds the optimizer just before it)
+            # z starts at the parameter; the first step sets it to the
+            # parameter again, as the reference clones it then (the model's
+            # weights may change between build and the first step)
             slot.assign(ops.copy(variable.value
                                  if isinstance(variable, keras.Variable)
                                  else variable))
@@ -193,6 +197,10 @@ class _ScheduleFree(ZooOptimizer):
         dtype = grad.dtype
         scalars, new = self._bookkeeping(state, lr)
         z = state["z"]
+        if not _TORCH:
+            # the reference creates z as a copy of the parameter at the
+            # first step (torch: done eagerly in _backend_update_step)
+            z = self._math.where(ops.equal(self.iterations, 0), param, z)
         y = param
         if not _TORCH:
             # a step in eval mode first moves x back to y, as train() does
@@ -218,8 +226,16 @@ class _ScheduleFree(ZooOptimizer):
 
     def _backend_update_step(self, grads, trainable_variables,
                              learning_rate):
-        if _TORCH and self._eval_pending:
-            self.train()  # eager on torch (see _update for the others)
+        if _TORCH:
+            # eager on torch; the others do both inside the compiled step
+            # (see _update)
+            if self._z_pending:
+                self._z_pending = False
+                if int(ops.convert_to_numpy(self.iterations.value)) == 0:
+                    for _, variable, z, _ in self._mode_pairs():
+                        z.assign(variable.value)
+            if self._eval_pending:
+                self.train()
         super()._backend_update_step(grads, trainable_variables,
                                      learning_rate)
 
@@ -238,16 +254,22 @@ class _ScheduleFree(ZooOptimizer):
 
     def _switch(self, to_train):
         moved = False
+        # before the first step the reference has no z yet: only the mode
+        # changes
+        started = self.built and int(ops.convert_to_numpy(
+            self.iterations.value)) > 0
         for index, variable, z, mode in self._mode_pairs():
             if (float(ops.convert_to_numpy(mode.value)) > 0.5) == to_train:
+                continue
+            mode.assign(np.asarray(1.0 if to_train else 0.0,
+                                   keras.backend.standardize_dtype(
+                                       mode.dtype)))
+            if not started:
                 continue
             with _param_groups.scope(self, index):
                 beta = self._beta()
             weight = 1.0 - beta if to_train else 1.0 - 1.0 / beta
             variable.assign(_lerp_constant(variable.value, z.value, weight))
-            mode.assign(np.asarray(1.0 if to_train else 0.0,
-                                   keras.backend.standardize_dtype(
-                                       mode.dtype)))
             moved = True
         self._eval_pending = not to_train and bool(self._mode_pairs())
         return moved
@@ -293,7 +315,8 @@ class _ScheduleFree(ZooOptimizer):
         index = self._get_variable_index(variable)
         z = self._slots["z"][index]
         mode = self._slots["train_mode"][index]
-        if z is None or float(ops.convert_to_numpy(mode.value)) < 0.5:
+        if z is None or float(ops.convert_to_numpy(mode.value)) < 0.5 or \
+                int(ops.convert_to_numpy(self.iterations.value)) == 0:
             return ops.copy(variable.value)
         with _param_groups.scope(self, index):
             beta = self._beta()
@@ -316,6 +339,7 @@ class _ScheduleFree(ZooOptimizer):
 
     def _refresh_mode(self):
         self._eval_pending = self.built and not self.in_train_mode
+        self._z_pending = True
 
 
 def _check_interpolation(name, value):
