@@ -16,8 +16,9 @@ the reference's doubles bit for bit (``**`` up to the platform's ``pow``).
 * Storing: a double ``d`` is kept in three float32 variables, its *limbs*
   ``hi = f32(d)``, ``mid = f32(d - hi)``, ``low = f32(d - hi - mid)``,
   whose sum is ``d`` exactly (24 + 24 + 24 bits cover a double's 53) for
-  ``|d|`` from about 1e-30 up to float32's largest value, 3.4e38 (below
-  1e-30 the low limb loses bits to float32's subnormal range). float32
+  ``|d|`` from 1e-23 up to float32's largest value, 3.4e38 (below 1e-23
+  the low limb is no longer a normal float32, and XLA flushes subnormals to
+  zero: the relative error stays below 2⁻⁴⁸ down to ~1e-31). float32
   variables exist on every backend and keep the optimizer's state float32
   under mixed precision; for a float64 slot ``hi`` holds ``d`` and the other
   limbs are 0.

@@ -77,8 +77,21 @@ class _Run:
 
 
 # --------------------------------------------------------- evaluation point
-@pytest.mark.parametrize("mode", harness.modes())
-@pytest.mark.parametrize("name,config_id", EVAL_CASES)
+def _eval_cases():
+    """Every case compiled (how fit runs the optimizer on JAX and TF) and
+    on torch; eagerly on JAX and TF for the first case only (eager JAX
+    spends seconds per case in op dispatch on the same keras.ops code)."""
+    out = []
+    for mode in harness.modes():
+        for i, (name, config_id) in enumerate(EVAL_CASES):
+            if mode == "eager" and harness.backend() != "torch" and i:
+                continue
+            out.append(pytest.param(name, config_id, mode,
+                                    id=f"{name}-{config_id}-{mode}"))
+    return out
+
+
+@pytest.mark.parametrize("name,config_id,mode", _eval_cases())
 def test_eval_point_and_round_trip_match_reference(name, config_id, mode):
     """x after eval() equals the reference's eval() (and the NumPy x); a
     train() back and more steps equal the reference doing the same; a step
@@ -292,8 +305,10 @@ def test_bookkeeping_equals_python_doubles(name, kwargs, bit_exact):
 
 
 def test_limbs_hold_doubles_exactly():
+    """Exact from 1e-23 (the low limb stays a normal float32: XLA flushes
+    subnormals to zero) up to float32's largest value."""
     rng = np.random.default_rng(0)
-    values = list(rng.uniform(1e-8, 1e8, 200)) + [0.0, -1.0, 1 / 3, 1e-29,
+    values = list(rng.uniform(1e-8, 1e8, 200)) + [0.0, -1.0, 1 / 3, 1e-23,
                                                   3e38]
     for v in values:
         assert _float64.double_of(_float64.limbs_of(v)) == v
@@ -380,10 +395,25 @@ def _x_of(y, z, beta):
                        1.0 - 1.0 / beta).numpy() for a, b in zip(y, z)]
 
 
+def _forward(weights, x):
+    """The digits MLP in NumPy (float64)."""
+    k1, b1, k2, b2 = (np.asarray(w, np.float64) for w in weights)
+    return np.maximum(x @ k1 + b1, 0.0) @ k2 + b2
+
+
+def _cross_entropy(logits, y):
+    logits = logits - logits.max(axis=1, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    return float(-np.mean(log_p[np.arange(len(y)), y]))
+
+
 def test_fit_ends_at_x_for_evaluate_predict_and_save(tmp_path):
     """Without any callback: after fit the model holds x (Keras's
     finalize_variable_values), so evaluate/predict/save see x; the next
-    fit moves back to y first."""
+    fit moves back to y first, and a model loaded from the file saved in
+    eval mode continues exactly as the saved one (the generic resume test
+    does this for every optimizer; test_resume_from_train_mode_is_exact
+    saves in train mode)."""
     x, y = _digits()
     opt = oz.ScheduleFreeAdamW(learning_rate=0.01)
     model = _model(opt)
@@ -393,43 +423,34 @@ def test_fit_ends_at_x_for_evaluate_predict_and_save(tmp_path):
     expected = _x_of(snapshot.y, snapshot.z, 0.9)
     for a, b in zip(_numpy(model.trainable_variables), expected):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    # predict / evaluate at x: equal to a plain model holding x
-    plain = _model("sgd")
-    for v, value in zip(plain.trainable_variables, expected):
-        v.assign(value)
-    np.testing.assert_allclose(model.predict(x, verbose=0),
-                               plain.predict(x, verbose=0), rtol=1e-5,
-                               atol=1e-6)
+    logits = _forward(expected, x)
+    np.testing.assert_allclose(model.predict(x, verbose=0), logits,
+                               rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(model.evaluate(x, y, verbose=0),
-                               plain.evaluate(x, y, verbose=0), rtol=1e-5)
+                               _cross_entropy(logits, y), rtol=1e-5)
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
     assert not loaded.optimizer.in_train_mode
     for a, b in zip(_numpy(loaded.trainable_variables), expected):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
-    # the next fit starts from y (no train() needed), and both continue
-    # identically
     _fit(model, x, y)
     _fit(loaded, x, y)
     for a, b in zip(_numpy(loaded.weights), _numpy(model.weights)):
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("saved_in", ["train", "eval"])
-def test_resume_from_either_mode_is_exact(saved_in, tmp_path):
+def test_resume_from_train_mode_is_exact(tmp_path):
     x, y = _digits()
     model = _model(oz.ScheduleFreeSGD(learning_rate=0.05, warmup_steps=3))
     _fit(model, x, y)
-    if saved_in == "train":
-        model.optimizer.train()
-    assert model.optimizer.in_train_mode == (saved_in == "train")
+    model.optimizer.train()
     path = tmp_path / "m.keras"
     model.save(path)
     loaded = keras.models.load_model(path)
-    assert loaded.optimizer.in_train_mode == (saved_in == "train")
-    _fit(model, x, y, epochs=2)
-    _fit(loaded, x, y, epochs=2)
+    assert loaded.optimizer.in_train_mode
+    _fit(model, x, y)
+    _fit(loaded, x, y)
     for a, b in zip(_numpy(loaded.weights), _numpy(model.weights)):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(_numpy(loaded.optimizer.variables),
