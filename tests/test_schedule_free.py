@@ -602,3 +602,29 @@ def test_warns_nothing_on_a_plain_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         _fit(model, x, y, callbacks=[oz.callbacks.ScheduleFreeEval()])
+
+
+# ---------------------------------------------------------------- playground
+def test_playground_path_is_the_evaluation_point():
+    """The playground records x (the returned iterate), with gradients
+    taken at y: equal to the NumPy reference's x path."""
+    from keras_optzoo.playground import functions
+    from keras_optzoo.playground import trajectory
+
+    from reference.np_schedule_free import NumpyScheduleFreeSGD
+
+    surface = functions.get_function("tutorial")
+    path = trajectory.run("schedulefree_sgd", surface, steps=40)
+    assert path.learning_rate == 0.1  # the playground's suggestion
+    reference = NumpyScheduleFreeSGD([np.asarray(surface.start)],
+                                     learning_rate=0.1)
+    expected = [np.asarray(surface.start, np.float64)]
+    for _ in range(40):
+        y = reference.params[0]
+        reference.step([np.asarray(surface.gradient(y[0], y[1]))])
+        expected.append(reference.eval_params()[0])
+    expected = np.stack(expected)
+    np.testing.assert_allclose(path.points, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        path.losses, [surface.numpy(p[0], p[1]) for p in expected],
+        rtol=1e-4, atol=1e-5)
