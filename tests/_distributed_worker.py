@@ -220,10 +220,13 @@ def run_tensorflow():
 #: statistics), a second update rule with matrix math (muon), cross-variable
 #: statistics computed after the all-reduce (lamb), per-tensor norms and
 #: projections (adamp), row masks (lazyadam) and the historically worst
-#: rounding case (rmsprop with momentum and weight decay). A new optimizer
-#: with a new mechanism belongs in this list.
+#: rounding case (rmsprop with momentum and weight decay), and modes with
+#: float64 bookkeeping in per-variable scalar slots, written inside the
+#: step (schedulefree_adamw). A new optimizer with a new mechanism belongs
+#: in this list.
 DISTRIBUTED = ("sgd", "adam", "rmsprop", "nadam", "asgd", "novograd",
-               "adafactor", "muon", "lamb", "adamp", "lazyadam")
+               "adafactor", "muon", "lamb", "adamp", "lazyadam",
+               "schedulefree_adamw")
 
 
 def distributed_specs():

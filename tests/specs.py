@@ -446,13 +446,16 @@ def make_torch(spec, params, kwargs, decay_mask=None):
 #: (nadam, asgd, novograd), slots with shapes of their own (adafactor), a
 #: second update rule and matrix math (muon), statistics over all gradients
 #: (lamb), per-tensor projections (adamp) and an overridden update_step
-#: that reads sparse rows (lazyadam). Every optimizer still gets the
-#: algorithm's tests (trajectories eager and compiled, config, bad input,
-#: fit + .keras save/load resume, numerics, mixed precision). A new
+#: that reads sparse rows (lazyadam), and train/eval modes with float64
+#: bookkeeping in per-variable limb slots and a z taken from the
+#: parameters at the first step (schedulefree_adamw). Every optimizer still
+#: gets the algorithm's tests (trajectories eager and compiled, config, bad
+#: input, fit + .keras save/load resume, numerics, mixed precision). A new
 #: optimizer that adds a new mechanism belongs here. Keeping the CI run of
 #: ~35 optimizers on three backends under 30 minutes depends on this list.
 MECHANISMS = ("sgd", "adam", "rmsprop", "nadam", "asgd", "novograd",
-              "adafactor", "muon", "lamb", "adamp", "lazyadam")
+              "adafactor", "muon", "lamb", "adamp", "lazyadam",
+              "schedulefree_adamw")
 
 
 def mechanism_specs():

@@ -80,6 +80,11 @@ class _ScheduleFree(ZooOptimizer):
     #: weight decay is added at the training point y, inside the update
     weight_decay_in_update = True
 
+    #: The step computes a few 0-d float64 values per variable (the
+    #: reference's host-side doubles, see _bookkeeping); never a float64
+    #: tensor (tests/test_host_sync.py).
+    float64_scalars = True
+
     #: the argument whose value is the interpolation constant β
     _interpolation = "beta_1"
 
@@ -100,21 +105,14 @@ class _ScheduleFree(ZooOptimizer):
 
     # ---------------------------------------------------------------- state
     def _slot_specs(self):
+        # z is zeros until the first step sets it to the parameter, as the
+        # reference clones it then (see _update and _backend_update_step):
+        # the weights may change between build and the first step (Keras's
+        # load_model builds the optimizer before it loads the weights)
         return [SlotSpec("z")] + self._moment_slots() + _scalar_slots()
 
     def _moment_slots(self):
         return []
-
-    def _make_slot(self, variable, index, spec):
-        slot = super()._make_slot(variable, index, spec)
-        if spec.name == "z":
-            # z starts at the parameter; the first step sets it to the
-            # parameter again, as the reference clones it then (the model's
-            # weights may change between build and the first step)
-            slot.assign(ops.copy(variable.value
-                                 if isinstance(variable, keras.Variable)
-                                 else variable))
-        return slot
 
     def _beta(self):
         return getattr(self, self._interpolation)
@@ -325,8 +323,15 @@ class _ScheduleFree(ZooOptimizer):
     def finalize_variable_values(self, var_list):
         """Keras calls this at the end of ``fit``: the model then holds the
         evaluation point x (see :meth:`eval`), for ``evaluate``,
-        ``predict`` and ``save``; the next step moves it back to y."""
-        super().finalize_variable_values(var_list)
+        ``predict`` and ``save``; the next step moves it back to y.
+
+        With ``use_ema=True`` Keras's own finalisation runs instead (the
+        model gets the EMA of the weights it trained, y, and stays in train
+        mode): a lerp towards z would make no sense from an average.
+        """
+        if self.use_ema:
+            super().finalize_variable_values(var_list)
+            return
         self.eval()
 
     def load_own_variables(self, store):
