@@ -57,6 +57,13 @@ def _rounded(value):
     return ops.where(value == value, value, value + value)
 
 
+def _host(value):
+    """A 0-d variable or tensor as a Python float (eager code only)."""
+    if isinstance(value, keras.Variable):
+        value = value.value
+    return float(np.asarray(ops.convert_to_numpy(value)))
+
+
 def _lerp_constant(start, end, weight):
     """``torch.lerp(start, end, weight)`` for a Python-float ``weight``:
     ``start + w·(end - start)`` for ``|w| < 0.5``, else
@@ -229,7 +236,7 @@ class _ScheduleFree(ZooOptimizer):
             # (see _update)
             if self._z_pending:
                 self._z_pending = False
-                if int(ops.convert_to_numpy(self.iterations.value)) == 0:
+                if _host(self.iterations) == 0:
                     for _, variable, z, _ in self._mode_pairs():
                         z.assign(variable.value)
             if self._eval_pending:
@@ -254,10 +261,9 @@ class _ScheduleFree(ZooOptimizer):
         moved = False
         # before the first step the reference has no z yet: only the mode
         # changes
-        started = self.built and int(ops.convert_to_numpy(
-            self.iterations.value)) > 0
+        started = self.built and _host(self.iterations) > 0
         for index, variable, z, mode in self._mode_pairs():
-            if (float(ops.convert_to_numpy(mode.value)) > 0.5) == to_train:
+            if (_host(mode) > 0.5) == to_train:
                 continue
             mode.assign(np.asarray(1.0 if to_train else 0.0,
                                    keras.backend.standardize_dtype(
@@ -301,7 +307,7 @@ class _ScheduleFree(ZooOptimizer):
     def in_train_mode(self):
         """True when no variable holds its evaluation point (also before
         the optimizer is built)."""
-        return all(float(ops.convert_to_numpy(mode.value)) > 0.5
+        return all(_host(mode) > 0.5
                    for _, _, _, mode in self._mode_pairs())
 
     def evaluation_point(self, variable):
@@ -313,8 +319,8 @@ class _ScheduleFree(ZooOptimizer):
         index = self._get_variable_index(variable)
         z = self._slots["z"][index]
         mode = self._slots["train_mode"][index]
-        if z is None or float(ops.convert_to_numpy(mode.value)) < 0.5 or \
-                int(ops.convert_to_numpy(self.iterations.value)) == 0:
+        if z is None or _host(mode) < 0.5 or \
+                _host(self.iterations) == 0:
             return ops.copy(variable.value)
         with _param_groups.scope(self, index):
             beta = self._beta()
