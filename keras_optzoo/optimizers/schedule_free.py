@@ -61,6 +61,8 @@ def _host(value):
     """A 0-d variable or tensor as a Python float (eager code only)."""
     if isinstance(value, keras.Variable):
         value = value.value
+    if hasattr(value, "read_value"):  # a tf.distribute variable
+        value = value.read_value()
     return float(np.asarray(ops.convert_to_numpy(value)))
 
 
