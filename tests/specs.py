@@ -74,6 +74,11 @@ class OptimizerSpec:
     #: ``slots(kwargs, shape) -> [(name, kind)]``, kind False for a slot
     #: shaped like the parameter, True for a 0-d slot, or a shape tuple
     slots: object = None
+    #: Optimizer variables saved after the slots, a file format as
+    #: ``slots`` (checked by tests/test_resume.py): ``extra_variables(kwargs)
+    #: -> [(name, shape)]`` (the schedule-free optimizers' state vector of
+    #: each param group)
+    extra_variables: object = None
     #: whether the multi-tensor path (torch backend) runs this optimizer;
     #: False where its update needs per-tensor reductions or matrix math
     multi_tensor: bool = True

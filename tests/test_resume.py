@@ -281,6 +281,10 @@ def expected_layout(name, kwargs, schedule=False):
                 layout.append((f"v{index}_{slot}", shape))
             else:  # a slot with a shape of its own (SlotSpec(shape=...))
                 layout.append((f"{slot}_{index}", tuple(kind)))
+    spec = specs.SPECS_BY_NAME.get(name)
+    if spec is not None and spec.extra_variables is not None:
+        layout += [(n, tuple(shape))
+                   for n, shape in spec.extra_variables(kwargs)]
     return layout
 
 

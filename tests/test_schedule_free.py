@@ -259,25 +259,38 @@ BOOKKEEPING = [
 ]
 
 
+def _paths():
+    """torch: Python floats on the CPU (the default) and the 0-d float64
+    tensors an accelerator uses; JAX and TF: the compiled step."""
+    if harness.backend() == "torch":
+        return ["host", "device"]
+    return ["compiled"]
+
+
+@pytest.mark.parametrize("path", _paths())
 @pytest.mark.parametrize("name,kwargs,bit_exact", BOOKKEEPING)
-def test_bookkeeping_equals_python_doubles(name, kwargs, bit_exact):
-    """lr_max and weight_sum after 1500 compiled steps (eager on torch) with
-    a learning rate changed every 300 steps equal the reference's Python
-    floats bit for bit; a float32 running sum would be off by ~1e-5."""
+def test_bookkeeping_equals_python_doubles(name, kwargs, bit_exact, path):
+    """lr_max, weight_sum and the step's float32 ckp1 after 1500 steps
+    (compiled on JAX/TF) with a learning rate changed every 300 steps
+    equal the reference's Python floats bit for bit; a float32 running
+    sum would be off by ~1e-5."""
+    from keras_optzoo.optimizers.schedule_free import STATE
+
     steps, every = 1500, 300
     spec = specs.SPECS_BY_NAME[name]
     rates = [0.0125, 0.05, 0.02, 0.1, 0.003]  # not all float32-exact
     lrs = [float(np.float32(rates[k // every])) for k in range(steps)]
     opt = spec.cls(learning_rate=lrs[0], **kwargs)
+    if path == "device":
+        opt.host_bookkeeping = False
     stepper = harness.Stepper(opt, [np.zeros((2,), "float32")],
                               harness.modes()[-1])
     zero = [np.zeros((2,), "float32")]
     for k in range(steps):
         stepper.step(zero, lrs[k] if k % every == 0 else None)
     stepper.sync()
-    state = {name: float(np.float64(ops.convert_to_numpy(slots[0])))
-             for name, slots in opt._slots.items()
-             if slots[0] is not None and slots[0].shape == ()}
+    state = dict(zip(STATE, np.asarray(ops.convert_to_numpy(
+        opt._sf_state[0]), np.float64)))
     lr_max = _float64.double_of([state["lr_max" + s]
                                  for s in ("", "_mid", "_low")])
     weight_sum = _float64.double_of([state["weight_sum" + s]
@@ -287,13 +300,14 @@ def test_bookkeeping_equals_python_doubles(name, kwargs, bit_exact):
         lrs, beta, kwargs.get("warmup_steps", 0), kwargs.get("r", 0.0),
         kwargs.get("weight_lr_power", 2.0),
         radam_beta_2=opt.beta_2 if name == "schedulefree_radam" else None)
-    want_max, want_sum, _ = expected[-1]
-    print(f"{name}: weight_sum {weight_sum!r} vs {want_sum!r} "
+    want_max, want_sum, want_ckp1 = expected[-1]
+    print(f"{name} ({path}): weight_sum {weight_sum!r} vs {want_sum!r} "
           f"(relative {abs(weight_sum - want_sum) / want_sum:.2e}), "
           f"lr_max {lr_max!r} vs {want_max!r}")
     if bit_exact:
         assert lr_max == want_max
         assert weight_sum == want_sum
+        assert state["ckp1"] == float(np.float32(want_ckp1))
     else:
         assert abs(lr_max - want_max) <= 1e-15 * want_max
         assert abs(weight_sum - want_sum) <= 1e-15 * want_sum
@@ -324,7 +338,7 @@ def test_limbs_hold_doubles_exactly():
 def test_rounded_product_is_not_contracted():
     """XLA contracts ``a*b + c`` into a fused multiply-add (one rounding);
     the bookkeeping keeps Python's two roundings (see _rounded)."""
-    from keras_optzoo.optimizers.schedule_free import _rounded
+    from keras_optzoo.optimizers.schedule_free import _rounded  # noqa
 
     rng = np.random.default_rng(1)
     a, b, c = (rng.uniform(0.5, 2.0, 200) for _ in range(3))

@@ -17,21 +17,20 @@ from keras_optzoo.registry import register_optimizer
 
 _TORCH = keras.backend.backend() == "torch"
 
-#: The per-variable bookkeeping scalars: the two doubles of the reference's
-#: param group (lr_max, weight_sum), three float32 limbs each
-#: (keras_optzoo/_float64.py), and the mode (1 train, 0 eval).
-_DOUBLES = ("lr_max", "weight_sum")
-_LIMBS = ("", "_mid", "_low")
-_INITIAL = {"lr_max": -1.0, "weight_sum": 0.0}
-
-
-def _scalar_slots():
-    specs = []
-    for name in _DOUBLES:
-        for suffix, limb in zip(_LIMBS, _float64.limbs_of(_INITIAL[name])):
-            specs.append(SlotSpec(name + suffix, limb, scalar=True))
-    specs.append(SlotSpec("train_mode", 1.0, scalar=True))
-    return specs
+#: The layout of each param group's state vector ``schedule_free_<g>``:
+#: the reference's two host-side doubles of the group (``lr_max``,
+#: ``weight_sum``), three float32 limbs each (keras_optzoo/_float64.py),
+#: the group's mode (1 train, 0 eval), then the scalars of the step being
+#: applied, which every variable's update reads (computed once per step
+#: and group, before the updates).
+STATE = ("lr_max", "lr_max_mid", "lr_max_low",
+         "weight_sum", "weight_sum_mid", "weight_sum_low",
+         "train_mode",
+         "lr", "ckp1", "y_coefficient", "bias_correction2", "adaptive",
+         "to_train")
+_I = {name: i for i, name in enumerate(STATE)}
+_INITIAL = (list(_float64.limbs_of(-1.0)) + list(_float64.limbs_of(0.0))
+            + [1.0] + [0.0] * 6)
 
 
 def _check_warmup(warmup_steps):
@@ -44,19 +43,6 @@ def _check_warmup(warmup_steps):
     return int(warmup_steps)
 
 
-def _rounded(value):
-    """A float64 product, rounded on its own before it is added to anything.
-
-    XLA (JAX, TensorFlow with ``jit_compile``) lets LLVM contract ``a·b + c``
-    into one fused multiply-add, which rounds once where Python's floats
-    round twice (measured: 44 of 200 random ``a·b + c`` differ in the last
-    bit). A select that keeps the value (a NaN stays NaN) sits between the
-    product and the sum, so no contraction can form; ``x == x`` on floats is
-    not folded by XLA (it is False for NaN).
-    """
-    return ops.where(value == value, value, value + value)
-
-
 def _host(value):
     """A 0-d variable or tensor as a Python float (eager code only)."""
     if isinstance(value, keras.Variable):
@@ -64,6 +50,14 @@ def _host(value):
     if hasattr(value, "read_value"):  # a tf.distribute variable
         value = value.read_value()
     return float(np.asarray(ops.convert_to_numpy(value)))
+
+
+def _host_vector(variable):
+    value = variable.value
+    if hasattr(value, "read_value"):
+        value = value.read_value()
+    return [float(x) for x in np.asarray(ops.convert_to_numpy(value),
+                                         np.float64).reshape(-1)]
 
 
 def _lerp_constant(start, end, weight):
@@ -77,19 +71,99 @@ def _lerp_constant(start, end, weight):
     return end - (end - start) * float(np.float32(1.0) - w)
 
 
+class _HostMath:
+    """The bookkeeping's operations on Python floats: the reference's own
+    arithmetic (torch backend on the CPU)."""
+
+    @staticmethod
+    def where(condition, a, b):
+        return a if condition else b
+
+    @staticmethod
+    def power(a, exponent):
+        return a ** exponent
+
+    @staticmethod
+    def sqrt(a):
+        return a ** 0.5
+
+    @staticmethod
+    def maximum(a, b):
+        return max(a, b)
+
+    @staticmethod
+    def rounded(a):
+        return a
+
+    @staticmethod
+    def const(a):
+        return float(a)
+
+    @staticmethod
+    def flag(condition):
+        return 1.0 if condition else 0.0
+
+
+class _DeviceMath:
+    """The same on 0-d float64 tensors inside the step (see
+    keras_optzoo/_float64.py)."""
+
+    @staticmethod
+    def where(condition, a, b):
+        return ops.where(condition, a, b)
+
+    @staticmethod
+    def power(a, exponent):
+        if isinstance(exponent, float):
+            return _float64.power(a, exponent)
+        return ops.power(a, exponent)
+
+    @staticmethod
+    def sqrt(a):
+        return ops.sqrt(a)
+
+    @staticmethod
+    def maximum(a, b):
+        return _float64.maximum(a, b)
+
+    @staticmethod
+    def rounded(value):
+        """A float64 product, rounded on its own before it is added to
+        anything. XLA (JAX, TensorFlow with ``jit_compile``) lets LLVM
+        contract ``a·b + c`` into one fused multiply-add, which rounds once
+        where Python's floats round twice (measured: 44 of 200 random
+        ``a·b + c`` differ in the last bit). A select that keeps the value
+        (a NaN stays NaN) sits between the product and the sum, so no
+        contraction can form; XLA does not fold ``x == x`` on floats (it is
+        False for NaN)."""
+        return ops.where(value == value, value, value + value)
+
+    @staticmethod
+    def const(a):
+        return _float64.const(a)
+
+    @staticmethod
+    def flag(condition):
+        return ops.cast(condition, "float64")
+
+
+def _rounded(value):
+    return _DeviceMath.rounded(value)
+
+
 class _ScheduleFree(ZooOptimizer):
     r"""The schedule-free machinery shared by the three classes.
 
     Subclasses give ``_interpolation`` (the name of the argument that is
-    the reference's β₁/momentum), ``_schedule`` (the step's learning
-    rate as a float64 tensor) and ``_direction`` (the normalised gradient
-    and its new slots).
+    the reference's β₁/momentum), ``_schedule`` (the step's learning rate
+    and extra scalars) and ``_direction`` (the normalised gradient and its
+    new slots).
     """
 
     #: weight decay is added at the training point y, inside the update
     weight_decay_in_update = True
 
-    #: The step computes a few 0-d float64 values per variable (the
+    #: The step computes a few 0-d float64 values per param group (the
     #: reference's host-side doubles, see _bookkeeping); never a float64
     #: tensor (tests/test_host_sync.py).
     float64_scalars = True
@@ -105,12 +179,17 @@ class _ScheduleFree(ZooOptimizer):
         self.r = validation.check_real("r", r, low=0.0)
         self.weight_lr_power = validation.check_real(
             "weight_lr_power", weight_lr_power, low=0.0)
-        # torch backend: whether a variable may be in eval mode (train() is
+        # torch backend: whether a group may be in eval mode (train() is
         # then run eagerly before the next step), and whether z may have to
         # be set to the parameters at the first step (see
         # _backend_update_step)
         self._eval_pending = False
         self._z_pending = True
+        #: the torch backend on the CPU computes the bookkeeping with
+        #: Python floats, as the reference does (None: when the state is on
+        #: the CPU and the fast path may read values there; False: always
+        #: 0-d float64 tensors, as on an accelerator)
+        self.host_bookkeeping = None
 
     # ---------------------------------------------------------------- state
     def _slot_specs(self):
@@ -118,72 +197,134 @@ class _ScheduleFree(ZooOptimizer):
         # reference clones it then (see _update and _backend_update_step):
         # the weights may change between build and the first step (Keras's
         # load_model builds the optimizer before it loads the weights)
-        return [SlotSpec("z")] + self._moment_slots() + _scalar_slots()
+        return [SlotSpec("z")] + self._moment_slots()
 
     def _moment_slots(self):
         return []
 
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        # one state vector per param group (the reference's group keys)
+        self._sf_state = []
+        for group in range(len(self._groups)):
+            members = [i for i, g in enumerate(self._group_of) if g == group]
+            dtype = "float64" if any(
+                keras.backend.standardize_dtype(var_list[i].dtype)
+                == "float64" for i in members) else "float32"
+            self._sf_state.append(self.add_variable(
+                shape=(len(STATE),), dtype=dtype,
+                initializer=keras.initializers.Constant(
+                    np.asarray(_INITIAL, np.float64)),
+                aggregation="only_first_replica",
+                name=f"schedule_free_{group}"))
+
     def _beta(self):
         return getattr(self, self._interpolation)
 
+    def _group(self, index):
+        if isinstance(index, tuple):  # a multi-tensor group shares it
+            index = index[0]
+        group_of = getattr(self, "_group_of", None)
+        return group_of[index] if group_of else 0
+
+    def _first_of_groups(self):
+        """{group: its first variable's index} for the non-empty groups."""
+        out = {}
+        for index, group in enumerate(self._group_of):
+            out.setdefault(group, index)
+        return out
+
     # ---------------------------------------------------------- bookkeeping
     def _prepare(self, gradient, variable, learning_rate, index):
-        # the learning rate as it came (float32): the bookkeeping takes it
-        # to float64, not through a half-precision variable's dtype
+        # (the learning rate is the group state's, see _update)
         param, grad, _ = super()._prepare(gradient, variable, learning_rate,
                                           index)
         return param, grad, learning_rate
 
-    def _schedule(self, lr, step):
+    def _schedule(self, m, lr, step):
         """The reference's ``lr`` of the step and the subclass's other
-        scalars, as float64 tensors (``step`` = k + 1, float64)."""
-        return self._warmup(lr, step), {}
+        scalars (``m``: _HostMath or _DeviceMath; ``step`` = k + 1)."""
+        return self._warmup(m, lr, step), {}
 
-    def _warmup(self, lr, step):
+    def _warmup(self, m, lr, step):
         if not self.warmup_steps:
             return lr
-        warmup = float(self.warmup_steps)
+        warmup = self.warmup_steps
         # k < warmup_steps  <=>  k + 1 <= warmup_steps
-        return ops.where(step <= warmup, lr * (step / warmup), lr)
+        return m.where(step <= warmup, lr * (step / warmup), lr)
 
-    def _bookkeeping(self, state, learning_rate):
-        """The reference's host-side float math of one step, in float64.
+    def _bookkeeping(self, m, old, lr, step):
+        """The reference's host-side float math of one step, on Python
+        floats or float64 tensors: the group's new state (see STATE) from
+        its old one, the group's learning rate and ``step`` = k + 1."""
+        lr, extra = self._schedule(m, lr, step)
+        lr_max = m.maximum(lr, (old[0] + old[1]) + old[2])
+        weight = m.power(lr_max, self.weight_lr_power)
+        if self.r:
+            weight = m.rounded(m.power(step, self.r)) * weight
+        weight = m.rounded(weight)
+        weight_sum = ((old[3] + old[4]) + old[5]) + weight
+        # the reference catches ZeroDivisionError: ckp1 = 0
+        empty = weight_sum == 0.0
+        ckp1 = m.where(empty, m.const(0.0),
+                       weight / m.where(empty, m.const(1.0), weight_sum))
+        coef = lr * (m.rounded(self._beta() * (1.0 - ckp1)) - 1.0)
+        return (lr_max, weight_sum, lr, ckp1, coef,
+                extra.get("bias_correction2", m.const(1.0)),
+                extra.get("adaptive", m.const(1.0)),
+                old[_I["train_mode"]] < 0.5)
 
-        Returns the float32 scalars the update uses (``lr``, ``ckp1``, the
-        y coefficient ``lr (β(1 - ckp1) - 1)`` and the subclass's extras)
-        and the new limbs of ``lr_max`` and ``weight_sum``.
-        """
-        limb_dtype = keras.backend.standardize_dtype(
-            state["lr_max"].dtype)
+    def _new_state(self, variable, learning_rate):
+        """The group state after this step's bookkeeping, as a tensor."""
+        dtype = keras.backend.standardize_dtype(variable.dtype)
+        if self._use_host_bookkeeping(variable):
+            import torch
+
+            old = variable.value.tolist()
+            lr = float(learning_rate)
+            step = int(self._iterations_value()) + 1
+            (lr_max, weight_sum, lr, ckp1, coef, bias_2, adaptive,
+             to_train) = self._bookkeeping(_HostMath, old, lr, step)
+            new = (list(_float64.limbs_of(lr_max))
+                   + list(_float64.limbs_of(weight_sum))
+                   + [1.0, lr, ckp1, coef, bias_2, adaptive,
+                      1.0 if to_train else 0.0])
+            if dtype == "float64":
+                new[1:3] = [0.0, 0.0]
+                new[4:6] = [0.0, 0.0]
+                new[0], new[3] = lr_max, weight_sum
+            return torch.tensor(new, dtype=variable.value.dtype)
         with _float64.scope():
+            old = ops.cast(variable.value, "float64")
+            old = [old[i] for i in range(len(STATE))]
             step = ops.cast(self.iterations + 1, "float64")
             lr = ops.cast(learning_rate, "float64")
-            lr, extra = self._schedule(lr, step)
-            lr_max = _float64.maximum(lr, _float64.load(
-                *(state["lr_max" + s] for s in _LIMBS)))
-            weight = _float64.power(lr_max, self.weight_lr_power)
-            if self.r:
-                weight = _float64.power(step, self.r) * weight
-            weight = _rounded(weight)
-            weight_sum = _float64.load(
-                *(state["weight_sum" + s] for s in _LIMBS)) + weight
-            empty = ops.equal(weight_sum, 0.0)
-            # the reference catches ZeroDivisionError: ckp1 = 0
-            ckp1 = ops.where(empty, ops.zeros_like(weight),
-                             weight / ops.where(empty,
-                                                ops.ones_like(weight_sum),
-                                                weight_sum))
-            coef = lr * (_rounded(self._beta() * (1.0 - ckp1)) - 1.0)
-            out = {"lr": lr, "ckp1": ckp1, "coef": coef, **extra}
-            out = {k: v if keras.backend.standardize_dtype(v.dtype) == "bool"
-                   else ops.cast(v, "float32") for k, v in out.items()}
-            new = {}
-            for name, value in (("lr_max", lr_max),
-                                ("weight_sum", weight_sum)):
-                for suffix, limb in zip(
-                        _LIMBS, _float64.store(value, limb_dtype)):
-                    new[name + suffix] = limb
-        return out, new
+            (lr_max, weight_sum, lr, ckp1, coef, bias_2, adaptive,
+             to_train) = self._bookkeeping(_DeviceMath, old, lr, step)
+            values = (list(_float64.store(lr_max, dtype))
+                      + list(_float64.store(weight_sum, dtype)))
+            values += [ops.ones((), dtype)] + [
+                ops.cast(v, dtype) for v in (
+                    lr, ckp1, coef, bias_2, ops.cast(adaptive, "float64"),
+                    ops.cast(to_train, "float64"))]
+            return ops.stack(values)
+
+    def _iterations_value(self):
+        iterations = self.iterations
+        if isinstance(iterations, keras.Variable):
+            iterations = iterations.value
+        return iterations.item()
+
+    def _use_host_bookkeeping(self, state):
+        """torch on the CPU, where reading a value is no synchronisation
+        (the fast path's own rule, ``fastpath.State.device_scalars``)."""
+        if not _TORCH or self.host_bookkeeping is False:
+            return False
+        if self._multi_tensor.device_scalars:
+            return False
+        return state.value.device.type == "cpu"
 
     # --------------------------------------------------------------- update
     def _decays(self, index):
@@ -202,25 +343,27 @@ class _ScheduleFree(ZooOptimizer):
 
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype
-        scalars, new = self._bookkeeping(state, lr)
+        vector = self._sf_state[self._group(index)].value
+        scalars = {name: vector[_I[name]] for name in (
+            "lr", "ckp1", "y_coefficient", "bias_correction2", "adaptive",
+            "to_train")}
         z = state["z"]
-        if not _TORCH:
-            # the reference creates z as a copy of the parameter at the
-            # first step (torch: done eagerly in _backend_update_step)
-            z = self._math.where(ops.equal(self.iterations, 0), param, z)
+        new = {}
         y = param
         if not _TORCH:
-            # a step in eval mode first moves x back to y, as train() does
-            # (torch runs train() eagerly before the step instead)
+            # the reference creates z as a copy of the parameter at the
+            # first step, and a step in eval mode first moves x back to y,
+            # as train() does (torch does both eagerly in
+            # _backend_update_step)
+            z = self._math.where(ops.equal(self.iterations, 0), param, z)
             y = self._math.where(
-                state["train_mode"] > 0.5, param,
-                _lerp_constant(param, z, 1.0 - self._beta()))
-            new["train_mode"] = ops.ones_like(state["train_mode"])
+                scalars["to_train"] > 0.5,
+                _lerp_constant(param, z, 1.0 - self._beta()), param)
         direction, moments = self._direction(grad, state, scalars, dtype)
         if self._decays(index):
             direction = direction + self._weight_decay_value(dtype) * y
         ckp1 = ops.cast(scalars["ckp1"], dtype)
-        coef = ops.cast(scalars["coef"], dtype)
+        coef = ops.cast(scalars["y_coefficient"], dtype)
         lr = ops.cast(scalars["lr"], dtype)
         new_y = self._lerp(y, z, ckp1) + coef * direction
         new["z"] = z - lr * direction
@@ -239,66 +382,84 @@ class _ScheduleFree(ZooOptimizer):
             if self._z_pending:
                 self._z_pending = False
                 if _host(self.iterations) == 0:
-                    for _, variable, z, _ in self._mode_pairs():
+                    for _, variable, z in self._z_pairs():
                         z.assign(variable.value)
             if self._eval_pending:
                 self.train()
+        # the bookkeeping, once per step and param group
+        rate = learning_rate
+        if isinstance(rate, keras.Variable):
+            rate = self._scaled_learning_rate(rate)
+        multiple = len(self._groups) > 1
+        for group, first in self._first_of_groups().items():
+            with _param_groups.scope(self, first):
+                group_rate = _param_groups.group_learning_rate(
+                    self, rate, first) if multiple else rate
+                state = self._sf_state[group]
+                state.assign(self._new_state(state, group_rate))
         super()._backend_update_step(grads, trainable_variables,
                                      learning_rate)
 
     # ---------------------------------------------------------------- modes
-    def _mode_pairs(self):
-        """(index, variable, z, mode slot) of every variable with a z."""
+    def _z_pairs(self):
+        """(index, variable, z) of every variable with a z."""
         if not self.built:
             return []
-        out = []
-        for index, variable in enumerate(self._trainable_variables):
-            z = self._slots["z"][index]
-            if z is not None:
-                out.append((index, variable, z,
-                            self._slots["train_mode"][index]))
-        return out
+        return [(index, variable, self._slots["z"][index])
+                for index, variable in enumerate(self._trainable_variables)
+                if self._slots["z"][index] is not None]
+
+    def _modes(self):
+        """The mode of each group: True for train."""
+        return [_host_vector(state)[_I["train_mode"]] > 0.5
+                for state in self._sf_state]
 
     def _switch(self, to_train):
-        moved = False
+        if not self.built:
+            return False
+        modes = self._modes()
         # before the first step the reference has no z yet: only the mode
         # changes
-        started = self.built and _host(self.iterations) > 0
-        for index, variable, z, mode in self._mode_pairs():
-            if (_host(mode) > 0.5) == to_train:
-                continue
-            mode.assign(np.asarray(1.0 if to_train else 0.0,
-                                   keras.backend.standardize_dtype(
-                                       mode.dtype)))
-            if not started:
+        started = _host(self.iterations) > 0
+        moved = False
+        for index, variable, z in self._z_pairs():
+            if modes[self._group(index)] == to_train or not started:
                 continue
             with _param_groups.scope(self, index):
                 beta = self._beta()
             weight = 1.0 - beta if to_train else 1.0 - 1.0 / beta
             variable.assign(_lerp_constant(variable.value, z.value, weight))
             moved = True
-        self._eval_pending = not to_train and bool(self._mode_pairs())
+        for group, state in enumerate(self._sf_state):
+            if modes[group] != to_train:
+                vector = np.asarray(_host_vector(state), np.float64)
+                vector[_I["train_mode"]] = 1.0 if to_train else 0.0
+                state.assign(vector.astype(keras.backend.standardize_dtype(
+                    state.dtype)))
+        self._eval_pending = not to_train
         return moved
 
     def train(self):
         """Puts the training point y into the model's variables.
 
-        The reference's ``optimizer.train()``: every variable in eval mode
-        becomes ``lerp(x, z, 1 - β)`` (torch's ``lerp``), and its mode
-        becomes train. Idempotent. A step taken in eval mode does this
-        first by itself (inside the compiled step on JAX and TensorFlow,
-        eagerly before it on torch), so calling it is optional. Call it
-        outside compiled functions. Returns whether a variable moved.
+        The reference's ``optimizer.train()``: the variables of every
+        param group in eval mode become ``lerp(x, z, 1 - β)`` (torch's
+        ``lerp``), and the group's mode becomes train. Idempotent. A step
+        taken in eval mode does this first by itself (inside the compiled
+        step on JAX and TensorFlow, eagerly before it on torch), so calling
+        it is optional. Call it outside compiled functions. Returns whether
+        a variable moved.
         """
         return self._switch(True)
 
     def eval(self):
         """Puts the evaluation point x into the model's variables.
 
-        The reference's ``optimizer.eval()``: every variable in train mode
-        becomes ``lerp(y, z, 1 - 1/β)`` (torch's ``lerp``), and its mode
-        becomes eval. Idempotent; nothing moves before the first step. Keras
-        calls it at the end of ``fit`` (:meth:`finalize_variable_values`);
+        The reference's ``optimizer.eval()``: the variables of every param
+        group in train mode become ``lerp(y, z, 1 - 1/β)`` (torch's
+        ``lerp``), and the group's mode becomes eval. Idempotent; nothing
+        moves before the first step. Keras calls it at the end of ``fit``
+        (:meth:`finalize_variable_values`);
         `keras_optzoo.callbacks.ScheduleFreeEval` calls it around
         evaluation during training. Call it outside compiled functions.
         Returns whether a variable moved.
@@ -307,10 +468,9 @@ class _ScheduleFree(ZooOptimizer):
 
     @property
     def in_train_mode(self):
-        """True when no variable holds its evaluation point (also before
-        the optimizer is built)."""
-        return all(_host(mode) > 0.5
-                   for _, _, _, mode in self._mode_pairs())
+        """True when every param group is in train mode (also before the
+        optimizer is built)."""
+        return not self.built or all(self._modes())
 
     def evaluation_point(self, variable):
         """The evaluation point x of ``variable`` as a tensor, whatever the
@@ -320,8 +480,7 @@ class _ScheduleFree(ZooOptimizer):
             return ops.copy(variable.value)
         index = self._get_variable_index(variable)
         z = self._slots["z"][index]
-        mode = self._slots["train_mode"][index]
-        if z is None or _host(mode) < 0.5 or \
+        if z is None or not self._modes()[self._group(index)] or \
                 _host(self.iterations) == 0:
             return ops.copy(variable.value)
         with _param_groups.scope(self, index):
@@ -382,16 +541,17 @@ _MATH = r"""
     reference's Python doubles: here they are computed in float64 inside
     the compiled step (JAX included, in an `enable_x64` island) and kept
     exactly in float32 limbs (`keras_optzoo/_float64.py`), so a long run
-    sees the same numbers as the reference's host bookkeeping. They are
-    kept per variable (the reference keeps them per param group; the
-    same unless a variable misses steps without a gradient).
+    sees the same numbers as the reference's host bookkeeping (on torch
+    on the CPU they are Python floats, as in the reference). They are kept
+    per param group, as the reference keeps them, in one state vector per
+    group (`schedule_free_<g>`).
 
     **Modes.** `optimizer.eval()` puts x into the model's variables
     ($y \to \mathrm{{lerp}}(y, z, 1 - 1/\beta)$) and `optimizer.train()`
     puts y back ($x \to \mathrm{{lerp}}(x, z, 1-\beta)$), exactly as the
     reference's `eval()`/`train()` move its parameters (both idempotent;
-    the mode is a saved per-variable slot, `train_mode`, so a file saved in
-    either mode resumes exactly). In Keras this is automatic: `fit` ends in
+    the mode is saved with the group's state, so a file saved in either
+    mode resumes exactly). In Keras this is automatic: `fit` ends in
     eval mode (so `evaluate`, `predict` and `model.save` after training
     see x), and the next training step moves back to y by itself (in the
     compiled step on JAX and TensorFlow, eagerly before it on torch; the
@@ -482,10 +642,10 @@ class ScheduleFreeAdamW(_ScheduleFree):
     def _moment_slots(self):
         return [SlotSpec("exp_avg_sq")]
 
-    def _schedule(self, lr, step):
+    def _schedule(self, m, lr, step):
         # bias_correction2 = 1 - beta2 ** (k+1), a double in the reference
-        return self._warmup(lr, step), {"bias_correction2": 1.0 - ops.power(
-            _float64.const(self.beta_2), step)}
+        return self._warmup(m, lr, step), {
+            "bias_correction2": 1.0 - m.power(m.const(self.beta_2), step)}
 
     def _direction(self, grad, state, scalars, dtype):
         exp_avg_sq = (state["exp_avg_sq"] * self.beta_2
@@ -640,26 +800,20 @@ class ScheduleFreeRAdam(_ScheduleFree):
     def _moment_slots(self):
         return [SlotSpec("exp_avg_sq")]
 
-    def _rectification(self, step):
-        """(rho_t > 4, rect, bias_correction2) as float64 tensors."""
+    def _schedule(self, m, lr, step):
         beta_2 = self.beta_2
-        beta2_t = ops.power(_float64.const(beta_2), step)
+        beta2_t = m.power(m.const(beta_2), step)
         bias_2 = 1.0 - beta2_t
         rho_inf = 2.0 / (1.0 - beta_2) - 1.0
-        rho_t = rho_inf - 2.0 * step * beta2_t / bias_2
+        rho_t = rho_inf - 2 * step * beta2_t / bias_2
         adaptive = rho_t > 4.0
         ratio = ((rho_t - 4.0) * (rho_t - 2.0) * rho_inf
                  / ((rho_inf - 4.0) * (rho_inf - 2.0) * rho_t))
-        rect = ops.where(adaptive,
-                         ops.sqrt(ops.where(adaptive, ratio,
-                                            ops.ones_like(ratio))),
-                         ops.full_like(ratio,
-                                       float(not self.silent_sgd_phase)))
-        return adaptive, rect, bias_2
-
-    def _schedule(self, lr, step):
-        adaptive, rect, bias_2 = self._rectification(step)
-        return lr * rect, {"bias_correction2": bias_2, "adaptive": adaptive}
+        rect = m.where(adaptive,
+                       m.sqrt(m.where(adaptive, ratio, m.const(1.0))),
+                       m.const(float(not self.silent_sgd_phase)))
+        return lr * rect, {"bias_correction2": bias_2,
+                           "adaptive": m.flag(adaptive)}
 
     def _direction(self, grad, state, scalars, dtype):
         exp_avg_sq = (state["exp_avg_sq"] * self.beta_2
@@ -669,5 +823,6 @@ class ScheduleFreeRAdam(_ScheduleFree):
         # both branches computed, one selected (the condition depends on
         # the step only); an exact 0/1 factor instead would turn an
         # overflowed v (inf * 0) into NaN where the reference steps by g
-        return (self._math.where(scalars["adaptive"], grad / denom, grad),
+        return (self._math.where(scalars["adaptive"] > 0.5, grad / denom,
+                                 grad),
                 {"exp_avg_sq": exp_avg_sq})

@@ -38,13 +38,17 @@ def _in_train_mode(cls):
 
 def slots(adaptive):
     def declared(kwargs, shape):
-        return ([("z", False)]
-                + ([("exp_avg_sq", False)] if adaptive else [])
-                + [(name + limb, True)
-                   for name in ("lr_max", "weight_sum")
-                   for limb in ("", "_mid", "_low")]
-                + [("train_mode", True)])
+        return [("z", False)] + ([("exp_avg_sq", False)] if adaptive
+                                 else [])
     return declared
+
+
+def extra_variables(kwargs):
+    """One state vector per param group: the reference's group doubles
+    lr_max and weight_sum as three float32 limbs each, the mode and the
+    step's scalars (keras_optzoo.optimizers.schedule_free.STATE)."""
+    return [(f"schedule_free_{g}", (13,))
+            for g in range(1 + len(kwargs.get("param_groups") or ()))]
 
 
 def _common_errors(beta):
@@ -83,6 +87,7 @@ SPECS = [
     OptimizerSpec(
         name="schedulefree_adamw",
         slots=slots(True),
+        extra_variables=extra_variables,
         cls=oz.ScheduleFreeAdamW,
         torch_cls=schedulefree.AdamWScheduleFree,
         make_reference=_in_train_mode(schedulefree.AdamWScheduleFree),
@@ -109,6 +114,7 @@ SPECS = [
     OptimizerSpec(
         name="schedulefree_sgd",
         slots=slots(False),
+        extra_variables=extra_variables,
         cls=oz.ScheduleFreeSGD,
         torch_cls=schedulefree.SGDScheduleFree,
         make_reference=_in_train_mode(schedulefree.SGDScheduleFree),
@@ -131,6 +137,7 @@ SPECS = [
     OptimizerSpec(
         name="schedulefree_radam",
         slots=slots(True),
+        extra_variables=extra_variables,
         cls=oz.ScheduleFreeRAdam,
         torch_cls=schedulefree.RAdamScheduleFree,
         make_reference=_in_train_mode(schedulefree.RAdamScheduleFree),
