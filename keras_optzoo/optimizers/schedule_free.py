@@ -297,8 +297,9 @@ class _ScheduleFree(ZooOptimizer):
                 new[0], new[3] = lr_max, weight_sum
             return torch.tensor(new, dtype=variable.value.dtype)
         with _float64.scope():
-            old = ops.cast(variable.value, "float64")
-            old = [old[i] for i in range(len(STATE))]
+            value = variable.value
+            # element by element: float64 scalars only, no float64 vector
+            old = [ops.cast(value[i], "float64") for i in range(len(STATE))]
             step = ops.cast(self.iterations + 1, "float64")
             lr = ops.cast(learning_rate, "float64")
             (lr_max, weight_sum, lr, ckp1, coef, bias_2, adaptive,
