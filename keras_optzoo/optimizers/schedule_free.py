@@ -564,11 +564,15 @@ _MATH = r"""
 
 _DIFFERS = """
     Differs from `keras.optimizers.ScheduleFreeAdamW`: Keras averages with
-    weight $1/t$ (this is `weight_lr_power=0`, `r=0` only without
-    warmup), has no `r`, `weight_lr_power` or train/eval modes (the model
-    is evaluated and saved at y, not x), and applies `weight_decay` through
-    its generic decoupled decay ($\\theta \\leftarrow \\theta(1-\\gamma\\lambda)$
-    before the step) instead of adding it to the step direction at y."""
+    weight $1/t$ (this class with `weight_lr_power=0`; the reference's
+    default 2 weights the average by $\\gamma_{\\max}^2$, which discounts the
+    warmup steps), has no `r`, `weight_lr_power` or train/eval modes (the
+    model is evaluated and saved at y, not x), and applies `weight_decay`
+    through its generic decoupled decay
+    ($\\theta \\leftarrow \\theta(1-\\gamma\\lambda)$ before the step) instead of
+    adding it to the step direction at y. On the torch backend Keras 3.15's
+    reads its z after updating it in place (``momentum.value`` is the same
+    storage), so its torch results differ from its JAX/TF ones."""
 
 
 @register_optimizer("schedulefree_adamw",
@@ -583,10 +587,10 @@ class ScheduleFreeAdamW(_ScheduleFree):
     schedule.
 """ + _MATH.format(
         beta="beta_1",
-        direction=r"the Adam direction $g_t / (\sqrt{v_t/(1-\beta_2^t)} "
-                  r"+ \epsilon)$ with $v_t = \beta_2 v_{t-1} + (1-\beta_2)"
-                  r"g_t^2$ (no first moment: the interpolation is the "
-                  r"momentum)") + _DIFFERS + r"""
+        direction=r"the Adam direction"
+                  "\n    $g_t / (\\sqrt{v_t/(1-\\beta_2^t)} + \\epsilon)$ with "
+                  "$v_t = \\beta_2 v_{t-1} + (1-\\beta_2)g_t^2$\n    (no first "
+                  "moment: the interpolation is the momentum)") + _DIFFERS + r"""
 
     Args:
         {{learning_rate}}
