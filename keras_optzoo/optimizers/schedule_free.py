@@ -60,6 +60,14 @@ def _host_vector(variable):
                                          np.float64).reshape(-1)]
 
 
+def _in_place_allowed():
+    """torch: a variable's ``.value`` is its storage (not inside a Keras
+    StatelessScope or autocast scope)."""
+    from keras_optzoo.fastpath import runner
+
+    return runner._keras_state_allows_in_place()
+
+
 def _lerp_constant(start, end, weight):
     """``torch.lerp(start, end, weight)`` for a Python-float ``weight``:
     ``start + w·(end - start)`` for ``|w| < 0.5``, else
@@ -230,11 +238,15 @@ class _ScheduleFree(ZooOptimizer):
         return group_of[index] if group_of else 0
 
     def _first_of_groups(self):
-        """{group: its first variable's index} for the non-empty groups."""
-        out = {}
-        for index, group in enumerate(self._group_of):
-            out.setdefault(group, index)
-        return out
+        """{group: its first variable's index} for the non-empty groups
+        (decided in build, cached)."""
+        cached = getattr(self, "_sf_first", None)
+        if cached is None:
+            cached = {}
+            for index, group in enumerate(self._group_of):
+                cached.setdefault(group, index)
+            self._sf_first = cached
+        return cached
 
     # ---------------------------------------------------------- bookkeeping
     def _prepare(self, gradient, variable, learning_rate, index):
@@ -397,7 +409,13 @@ class _ScheduleFree(ZooOptimizer):
                 group_rate = _param_groups.group_learning_rate(
                     self, rate, first) if multiple else rate
                 state = self._sf_state[group]
-                state.assign(self._new_state(state, group_rate))
+                new = self._new_state(state, group_rate)
+                if _TORCH and _in_place_allowed():
+                    # (a torch Keras variable keeps its tensor for life:
+                    # the copy skips assign()'s dispatch)
+                    state.value.copy_(new)
+                else:
+                    state.assign(new)
         super()._backend_update_step(grads, trainable_variables,
                                      learning_rate)
 
