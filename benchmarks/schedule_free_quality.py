@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-RATES = (1e-3, 3e-3, 1e-2)
+RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 BATCH = 32
 WARMUP_FRACTION = 0.05
 WEIGHT_DECAY = 1e-2
