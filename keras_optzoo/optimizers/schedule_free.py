@@ -587,10 +587,16 @@ _DIFFERS = """
     warmup steps), has no `r`, `weight_lr_power` or train/eval modes (the
     model is evaluated and saved at y, not x), and applies `weight_decay`
     through its generic decoupled decay
-    ($\\theta \\leftarrow \\theta(1-\\gamma\\lambda)$ before the step) instead of
-    adding it to the step direction at y. On the torch backend Keras 3.15's
+    ($\\theta \\leftarrow \\theta(1-\\gamma\\lambda)$ before the step)
+    instead of adding it to the step direction at y. On the torch backend Keras 3.15's
     reads its z after updating it in place (``momentum.value`` is the same
     storage), so its torch results differ from its JAX/TF ones."""
+
+
+_ADAM_DIRECTION = r"""the Adam direction
+    $g_t / (\sqrt{v_t/(1-\beta_2^t)} + \epsilon)$ with
+    $v_t = \beta_2 v_{t-1} + (1-\beta_2)g_t^2$
+    (no first moment: the interpolation is the momentum)"""
 
 
 @register_optimizer("schedulefree_adamw",
@@ -603,12 +609,7 @@ class ScheduleFreeAdamW(_ScheduleFree):
     No learning-rate schedule: the iterate is an online average of the SGD
     sequence z, with a linear warmup (`warmup_steps`) as the only
     schedule.
-""" + _MATH.format(
-        beta="beta_1",
-        direction=r"the Adam direction"
-                  "\n    $g_t / (\\sqrt{v_t/(1-\\beta_2^t)} + \\epsilon)$ with "
-                  "$v_t = \\beta_2 v_{t-1} + (1-\\beta_2)g_t^2$\n    (no first "
-                  "moment: the interpolation is the momentum)") + _DIFFERS + r"""
+""" + _MATH.format(beta="beta_1", direction=_ADAM_DIRECTION) + _DIFFERS + r"""
 
     Args:
         {{learning_rate}}
