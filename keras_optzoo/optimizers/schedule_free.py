@@ -588,9 +588,10 @@ _DIFFERS = """
     model is evaluated and saved at y, not x), and applies `weight_decay`
     through its generic decoupled decay
     ($\\theta \\leftarrow \\theta(1-\\gamma\\lambda)$ before the step)
-    instead of adding it to the step direction at y. On the torch backend Keras 3.15's
-    reads its z after updating it in place (``momentum.value`` is the same
-    storage), so its torch results differ from its JAX/TF ones."""
+    instead of adding it to the step direction at y. On the torch backend
+    Keras 3.15's reads its z after updating it in place (``momentum.value``
+    is the same storage), so its torch results differ from its JAX/TF
+    ones."""
 
 
 _ADAM_DIRECTION = r"""the Adam direction
