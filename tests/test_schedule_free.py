@@ -649,12 +649,12 @@ def test_keras_builtin_is_weight_lr_power_zero():
     class with weight_lr_power=0 (weights 1/t), as the docstring says; with
     the reference's default power and a warmup the two differ.
 
-    torch backend: Keras 3.15's own optimizer reads ``momentum.value``
-    (its z) before ``assign_sub`` updates it in place, and on torch that
-    value is the same storage: it then recovers x from the *new* z and
-    drifts from its own JAX/TF results (measured 12% of the distance
-    travelled after 12 steps here). Asserted as such, so that a Keras fix
-    shows.
+    TensorFlow and torch: Keras 3.15's own optimizer takes
+    ``momentum.value`` (its z) before ``assign_sub`` updates it, but on
+    those backends that is the variable itself (TF, eager and compiled) or
+    its storage (torch), so it recovers x from the *new* z and drifts from
+    its JAX results (measured: 12% of the distance travelled after 30
+    steps here, on both). Asserted as such, so that a Keras fix shows.
     """
     config = specs.SPECS_BY_NAME["schedulefree_adamw"].config("warmup")
     init, grads = harness.problem(config, steps=30)
@@ -663,7 +663,7 @@ def test_keras_builtin_is_weight_lr_power_zero():
                                  init, grads)
     ours = harness.run_ours(oz.ScheduleFreeAdamW(weight_lr_power=0.0,
                                                  **kwargs), init, grads)
-    if harness.backend() == "torch":
+    if harness.backend() != "jax":
         with pytest.raises(AssertionError):
             harness.assert_trajectory_close(keras_run, ours, init,
                                             rtol=1e-2)

@@ -582,16 +582,17 @@ _MATH = r"""
 
 _DIFFERS = """
     Differs from `keras.optimizers.ScheduleFreeAdamW`: Keras averages with
-    weight $1/t$ (this class with `weight_lr_power=0`; the reference's
-    default 2 weights the average by $\\gamma_{\\max}^2$, which discounts the
-    warmup steps), has no `r`, `weight_lr_power` or train/eval modes (the
-    model is evaluated and saved at y, not x), and applies `weight_decay`
+    weight $1/t$ (this class with `weight_lr_power=0`, tested on JAX; the
+    reference's default 2 weights the average by $\\gamma_{\\max}^2$, which
+    discounts the warmup steps), has no `r`, `weight_lr_power` or
+    train/eval modes (the model is evaluated and saved at y, not x), and
+    applies `weight_decay`
     through its generic decoupled decay
     ($\\theta \\leftarrow \\theta(1-\\gamma\\lambda)$ before the step)
-    instead of adding it to the step direction at y. On the torch backend
-    Keras 3.15's reads its z after updating it in place (``momentum.value``
-    is the same storage), so its torch results differ from its JAX/TF
-    ones."""
+    instead of adding it to the step direction at y. On TensorFlow and
+    torch Keras 3.15's reads its z after updating it (``momentum.value`` is
+    the variable, or its storage), so only its JAX results are the
+    algorithm it describes."""
 
 
 _ADAM_DIRECTION = r"""the Adam direction
