@@ -40,8 +40,13 @@ def _entry(name):
     """The registry class's entry in step_time's table (its benchmark
     arguments and references), or None."""
     from benchmarks.step_time import OPTIMIZERS
+    from keras_optzoo import registry
 
-    return OPTIMIZERS.get(name.lower())
+    # the class name lower-cased ("adamw"), else its registry name
+    # ("schedulefree_adamw")
+    keys = [name.lower()] + [e.name for e in registry.entries()
+                             if e.cls.__name__ == name and not e.preset]
+    return next((OPTIMIZERS[k] for k in keys if k in OPTIMIZERS), None)
 
 
 def _problem():

@@ -193,6 +193,21 @@ def _optax(name, **kwargs):
     return make
 
 
+def _schedulefree(name, **kwargs):
+    """schedulefree's ``name`` in train mode (it refuses to step in eval
+    mode, the mode it starts in), for-loop and foreach."""
+    def load():
+        cls = getattr(importlib.import_module("schedulefree"), name)
+
+        def make(params, **kw):
+            opt = cls(params, **kw)
+            opt.train()
+            return opt
+        return make
+
+    return _reference("schedulefree 1.4.1", load, foreach=True, **kwargs)
+
+
 def _first_wave(zoo, keras, torch_name, optax_name, **kwargs):
     """zoo, Keras built-in, torch.optim and optax with the same kwargs."""
     return Entry(zoo, dict(kwargs), keras, dict(kwargs),
@@ -292,6 +307,17 @@ OPTIMIZERS = {
         optax=_optax("dadapt_adamw", estim_lr0=1e-2)),
     "dadaptsgd": Entry("DAdaptSGD", {"d0": 1e-2}, torch=_reference(
         "dadaptation", _attr("dadaptation", "DAdaptSGD"), d0=1e-2)),
+    # third wave (issue 20): Keras's ScheduleFreeAdamW and optax's compute
+    # other variants (see ScheduleFreeAdamW's docstring), not in cost
+    "schedulefree_adamw": Entry(
+        "ScheduleFreeAdamW", keras="ScheduleFreeAdamW",
+        torch=_schedulefree("AdamWScheduleFree"),
+        optax=_optax("schedule_free_adamw")),
+    "schedulefree_sgd": Entry(
+        "ScheduleFreeSGD", torch=_schedulefree("SGDScheduleFree"),
+        optax=_optax("schedule_free_sgd")),
+    "schedulefree_radam": Entry(
+        "ScheduleFreeRAdam", torch=_schedulefree("RAdamScheduleFree")),
 }
 
 #: the default selection (first wave, ``run_all``'s tables)
@@ -308,6 +334,10 @@ WAVE2_SIZES = [100_000, 1_000_000]
 #: issue 20's optimizers with one learned step size (run them with
 #: ``--wave2 --optimizers prodigy dadaptadam dadaptsgd``)
 DADAPT = ("prodigy", "dadaptadam", "dadaptsgd")
+#: issue 20's schedule-free optimizers (``--optimizers`` with ``--wave2``'s
+#: sizes and 2-D tensors)
+SCHEDULE_FREE = ("schedulefree_adamw", "schedulefree_sgd",
+                 "schedulefree_radam")
 
 #: --small (torch): the small/medium sizes of issue 14, where the fixed
 #: per-step cost dominates, against torch.optim's fastest variant
@@ -611,12 +641,16 @@ class TorchBench(Bench):
                                                                   params))
         out = {}
         for peer in OPTIMIZERS[name].torch:
-            ref, tensors = torch_reference(peer, params, grads[0])
+            # copies: a reference may normalise ``.grad`` in place
+            # (schedulefree does), which would change the arrays the next
+            # peer reads
+            ref, tensors = torch_reference(peer, params,
+                                           [g.copy() for g in grads[0]])
             if ref is None:
                 continue
             for g in grads[1:]:
                 for t, x in zip(tensors, g):
-                    x = torch.from_numpy(x)
+                    x = torch.from_numpy(x.copy())
                     t.grad = x.to_sparse(1) if peer.sparse_grad else x
                 ref.step()
             theirs = [t.detach().numpy() for t in tensors]

@@ -220,14 +220,16 @@ def run_tensorflow():
 #: statistics), a second update rule with matrix math (muon), cross-variable
 #: statistics computed after the all-reduce (lamb), per-tensor norms and
 #: projections (adamp), row masks (lazyadam) and the historically worst
-#: rounding case (rmsprop with momentum and weight decay), and one step
+#: rounding case (rmsprop with momentum and weight decay), one step
 #: size for all variables from sums over every variable and slot, kept in
 #: optimizer-wide variables written once per step (prodigy; dadaptsgd,
-#: whose first step also takes the norm of all gradients). A new optimizer
-#: with a new mechanism belongs in this list.
+#: whose first step also takes the norm of all gradients), and modes with
+#: float64 bookkeeping in per-variable scalar slots, written inside the
+#: step (schedulefree_adamw). A new optimizer with a new mechanism belongs
+#: in this list.
 DISTRIBUTED = ("sgd", "adam", "rmsprop", "nadam", "asgd", "novograd",
                "adafactor", "muon", "lamb", "adamp", "lazyadam", "prodigy",
-               "dadaptsgd")
+               "dadaptsgd", "schedulefree_adamw")
 
 
 def distributed_specs():

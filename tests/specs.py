@@ -74,11 +74,12 @@ class OptimizerSpec:
     #: ``slots(kwargs, shape) -> [(name, kind)]``, kind False for a slot
     #: shaped like the parameter, True for a 0-d slot, or a shape tuple
     slots: object = None
-    #: The optimizer-wide state an optimizer creates after every slot (one
-    #: step size for all variables: Prodigy's ``d``), also a file format
-    #: checked by tests/test_resume.py: ``global_state(kwargs) ->
-    #: [(name, shape)]``; None: none
-    global_state: object = None
+    #: Optimizer variables saved after the slots, a file format as
+    #: ``slots`` (checked by tests/test_resume.py): ``extra_variables(kwargs)
+    #: -> [(name, shape)]`` (Prodigy's optimizer-wide ``d``, the
+    #: schedule-free optimizers' state vector of each param group); None:
+    #: none
+    extra_variables: object = None
     #: whether the multi-tensor path (torch backend) runs this optimizer;
     #: False where its update needs per-tensor reductions or matrix math
     multi_tensor: bool = True
@@ -461,14 +462,18 @@ def make_torch(spec, params, kwargs, decay_mask=None):
 #: (nadam, asgd, novograd), slots with shapes of their own (adafactor), a
 #: second update rule and matrix math (muon), statistics over all gradients
 #: (lamb), per-tensor projections (adamp), an overridden update_step
-#: that reads sparse rows (lazyadam) and optimizer-wide state written once
-#: per step from sums over all variables and slots (prodigy). Every optimizer still gets the
-#: algorithm's tests (trajectories eager and compiled, config, bad input,
-#: fit + .keras save/load resume, numerics, mixed precision). A new
-#: optimizer that adds a new mechanism belongs here. Keeping the CI run of
-#: ~35 optimizers on three backends under 30 minutes depends on this list.
+#: that reads sparse rows (lazyadam), optimizer-wide state written once
+#: per step from sums over all variables and slots (prodigy), and
+#: train/eval modes with float64 bookkeeping in per-variable limb slots
+#: and a z taken from the parameters at the first step
+#: (schedulefree_adamw). Every optimizer still gets the algorithm's tests
+#: (trajectories eager and compiled, config, bad input, fit + .keras
+#: save/load resume, numerics, mixed precision). A new optimizer that adds
+#: a new mechanism belongs here. Keeping the CI run of ~45 optimizers on
+#: three backends under 40 minutes depends on this list.
 MECHANISMS = ("sgd", "adam", "rmsprop", "nadam", "asgd", "novograd",
-              "adafactor", "muon", "lamb", "adamp", "lazyadam", "prodigy")
+              "adafactor", "muon", "lamb", "adamp", "lazyadam", "prodigy",
+              "schedulefree_adamw")
 
 
 def mechanism_specs():

@@ -104,8 +104,14 @@ def _check_resume(make_optimizer, tmp_path, paths=("load_model",),
     # 1. model.save -> keras.models.load_model (no custom_objects)
     resumed["load_model"] = keras.models.load_model(saved)
     if "ModelCheckpoint" in paths:
-        # 2. keras.callbacks.ModelCheckpoint's file (end of epoch N)
-        resumed["ModelCheckpoint"] = keras.models.load_model(checkpoint)
+        # 2. keras.callbacks.ModelCheckpoint's file (end of epoch N). It is
+        # written before `fit` ends with the optimizer's
+        # finalize_variable_values (a no-op but for EMA and the
+        # schedule-free optimizers' switch to eval mode): the same
+        # finalisation brings it to the state `fit` left.
+        model = keras.models.load_model(checkpoint)
+        model.optimizer.finalize_variable_values(model.trainable_weights)
+        resumed["ModelCheckpoint"] = model
     if "load_weights" in paths:
         # 3. save_weights -> load_weights. The .weights.h5 file holds the
         # optimizer state too, but Keras loads it only into a *built*
@@ -276,9 +282,9 @@ def expected_layout(name, kwargs, schedule=False):
             else:  # a slot with a shape of its own (SlotSpec(shape=...))
                 layout.append((f"{slot}_{index}", tuple(kind)))
     spec = specs.SPECS_BY_NAME.get(name)
-    if spec is not None and spec.global_state is not None:
-        layout += [(state, tuple(shape))
-                   for state, shape in spec.global_state(kwargs)]
+    if spec is not None and spec.extra_variables is not None:
+        layout += [(n, tuple(shape))
+                   for n, shape in spec.extra_variables(kwargs)]
     return layout
 
 

@@ -69,6 +69,10 @@ def _torch_train(spec, config, weights, ids, y, steps):
         loss = torch.mean((out - target) ** 2)
         loss.backward()
         opt.step()
+    if callable(getattr(opt, "eval", None)):
+        # a schedule-free reference: `fit` ends in eval mode (the model
+        # holds x), as the reference's eval() puts x in its parameters
+        opt.eval()
     return [emb.detach().numpy(), kernel.detach().numpy().T,
             bias.detach().numpy()]
 

@@ -6,6 +6,10 @@ a Keras built-in, or one whose learning rate is a
 ``keras.Variable`` of shape ``(2,)``; each step takes the gradient with the
 active backend's own autodiff and calls ``optimizer.apply([grad], [var])``,
 exactly as a training loop would.
+For a schedule-free optimizer (one with ``evaluation_point``, e.g.
+``ScheduleFreeAdamW``) the recorded path and losses are those of its
+evaluation point x, the iterate the method returns; the gradients are taken
+at the training point y, as in training.
 
 `compare` runs several optimizers from the same start. Optimizers may be given
 as registry specs, strings of the form ``"name"`` or
@@ -270,12 +274,20 @@ def run(optimizer, function, steps=300, start=None, name=None):
     to_np = keras.ops.convert_to_numpy
 
     closure = lambda: function.f(var[0], var[1])  # noqa: E731
+    # Schedule-free optimizers train at y and return x: the path shown is
+    # x (``evaluation_point``), read without switching modes; the gradient
+    # is still taken at the variable's value, y.
+    evaluation_point = getattr(optimizer, "evaluation_point", None)
     points = np.full((steps + 1, 2), np.nan)
     losses = np.full(steps + 1, np.nan)
     points[0] = to_np(var.value)
     diverged_at = None
     for k in range(steps + 1):
         loss, grad = value_and_grad_fn(var.value)
+        if evaluation_point is not None and k:
+            shown = evaluation_point(var)
+            points[k] = to_np(shown)
+            loss = value_and_grad_fn(shown)[0]
         losses[k] = to_np(loss)
         if not (np.isfinite(losses[k]) and np.all(np.isfinite(points[k]))):
             diverged_at = k
@@ -288,7 +300,8 @@ def run(optimizer, function, steps=300, start=None, name=None):
             optimizer.minimize(closure, [var])
         else:
             optimizer.apply([grad], [var])
-        points[k + 1] = to_np(var.value)
+        if evaluation_point is None:
+            points[k + 1] = to_np(var.value)
     end = len(points) if diverged_at is None else diverged_at + 1
     return Trajectory(
         name=name,
@@ -472,6 +485,26 @@ SUGGESTED_LEARNING_RATES = {
     "saddle": _rates(0.01, 1e-3, 0.02, 2e-3, 0.02, 2e-3, 2e-3),
     "ill_conditioned": _rates(0.019, 0.01, 1.0, 0.1, 10.0, 0.1, 0.1),
 }
+
+# The schedule-free optimizers (the path shown is their evaluation point x),
+# from the same kind of sweep (1e-7..3, 300 steps, the NumPy reference of
+# tests/reference/np_schedule_free.py; a rate at least 3x below the first
+# that diverges).
+_SCHEDULE_FREE_RATES = {
+    # function:          adamw  sgd    radam
+    "tutorial": (0.3, 0.1, 1.0),
+    "rosenbrock": (0.3, 1e-3, 1.0),
+    "beale": (0.3, 0.01, 1.0),
+    "himmelblau": (0.3, 0.03, 1.0),
+    "rastrigin": (1.0, 0.1, 0.1),
+    "goldstein_price": (1.0, 1e-5, 3.0),
+    "saddle": (3e-3, 0.01, 0.01),
+    "ill_conditioned": (0.3, 0.03, 1.0),
+}
+for _function, (_adamw, _sgd, _radam) in _SCHEDULE_FREE_RATES.items():
+    SUGGESTED_LEARNING_RATES[_function].update({
+        "schedulefree_adamw": _adamw, "schedulefree_sgd": _sgd,
+        "schedulefree_radam": _radam})
 
 
 def suggested_learning_rate(optimizer_name, function):

@@ -177,7 +177,7 @@ SPECS = [
             [("step", True), ("s", False), ("p0", False)]
             + ([("exp_avg", False)] if kw.get("beta_1", 0.9) > 0 else [])
             + [("exp_avg_sq", False)]),
-        global_state=_scalar("d", "d_max", "d_numerator", "k"),
+        extra_variables=_scalar("d", "d_max", "d_numerator", "k"),
         # one d for all groups: a group overrides what the reference reads
         # per group (weight decay, epsilon, d0, safeguard_warmup) or sets
         # the learning rate 0 (its tensors still move with the others' d)
@@ -219,7 +219,7 @@ SPECS = [
                                 "maximize"}),
         slots=lambda kw, shape: [("s", False), ("exp_avg", False),
                                  ("exp_avg_sq", False)],
-        global_state=_scalar("d", "numerator_weighted", "k"),
+        extra_variables=_scalar("d", "numerator_weighted", "k"),
         groups=[{"weight_decay": 0.1, "epsilon": 1e-4, "layer_scale": 2.0},
                 {"learning_rate": 0.0, "layer_scale": 0.5}],
         configs=[
@@ -261,7 +261,7 @@ SPECS = [
         capabilities=frozenset({"weight_decay", "maximize"}),
         slots=lambda kw, shape: [("step", True), ("s", False),
                                  ("x0", False)],
-        global_state=_scalar("d", "numerator_weighted", "g0_norm", "k"),
+        extra_variables=_scalar("d", "numerator_weighted", "g0_norm", "k"),
         # the reference reads every hyperparameter from its first group:
         # a group can only freeze its rate at 0
         groups=[{"learning_rate": 0.0}],
