@@ -167,6 +167,10 @@ def train_torch(twin, make_optimizer, seed=0, before_step=None):
         if before_step is not None:
             before_step(list(twin.parameters()))
         optimizer.step()
+    if callable(getattr(optimizer, "eval", None)):
+        # a schedule-free reference: Keras's fit ends in eval mode (the
+        # model holds x), as the reference's eval() puts x in its params
+        optimizer.eval()
     return twin
 
 
