@@ -2,7 +2,7 @@
 a torch counterpart; an optimizer without one would be compared with its
 NumPy reference instead).
 
-Zero gradients for 1000 steps, huge (1e30) and tiny (1e-30) gradients,
+Zero gradients for 1000 steps (250 outside specs.MECHANISMS), huge (1e30) and tiny (1e-30) gradients,
 NaN/Inf gradients (same propagation as torch: equal NaN and ±inf masks),
 float64 variables, and LossScaleOptimizer skipping non-finite steps.
 """
@@ -93,11 +93,21 @@ def _assert_same_propagation(ours, theirs, rtol, atol=0.0, init=None):
                                    atol=atol, err_msg=f"tensor {i}")
 
 
+#: Steps of the zero-gradient test: 1000 for one optimizer per base-class
+#: mechanism (specs.MECHANISMS), 250 for the others. What accumulates over
+#: the steps is float32 rounding of the decay and of zero-gradient moments
+#: (the same few operations every step); 250 steps show a per-step drift as
+#: clearly, and the long run stays where the mechanisms differ (the CI
+#: budget: 1000 steps of every optimizer cost ~3 min per backend).
+ZERO_GRADIENT_STEPS = {name: 1000 for name in specs.MECHANISMS}
+
+
 @pytest.mark.parametrize("spec,config", _params())
 def test_zero_gradients_1000_steps(spec, config):
     rng = np.random.default_rng(0)
     init = [rng.normal(size=s).astype("float32") for s in SHAPES]
-    grads = [[np.zeros(s, "float32") for s in SHAPES]] * 1000
+    steps = ZERO_GRADIENT_STEPS.get(spec.name, 250)
+    grads = [[np.zeros(s, "float32") for s in SHAPES]] * steps
     ours, theirs = _run_both(spec, config, init, grads)
     for o in ours:
         assert np.all(np.isfinite(o)), "NaN/inf from all-zero gradients"
