@@ -476,6 +476,33 @@ MECHANISMS = ("sgd", "adam", "rmsprop", "nadam", "asgd", "novograd",
               "schedulefree_adamw")
 
 
+def base_feature_specs():
+    """The specs a test of a base-class feature (param groups, weight-decay
+    exclusion, clipping, gradient transforms) runs on this backend: every
+    spec on torch, :data:`MECHANISMS` on JAX and TensorFlow.
+
+    Why the matrix is thinned there (the CI budget: each of these costs an
+    eager run of seconds or an XLA compile per optimizer on those two
+    backends): the feature is Python in the base class, the same at trace
+    time for every optimizer, and what could go wrong per optimizer (an
+    optimizer reading a hyperparameter past the group override, decaying
+    an excluded variable) goes wrong on every backend alike, so torch's run
+    of every optimizer finds it. What is backend-specific is the keras.ops
+    the features compile to, the same for every optimizer of a mechanism,
+    which :data:`MECHANISMS` covers; every optimizer's own math runs
+    compiled on JAX and TF in the trajectory tests.
+    """
+    if harness_backend() == "torch":
+        return list(SPECS)
+    return mechanism_specs()
+
+
+def harness_backend():
+    import keras
+
+    return keras.backend.backend()
+
+
 def mechanism_specs():
     return [SPECS_BY_NAME[name] for name in MECHANISMS]
 

@@ -242,7 +242,9 @@ def fix_signs(q):
     the sign convention of a backend's eigensolver or QR."""
     index = ops.argmax(ops.abs(q), axis=0)
     pivot = ops.take_along_axis(q, ops.expand_dims(index, 0), axis=0)
-    return q * ops.cast(ops.where(pivot < 0, -1.0, 1.0), q.dtype)
+    # -q where the pivot is negative (no Python-float where: with x64 on
+    # JAX it would build float64 constants)
+    return ops.where(pivot < 0, -q, q)
 
 
 def eigenbasis(gram, epsilon=1e-30):
