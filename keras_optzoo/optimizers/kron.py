@@ -476,6 +476,9 @@ class Kron(ZooOptimizer):
         if seed is None:
             seed = _python_random.randint(1, int(1e9))
         self.seed = _check_int("seed", seed, 0)
+        if self.seed >= 2 ** 31:
+            raise ValueError("Argument `seed` must be an integer in "
+                             f"[0, 2**31). Received: seed={seed!r}")
         for name, value in (("probe_fn", probe_fn),
                             ("balance_fn", balance_fn)):
             if value is not None and not callable(value):
@@ -520,9 +523,15 @@ class Kron(ZooOptimizer):
         if self.built:
             return
         super().build(var_list)
+        # A SeedGenerator whose state is an int32 optimizer variable (the
+        # same saved dtype on every backend; Keras's own is uint32 on JAX,
+        # int64 on TF): [seed, number of draws], saved and restored.
         self._seed_generator = keras.random.SeedGenerator(
             self.seed, name="kron_seed")
-        self._track_variable(self._seed_generator.state)
+        self._seed_generator.state = self.add_variable(
+            shape=(2,), dtype="int32", name="seed_generator_state",
+            initializer=keras.initializers.Constant(
+                np.array([self.seed, 0], "int32")))
 
     # ------------------------------------------------------------ update
     def _update(self, param, grad, state, lr, index):

@@ -18,7 +18,6 @@ params against the same with float64 params, the harness's 60 steps);
 see the value below and tests/test_kron.py's module docstring.
 """
 
-import contextlib
 import unittest.mock
 
 import torch
@@ -50,42 +49,52 @@ class _Coins:
         return self.coins[self.current]
 
 
-def make_timm_kron(params, seed, **kwargs):
-    """timm's Kron fed keras-optzoo's draws for ``seed``: per step, one
-    draw per parameter in order (the harness's parameters are plain
-    arrays: the Keras layout of the probe is the torch one)."""
-    opt = _kron.Kron(params, **kwargs)
-    for name in ("_calc_A_and_conjB", "_q_terms", "_precond_grad",
-                 "_balance_Q"):
-        setattr(opt, name, getattr(_kron, name))
-    ordered = [p for group in opt.param_groups for p in group["params"]]
-    coins = _Coins()
-    opt.rng = coins
-    counter = [0]
-    original = opt.step
+class FedKron(_kron.Kron):
+    """timm's Kron, its ``step`` unchanged, fed keras-optzoo's draws for
+    ``seed``: one draw per parameter per step, in the order of the Keras
+    variables, which is ``param_order`` (set it where param groups reorder
+    the parameters: tests/test_param_groups.py) or else the groups' order.
+    The harness's parameters are plain arrays (the Keras layout of a probe
+    is the torch one)."""
 
-    def randn(shape, generator=None, dtype=None, device=None):
-        probe = coins.probes[coins.current]
-        return torch.as_tensor(probe).to(dtype).reshape(shape)
+    def __init__(self, params, seed, **kwargs):
+        super().__init__(params, **kwargs)
+        for name in ("_calc_A_and_conjB", "_q_terms", "_precond_grad",
+                     "_balance_Q"):
+            setattr(self, name, getattr(_kron, name))
+        self.rng = _Coins()
+        self.seed = seed
+        self.draw_counter = 0
+        self.param_order = None
 
-    def step(closure=None):
-        coins.coins, coins.probes, coins.current = [], [], -1
-        for i, p in enumerate(ordered):
-            if p.grad is None:
-                continue
-            probe, coin = draws(seed, counter[0], tuple(p.shape))
-            counter[0] += 1
-            coins.coins.append(coin)
-            coins.probes.append(probe)
+    def step(self, closure=None):
+        coins = self.rng
+        order = self.param_order or [p for group in self.param_groups
+                                     for p in group["params"]]
+        by_param = {}
+        for p in order:
+            if p.grad is not None:
+                by_param[p] = draws(self.seed, self.draw_counter,
+                                    tuple(p.shape))
+                self.draw_counter += 1
+        # timm draws one coin per parameter with a gradient, in its groups'
+        # order, then (on update steps) that parameter's probe
+        timm_order = [p for group in self.param_groups
+                      for p in group["params"] if p.grad is not None]
+        coins.coins = [by_param[p][1] for p in timm_order]
+        coins.probes = [by_param[p][0] for p in timm_order]
+        coins.current = -1
+
+        def randn(shape, generator=None, dtype=None, device=None):
+            probe = coins.probes[coins.current]
+            return torch.as_tensor(probe).to(dtype).reshape(shape)
+
         with unittest.mock.patch.object(torch, "randn", randn):
-            return original(closure)
-
-    opt.step = step
-    return opt
+            return super().step(closure)
 
 
 def _make_reference(params, **kw):
-    return make_timm_kron(params, **kw)
+    return FedKron(params, **kw)
 
 
 def _reference_kwargs(kwargs):
