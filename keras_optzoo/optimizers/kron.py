@@ -133,10 +133,10 @@ def _apply_factors(x, factors, transpose=False):
     """Each axis ``i`` of ``x`` multiplied by factor ``i``: ``Q_i x``
     (``Q_i^T x`` with ``transpose``) along it, or elementwise by a
     diagonal factor."""
-    if x.ndim == 0:
+    if len(x.shape) == 0:
         return x * factors[0]
     for q in factors:
-        if q.ndim == 1:
+        if len(q.shape) == 1:
             x = ops.moveaxis(x, 0, -1) * q
         else:
             x = ops.tensordot(x, q, axes=([0], [0 if transpose else 1]))
@@ -147,10 +147,10 @@ def _solve_factors(v, factors):
     """``v`` with each axis multiplied by ``Q_i^{-T}`` (timm's ``conjB``:
     ``V`` times each triangular factor's inverse from the right along its
     axis), by triangular solves; a diagonal factor divides."""
-    if v.ndim == 0:
+    if len(v.shape) == 0:
         return v / factors[0]
     for q in factors:
-        if q.ndim == 1:
+        if len(q.shape) == 1:
             v = ops.moveaxis(v, 0, -1) / q
         else:
             d = v.shape[0]
@@ -164,10 +164,10 @@ def _solve_factors(v, factors):
 def _axis_statistic(x, axis, diagonal):
     """timm's ``exprGs`` terms: the Gram matrix of the mode-``axis``
     unfolding, or its diagonal for a diagonal factor."""
-    if x.ndim == 0:
+    if len(x.shape) == 0:
         return x * x
     if diagonal:
-        others = tuple(i for i in range(x.ndim) if i != axis)
+        others = tuple(i for i in range(len(x.shape)) if i != axis)
         return ops.sum(x * x, axis=others) if others else x * x
     return _matrix.mode_gram(x, axis)
 
@@ -213,7 +213,7 @@ def update_factors(factors, diagonal, g, v, precond_lr):
         term1 = _axis_statistic(a, axis, diag)
         term2 = _axis_statistic(conj_b, axis, diag)
         tmp = (term1 - term2) * precond_lr
-        if q.ndim < 2:
+        if len(q.shape) < 2:
             tmp = tmp * q
             tmp = tmp / (ops.max(ops.abs(term1 + term2)) + _TINY)
         else:
@@ -567,7 +567,7 @@ class Kron(ZooOptimizer):
         def to_work(x):
             return ops.reshape(layout.to_torch(x), plan.shape)
 
-        factors = [ops.cast(state[f"Q_{i}"], cdt)
+        factors = [ops.cast(ops.convert_to_tensor(state[f"Q_{i}"]), cdt)
                    for i in range(len(plan.factor_shapes()))]
         deb_work = to_work(debiased)
         fit_target = deb_work if self.momentum_into_precond_update \
