@@ -116,6 +116,14 @@ SPECS = [
         extra_variables=lambda kwargs: [("seed_generator_state", (2,))],
         capabilities=frozenset({"weight_decay", "cross_element"}),
         multi_tensor=False,
+        # TF without XLA: a fit resumed from a saved model (a new trace of
+        # the train step) differed from the uninterrupted fit in the last
+        # bit of a few elements (the (16,) bias's diagonal factor first:
+        # Q_0_1 off by 1.2e-7 after one step, measured with the state
+        # copied into a fresh model); under XLA the resume is bit-exact,
+        # as on JAX and torch. The cause inside TF's CPU kernels is not
+        # pinned down (open in the closing report).
+        fit_xla_on_tf=True,
         rtol=1e-5,
         configs=[
             # triangular factors on (3, 4) and (2, 3, 2), diagonal on the
