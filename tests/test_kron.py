@@ -5,7 +5,7 @@ config are the generic tests', through tests/spec_db/kron.py).
   balancing every 4th step), on a Dense kernel read through the layout rule
   (Keras (in, out) = torch (out, in)): timm is fed the same probes in the
   torch layout. Tolerance max(1e-5, 2 x timm's own float32-vs-float64 gap),
-  the gap measured here (2e-6 when written).
+  the gap measured in the test.
 * The seeded draws: the same on every backend (the NumPy mirror), a resumed
   run draws what the uninterrupted one does.
 * Compiled steps: traced once; the factors change on update steps only.
