@@ -309,8 +309,8 @@ class Kron(ZooOptimizer):
     Compiled steps: the preconditioner update (probe, factor fit, the
     balancing as a `where`) is one branch of `ops.cond` on the traced
     decision, so steps that do not update skip the matrix work and the
-    decision never retraces; on the torch backend the branch is taken in
-    Python. Half-precision variables are computed in float32 (the factors
+    decision never retraces; in eager steps (and on the torch backend)
+    the branch is taken in Python (`_matrix.branch`). Half-precision variables are computed in float32 (the factors
     are stored in the variable's dtype, as timm's `precond_dtype=None`).
 
     Differs from `keras.optimizers.SGD` (Keras has no PSGD): the momentum
