@@ -203,7 +203,9 @@ def fit_jit_compile(spec_name=None):
     if backend() == "tensorflow" and spec_name is not None:
         import specs
 
-        return spec_name in specs.MECHANISMS
+        return (spec_name in specs.MECHANISMS
+                or getattr(specs.SPECS_BY_NAME.get(spec_name),
+                           "fit_xla_on_tf", False))
     return True
 
 

@@ -100,6 +100,13 @@ class OptimizerSpec:
     #: one; None where it always does. HFAdafactor's default computes its
     #: step size (``relative_step=True``) and rejects a rate.
     external_rate: dict = None
+    #: Whether the fit-level tests on TF compile this optimizer's train
+    #: step with XLA although it is not in ``MECHANISMS``
+    #: (harness.fit_jit_compile): for an update whose plain ``tf.function``
+    #: graph is not bit-reproducible from one trace to the next, so that a
+    #: resumed run (a new trace) would differ in the last bit from the
+    #: uninterrupted one. Say why in the spec.
+    fit_xla_on_tf: bool = False
 
     @property
     def group_overrides(self):

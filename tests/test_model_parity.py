@@ -82,10 +82,27 @@ def _check(name, ours_optimizer, make_reference, before_step=None,
     model, twin, pairs = mp.twins()
     init = mp.torch_weights(pairs, twin)
     mp.train_keras(model, ours_optimizer, _jit(spec_name))
-    mp.train_torch(twin, make_reference, before_step=before_step)
+
+    def in_keras_order(make):
+        # a reference fed the zoo's per-variable random draws (Kron's
+        # FedKron) draws them in the Keras variables' order and layout
+        def build(torch_model):
+            opt = make(torch_model)
+            if hasattr(opt, "keras_variables"):
+                named = dict(torch_model.named_parameters())
+                by_variable = {id(v): (named[n], f) for v, n, f in pairs}
+                opt.keras_variables = [
+                    (by_variable[id(v)][0], tuple(v.shape),
+                     by_variable[id(v)][1])
+                    for v in model.trainable_variables]
+            return opt
+        return build
+
+    mp.train_torch(twin, in_keras_order(make_reference),
+                   before_step=before_step)
     ref32 = mp.torch_weights(pairs, twin)
     twin64 = mp.torch_twin(dtype=torch.float64)
-    mp.train_torch(twin64, make_reference64 or make_reference,
+    mp.train_torch(twin64, in_keras_order(make_reference64 or make_reference),
                    before_step=before_step)
     ref64 = [w for w in mp.torch_weights(pairs, twin64)]
     scale = max(float(np.max(np.abs(r - i))) for r, i in zip(ref32, init))

@@ -102,6 +102,10 @@ def run_reference(spec, config, init, grads, groups):
          **_reference_group(spec, kwargs, overrides)}
         for k, overrides in enumerate(groups)]
     opt = make(torch_groups, **base)
+    if hasattr(opt, "param_order"):
+        # a reference fed the zoo's per-variable random draws (Kron's
+        # FedKron) draws in the variables' order, which the groups change
+        opt.param_order = params
     if isinstance(opt, torch.optim.Optimizer):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, LAMBDA.__func__)
     else:  # an adapter (optax, row-wise SparseAdam): LambdaLR's rule

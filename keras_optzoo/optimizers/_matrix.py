@@ -289,3 +289,28 @@ def project(x, bases, transpose=True):
         else:
             x = ops.tensordot(x, basis, axes=([0], [0 if transpose else 1]))
     return x
+
+
+def _is_traced(x):
+    """Whether ``x`` is a value being traced (JAX under ``jit``, a TF
+    graph tensor) rather than a concrete eager value."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return not tf.executing_eagerly() or not hasattr(x, "numpy")
+    return False
+
+
+def branch(pred, true_fn, false_fn):
+    """``ops.cond(pred, true_fn, false_fn)`` where ``pred`` is traced (one
+    compiled step, both branches traced once, only one run per step); a
+    Python ``if`` on a concrete ``pred`` (eager steps: JAX's eager
+    ``lax.cond`` re-traces both branches on every call)."""
+    if _is_traced(pred):
+        return ops.cond(pred, true_fn, false_fn)
+    return true_fn() if bool(ops.convert_to_numpy(pred)) else false_fn()
