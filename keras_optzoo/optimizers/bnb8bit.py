@@ -56,6 +56,8 @@ class _Blockwise8bit(ZooOptimizer):
     """
 
     supports_multi_tensor = False
+    # the decay is applied in _update, kept apart from the update's add
+    weight_decay_in_update = True
     _moments = ()
 
     def _init_8bit(self, min_8bit_size):
@@ -95,9 +97,17 @@ class _Blockwise8bit(ZooOptimizer):
             else:
                 moments[name] = ops.cast(state[name], "float32")
         step = self._step("float32")
+        lr = ops.cast(lr, "float32")
+        param32 = ops.cast(param, "float32")
+        if self._decay_mask[index]:
+            wd = ops.cast(self._weight_decay_value("float32"), "float32")
+            decayed = param32 * (1.0 - lr * wd)
+            # bitsandbytes rounds the decayed parameter before adding the
+            # update; a select keeps XLA from fusing the product into the
+            # add (one rounding instead of two)
+            param32 = ops.where(ops.isnan(param32), param32, decayed)
         param32, moments = self._math8(
-            ops.cast(param, "float32"), ops.cast(grad, "float32"), moments,
-            ops.cast(lr, "float32"), step, quantised)
+            param32, ops.cast(grad, "float32"), moments, lr, step, quantised)
         new_state = {}
         for name, signed in self._moments:
             if quantised:
@@ -366,17 +376,21 @@ class AdEMAMix8bit(_Blockwise8bit):
         b1, b2 = self.beta_1, self.beta_2
         alpha = self.alpha
         if self.t_alpha:
-            alpha = ops.minimum(step * (self.alpha / self.t_alpha),
+            # bitsandbytes: min(step * alpha / t_alpha, alpha) in double
+            alpha = ops.minimum((step * self.alpha) / float(self.t_alpha),
                                 self.alpha)
-        b3 = self.beta_3
+        b3, one_minus_b3 = self.beta_3, 1.0 - self.beta_3
         if self.t_beta3:
             s = step / float(self.t_beta3)
             ln1, ln3 = math.log(self.beta_1), math.log(self.beta_3)
-            b3 = ops.minimum(ops.exp((ln1 * ln3) / ((1.0 - s) * ln3
-                                                    + s * ln1)),
-                             self.beta_3)
+            exponent = ops.minimum((ln1 * ln3) / ((1.0 - s) * ln3 + s * ln1),
+                                   ln3)
+            # min(exp(x), beta_3) and its complement without cancellation
+            # (bitsandbytes forms 1 - beta_3 in double)
+            b3 = ops.exp(exponent)
+            one_minus_b3 = ops.negative(ops.expm1(exponent))
         m1 = fma(grad, 1.0 - b1, moments["state1"] * b1)
-        m2 = fma(grad, 1.0 - b3, moments["state1_slow"] * b3)
+        m2 = fma(grad, one_minus_b3, moments["state1_slow"] * b3)
         nu = fma((1.0 - b2) * grad, grad, moments["state2"] * b2)
         c1 = ops.cast(one_minus_power(b1, step), "float32")
         c2 = ops.sqrt(ops.cast(one_minus_power(b2, step), "float32"))
