@@ -4,7 +4,7 @@ The generic harness's shapes (a few elements) never reach
 ``min_8bit_size=4096``, so these tests use a 5000-element Dense kernel (a
 partial last block), a 4608-element Conv2D kernel (both quantised, compared
 with bitsandbytes on the torch tensors the layout rule ports them to), a
-bias and a 4095-element kernel (float32 state). Quantisation turns rounding
+bias (float32 state), over 50 steps with a learning-rate change. Quantisation turns rounding
 differences into occasional code flips, so the comparison is the issue's
 distribution criterion, elementwise relative to the tensor's own
 max|theta_ref - theta_0| (stricter than the project's one scale for all
@@ -34,6 +34,17 @@ def _keras_kwargs(kwargs):
     return out
 
 
+def _modes(name):
+    """Compiled everywhere it exists; eager on torch for every class and on
+    JAX/TF for AdamW8bit only, as the generic trajectory test does beyond
+    each optimizer's first config: eager JAX/TF costs seconds in op
+    dispatch and runs the same keras.ops code the torch backend runs
+    eagerly for every class."""
+    return [mode for mode in harness.modes()
+            if mode != "eager" or harness.backend() == "torch"
+            or name == "AdamW8bit"]
+
+
 def check_distribution(fractions):
     within, beyond, worst = fractions
     assert within >= 0.99 and beyond <= 1e-3 and worst <= 0.1, fractions
@@ -45,7 +56,7 @@ def test_8bit_matches_bitsandbytes(name, kwargs):
     init, grads = oracle.problem()
     lrs = oracle.lrs(kwargs["lr"])
     ref = oracle.run_bnb(name, kwargs, init, grads, lrs, lays)
-    for mode in harness.modes():
+    for mode in _modes(name):
         ours = harness.run_ours(
             getattr(bnb8bit, name)(**_keras_kwargs(kwargs)), init, grads,
             lrs, mode, oracle.NAMES)
