@@ -129,7 +129,7 @@ _COMMON_ARGS = """
 @register_optimizer("adamw8bit", "AdamW with blockwise 8-bit moments "
                     "(bitsandbytes 0.50.2 AdamW8bit, CPU)")
 class AdamW8bit(_Blockwise8bit):
-    r"""AdamW with 8-bit moments, as `bitsandbytes.optim.AdamW8bit` 0.50.2
+    __doc__ = (r"""AdamW with 8-bit moments, as `bitsandbytes.optim.AdamW8bit` 0.50.2
     (its CPU implementation).
 
     With $\gamma$ the learning rate, $\lambda$ `weight_decay`,
@@ -172,10 +172,10 @@ class AdamW8bit(_Blockwise8bit):
           https://github.com/bitsandbytes-foundation/bitsandbytes.
         - Loshchilov & Hutter, 2019, "Decoupled Weight Decay
           Regularization" (https://arxiv.org/abs/1711.05101).
-    """
+    """)
 
     _hyperparameters = ("beta_1", "beta_2", "epsilon", "weight_decay",
-                        "min_8bit_size")
+                        "min_8bit_size", "maximize")
     _moments = (("state1", True), ("state2", False))
 
     def __init__(
@@ -216,7 +216,7 @@ class AdamW8bit(_Blockwise8bit):
 @register_optimizer("lion8bit", "Lion with a blockwise 8-bit momentum "
                     "(bitsandbytes 0.50.2 Lion8bit, CPU)")
 class Lion8bit(_Blockwise8bit):
-    r"""Lion with an 8-bit momentum, as `bitsandbytes.optim.Lion8bit`
+    __doc__ = (r"""Lion with an 8-bit momentum, as `bitsandbytes.optim.Lion8bit`
     0.50.2 (its CPU implementation).
 
     With $\gamma$ the learning rate and $\lambda$ `weight_decay`:
@@ -247,10 +247,10 @@ class Lion8bit(_Blockwise8bit):
           Algorithms" (https://arxiv.org/abs/2302.06675).
         - Dettmers et al., 2022, "8-bit Optimizers via Block-wise
           Quantization" (https://arxiv.org/abs/2110.02861).
-    """
+    """)
 
     _hyperparameters = ("beta_1", "beta_2", "weight_decay",
-                        "min_8bit_size")
+                        "min_8bit_size", "maximize")
     _moments = (("state1", True),)
 
     def __init__(
@@ -285,7 +285,7 @@ class Lion8bit(_Blockwise8bit):
 @register_optimizer("ademamix8bit", "AdEMAMix with blockwise 8-bit moments "
                     "(bitsandbytes 0.50.2 AdEMAMix8bit, CPU)")
 class AdEMAMix8bit(_Blockwise8bit):
-    r"""AdEMAMix with 8-bit moments, as `bitsandbytes.optim.AdEMAMix8bit`
+    __doc__ = (r"""AdEMAMix with 8-bit moments, as `bitsandbytes.optim.AdEMAMix8bit`
     0.50.2 (its CPU implementation).
 
     With $\gamma$ the learning rate, $\lambda$ `weight_decay`,
@@ -306,6 +306,8 @@ class AdEMAMix8bit(_Blockwise8bit):
     buffer, which quantises each as its own tensor: here they are two
     slots).
     """ + _STATE_DOC + r"""
+    Differs from `keras.optimizers.Adam` (Keras has no AdEMAMix): the
+    slow EMA term, 8-bit moments and decoupled weight decay.
     bitsandbytes' `is_paged` is not offered (no effect on the numbers).
 
     Args:
@@ -331,11 +333,11 @@ class AdEMAMix8bit(_Blockwise8bit):
           Faster, Older" (https://arxiv.org/abs/2409.03137).
         - Dettmers et al., 2022, "8-bit Optimizers via Block-wise
           Quantization" (https://arxiv.org/abs/2110.02861).
-    """
+    """)
 
     _hyperparameters = ("beta_1", "beta_2", "beta_3", "alpha", "t_alpha",
                         "t_beta3", "epsilon", "weight_decay",
-                        "min_8bit_size")
+                        "min_8bit_size", "maximize")
     _moments = (("state1", True), ("state1_slow", True), ("state2", False))
 
     def __init__(
