@@ -73,6 +73,14 @@ def test_8bit_maps_and_quantiser_equal_bitsandbytes():
         n = 256 * 300 + 77
         x = (rng.uniform(-1 if signed else 0, 1, n)
              * np.exp(rng.uniform(-14, 0, n))).astype("float32")
+        # every threshold of the code search and its float32 neighbours,
+        # 255 to a block whose absmax is 1 (so they are the scaled values)
+        t, _ = _quant8.thresholds(signed)
+        near = np.concatenate([t, np.nextafter(t, np.float32(2)),
+                               np.nextafter(t, np.float32(-2))])
+        near = np.pad(near, (0, -near.size % 255)).reshape(-1, 255)
+        near = np.concatenate([near, np.ones((len(near), 1), "float32")], 1)
+        x = np.concatenate([near.ravel(), x]).astype("float32")
         codes, absmax = torch.ops.bitsandbytes.quantize_blockwise(
             torch.tensor(x), torch.tensor(table), 256)
         ours, our_absmax = _quant8.quantize(keras.ops.convert_to_tensor(x),

@@ -10,13 +10,16 @@ code per element plus one float32 ``absmax`` per block. A code indexes a
 
 bitsandbytes' CPU quantiser does not pick the nearest map entry of
 ``x / absmax``: it scales ``x`` by ``1 / absmax``, maps the result onto a
-grid of 65536 bins over [-1, 1] and reads the code from a table built by
-comparing each bin's left edge with the midpoints of the map. Each code is
-then reached from a fixed interval of scaled values, so the rule is a
-search among at most 255 float32 thresholds, computed here once (in NumPy,
-emulating the float32 arithmetic of the table and the binning) and applied
-with ``ops.searchsorted``: comparisons only, exact on every backend and
-under XLA.
+grid of 65536 bins over [-1, 1] (``fl32(v + 1) * 0.5 * 65535 + 0.5``, the
+multiply-add rounded once to float32, truncated) and reads the code from a
+table built by comparing each bin's left edge with the midpoints of the
+map. :func:`quantize` does the same: the table is computed here in NumPy
+(emulating its float32 arithmetic), the bin with keras.ops (the fused
+multiply-add emulated with error-free transformations; checked equal to
+bitsandbytes eagerly and under XLA) and the code is one gather. Equivalently each
+code is reached from a fixed interval of scaled values: :func:`thresholds`
+lists the at most 255 float32 boundaries, which the tests use to probe
+every one.
 
 Everything here is a pure function of keras.ops tensors; the tables are
 NumPy constants.
@@ -133,30 +136,6 @@ def thresholds(signed):
 
 
 @functools.lru_cache(maxsize=None)
-def _padded(signed):
-    """The thresholds padded with +inf to 255 entries (a complete binary
-    search over 256 outcomes) and the codes padded to 256."""
-    t, codes = thresholds(signed)
-    t = np.concatenate([t, np.full(255 - t.size, np.inf, _F32)])
-    codes = np.concatenate([codes, np.full(256 - codes.size, codes[-1])])
-    return t.astype(_F32), codes.astype(np.int32)
-
-
-def _search(scaled, signed):
-    """The code of each scaled value: ``codes[#(t <= v)]``, as eight
-    unrolled steps of a branch-free binary search (a gather from the
-    255-entry table and a select each), which XLA fuses into one loop over
-    the elements."""
-    t, codes = _padded(signed)
-    table = ops.convert_to_tensor(t)
-    count = ops.zeros(ops.shape(scaled), "int32")
-    for half in (128, 64, 32, 16, 8, 4, 2, 1):
-        probe = ops.take(table, count + (half - 1))
-        count = ops.where(probe <= scaled, count + half, count)
-    return ops.take(ops.convert_to_tensor(codes), count)
-
-
-@functools.lru_cache(maxsize=None)
 def _bin_codes(signed):
     codes = _bin_table(dynamic_map(signed)).astype(np.int32)
     codes.setflags(write=False)
@@ -167,8 +146,9 @@ def _lookup(scaled, signed):
     """bitsandbytes' own route: the bin
     ``floor(fl32(fl32(v + 1) * 0.5 * 65535 + 0.5))`` (the multiply-add
     rounded once, emulated exactly by :func:`fma`) and its entry of the
-    65536-bin table: one gather per element. Equal to :func:`_search`
-    (checked at and next to every threshold by tests/test_8bit.py)."""
+    65536-bin table: one gather per element (checked against bitsandbytes
+    at and next to every one of :func:`thresholds` by
+    tests/test_8bit.py)."""
     v = ops.clip(scaled, -1.0, 1.0)
     unit = (v + 1.0) * 0.5
     fused = fma(unit, 65535.0, ops.full_like(unit, 0.5))
