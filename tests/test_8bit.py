@@ -1,14 +1,16 @@
 """AdamW8bit, Lion8bit, AdEMAMix8bit against bitsandbytes 0.50.2 on CPU.
 
-The generic harness's shapes (a few elements) never reach
-``min_8bit_size=4096``, so these tests use a 5000-element Dense kernel (a
-partial last block), a 4608-element Conv2D kernel (both quantised, compared
-with bitsandbytes on the torch tensors the layout rule ports them to), a
-bias (float32 state), over 50 steps with a learning-rate change. Quantisation turns rounding
-differences into occasional code flips, so the comparison is the issue's
-distribution criterion, elementwise relative to the tensor's own
-max|theta_ref - theta_0| (stricter than the project's one scale for all
-tensors): >= 99% within 1e-5, <= 0.1% beyond 1e-3, none beyond 0.1.
+The generic harness's shapes (a few elements) stay below
+``min_8bit_size=4096`` unless a config lowers it, so these tests use a
+5000-element Dense kernel (a partial last block) and a 4608-element Conv2D
+kernel (both quantised, compared with bitsandbytes on the torch tensors the
+layout rule ports them to) and a bias (float32 state), over 50 steps with a
+learning-rate change. The comparison is the issue's distribution criterion
+(a rounding difference may flip a state code), elementwise relative to the
+tensor's own max|theta_ref - theta_0| (stricter than the project's one
+scale for all tensors): >= 99% within 1e-5, <= 0.1% beyond 1e-3, none
+beyond 0.1. (Measured: every element within 1e-6; see
+benchmarks/results/bnb8.md.)
 """
 
 import numpy as np

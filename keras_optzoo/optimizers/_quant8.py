@@ -16,10 +16,10 @@ table built by comparing each bin's left edge with the midpoints of the
 map. :func:`quantize` does the same: the table is computed here in NumPy
 (emulating its float32 arithmetic), the bin with keras.ops (the fused
 multiply-add emulated with error-free transformations; checked equal to
-bitsandbytes eagerly and under XLA) and the code is one gather. Equivalently each
-code is reached from a fixed interval of scaled values: :func:`thresholds`
-lists the at most 255 float32 boundaries, which the tests use to probe
-every one.
+bitsandbytes eagerly and under XLA) and the code is one gather.
+Equivalently each code is reached from a fixed interval of scaled
+values: :func:`thresholds` lists the at most 255 float32 boundaries, which
+the tests use to probe every one.
 
 Everything here is a pure function of keras.ops tensors; the tables are
 NumPy constants.

@@ -129,8 +129,8 @@ _COMMON_ARGS = """
 @register_optimizer("adamw8bit", "AdamW with blockwise 8-bit moments "
                     "(bitsandbytes 0.50.2 AdamW8bit, CPU)")
 class AdamW8bit(_Blockwise8bit):
-    __doc__ = (r"""AdamW with 8-bit moments, as `bitsandbytes.optim.AdamW8bit` 0.50.2
-    (its CPU implementation).
+    __doc__ = (r"""AdamW with 8-bit moments, as bitsandbytes 0.50.2's
+    `bitsandbytes.optim.AdamW8bit` (its CPU implementation).
 
     With $\gamma$ the learning rate, $\lambda$ `weight_decay`,
     $c_1 = 1-\beta_1^t$ and $c_2 = \sqrt{1-\beta_2^t}$:
@@ -216,8 +216,8 @@ class AdamW8bit(_Blockwise8bit):
 @register_optimizer("lion8bit", "Lion with a blockwise 8-bit momentum "
                     "(bitsandbytes 0.50.2 Lion8bit, CPU)")
 class Lion8bit(_Blockwise8bit):
-    __doc__ = (r"""Lion with an 8-bit momentum, as `bitsandbytes.optim.Lion8bit`
-    0.50.2 (its CPU implementation).
+    __doc__ = (r"""Lion with an 8-bit momentum, as bitsandbytes 0.50.2's
+    `bitsandbytes.optim.Lion8bit` (its CPU implementation).
 
     With $\gamma$ the learning rate and $\lambda$ `weight_decay`:
 
@@ -285,8 +285,8 @@ class Lion8bit(_Blockwise8bit):
 @register_optimizer("ademamix8bit", "AdEMAMix with blockwise 8-bit moments "
                     "(bitsandbytes 0.50.2 AdEMAMix8bit, CPU)")
 class AdEMAMix8bit(_Blockwise8bit):
-    __doc__ = (r"""AdEMAMix with 8-bit moments, as `bitsandbytes.optim.AdEMAMix8bit`
-    0.50.2 (its CPU implementation).
+    __doc__ = (r"""AdEMAMix with 8-bit moments, as bitsandbytes 0.50.2's
+    `bitsandbytes.optim.AdEMAMix8bit` (its CPU implementation).
 
     With $\gamma$ the learning rate, $\lambda$ `weight_decay`,
     $c_1 = 1-\beta_1^t$, $c_2 = \sqrt{1-\beta_2^t}$:
