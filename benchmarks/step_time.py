@@ -318,6 +318,13 @@ OPTIMIZERS = {
         optax=_optax("schedule_free_sgd")),
     "schedulefree_radam": Entry(
         "ScheduleFreeRAdam", torch=_schedulefree("RAdamScheduleFree")),
+    # issue 22: 8-bit state, against bitsandbytes (CPU)
+    "adamw8bit": Entry("AdamW8bit", torch=_reference(
+        "bitsandbytes", _attr("bitsandbytes.optim", "AdamW8bit"))),
+    "lion8bit": Entry("Lion8bit", torch=_reference(
+        "bitsandbytes", _attr("bitsandbytes.optim", "Lion8bit"))),
+    "ademamix8bit": Entry("AdEMAMix8bit", torch=_reference(
+        "bitsandbytes", _attr("bitsandbytes.optim", "AdEMAMix8bit"))),
 }
 
 #: the default selection (first wave, ``run_all``'s tables)

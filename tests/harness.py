@@ -173,6 +173,29 @@ def assert_trajectory_close(ours, ref, init, rtol=1e-5, what="reference"):
     return dev / scale
 
 
+def assert_distribution_close(ours, ref, init, what="reference",
+                              close=1e-5, min_close=0.99, far=1e-3,
+                              max_far=1e-3, worst=0.1):
+    """The 8-bit optimizers' criterion (issue 22): with each element's
+    deviation relative to its tensor's max |θ_ref − θ_0|, at least
+    ``min_close`` of all elements within ``close``, at most ``max_far``
+    beyond ``far`` and none beyond ``worst``. Returns the three figures."""
+    rel = []
+    for o, r, i in zip(ours, ref, init):
+        r64 = np.asarray(r, np.float64)
+        scale = float(np.max(np.abs(r64 - i)))
+        assert scale > 0, "the reference did not move: the check is empty"
+        rel.append(np.ravel(np.abs(np.asarray(o, np.float64) - r64) / scale))
+    rel = np.concatenate(rel)
+    figures = (float(np.mean(rel <= close)), float(np.mean(rel > far)),
+               float(rel.max()))
+    assert (figures[0] >= min_close and figures[1] <= max_far
+            and figures[2] <= worst), (
+        f"deviation from {what}: {figures[0]:.4%} within {close:g}, "
+        f"{figures[1]:.4%} beyond {far:g}, max {figures[2]:.3e}")
+    return figures
+
+
 def digits(n=256):
     """scikit-learn's 8x8 digits (shipped with the package), scaled to [0, 1]."""
     from sklearn.datasets import load_digits

@@ -98,15 +98,20 @@ class SlotSpec:
             such a slot is created with ``add_variable`` in the variable's
             dtype. Return these from :meth:`ZooOptimizer._slot_specs_for`,
             which sees the variable.
+        dtype: with ``shape``, the slot's dtype when it is not the
+            variable's (the uint8 codes of an 8-bit state). Defaults to
+            ``None``, the variable's dtype.
     """
 
-    __slots__ = ("name", "initial_value", "scalar", "shape")
+    __slots__ = ("name", "initial_value", "scalar", "shape", "dtype")
 
-    def __init__(self, name, initial_value=0.0, scalar=False, shape=None):
+    def __init__(self, name, initial_value=0.0, scalar=False, shape=None,
+                 dtype=None):
         self.name = name
         self.initial_value = float(initial_value)
         self.scalar = scalar
         self.shape = None if shape is None else tuple(int(d) for d in shape)
+        self.dtype = dtype
 
 
 def _is_indexed_slices(value):
@@ -486,7 +491,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         if spec.shape is not None:
             return self.add_variable(
                 shape=spec.shape, initializer=initializer,
-                dtype=variable.dtype, name=f"{spec.name}_{index}",
+                dtype=spec.dtype or variable.dtype,
+                name=f"{spec.name}_{index}",
             )
         return self.add_variable_from_reference(
             variable, name=spec.name, initializer=initializer,
