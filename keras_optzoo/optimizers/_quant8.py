@@ -155,7 +155,10 @@ def _lookup(scaled, signed):
     v = ops.clip(scaled, -1.0, 1.0)
     unit = (v + 1.0) * 0.5
     fused = fma(unit, 65535.0, ops.full_like(unit, 0.5))
-    bins = ops.cast(ops.floor(fused), "int32")
+    # a NaN (a NaN or inf gradient) casts to an arbitrary integer: kept in
+    # the table's range; its block's absmax is NaN, so the whole block
+    # dequantises to NaN, as in bitsandbytes
+    bins = ops.clip(ops.cast(ops.floor(fused), "int32"), 0, 65535)
     return ops.take(ops.convert_to_tensor(_bin_codes(signed)), bins)
 
 
