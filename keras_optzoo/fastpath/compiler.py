@@ -28,6 +28,8 @@ from keras import ops
 
 from keras_optzoo import _minmax
 
+_TORCH_BACKEND = keras.backend.backend() == "torch"
+
 
 class Unsupported(TypeError):
     """An operation a TensorList cannot express (the fast path is skipped)."""
@@ -268,7 +270,13 @@ class _Math:
         return self._unary("abs", x)
 
     def sign(self, x):
-        return self._unary("sign", x)
+        """torch's sign: 0 for NaN (JAX's and TF's sign give NaN). A NaN
+        gradient element then freezes the parameter of a sign update (Lion,
+        Rprop) instead of poisoning it, as in the torch references."""
+        y = self._unary("sign", x)
+        if isinstance(x, TensorList) or _TORCH_BACKEND:
+            return y
+        return ops.where(ops.isnan(y), ops.zeros_like(y), y)
 
     def negative(self, x):
         return self._unary("negative", x)

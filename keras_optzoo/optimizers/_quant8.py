@@ -238,7 +238,11 @@ def fma(x, y, z):
     total = product + z
     back = total - product
     sum_err = (product - (total - back)) + (z - back)
-    return total + (sum_err + product_err)
+    exact = total + (sum_err + product_err)
+    # the error terms are NaN where a product or split overflows (inf - inf):
+    # there the rounded sum is what the fused operation gives (inf, or a
+    # finite value within one rounding where only the split overflowed)
+    return ops.where(ops.isfinite(exact), exact, total)
 
 
 def state_bytes(size, moments_signed):

@@ -274,9 +274,9 @@ class Lion8bit(_Blockwise8bit):
         b1, b2 = self.beta_1, self.beta_2
         m = moments["state1"]
         if quantised:
-            direction = ops.sign(m * b1 + grad * (1.0 - b1))
+            direction = self._math.sign(m * b1 + grad * (1.0 - b1))
         else:
-            direction = ops.sign(fma(grad, 1.0 - b1, m * b1))
+            direction = self._math.sign(fma(grad, 1.0 - b1, m * b1))
         param = param - lr * direction
         m = fma(grad, 1.0 - b2, m * b2)
         return param, {"state1": m}

@@ -1,8 +1,5 @@
 """Lion, as lion-pytorch's `Lion` (and timm's `Lion` with `caution=True`)."""
 
-from keras import ops
-
-from keras_optzoo import fastpath
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers._caution_and_decay import timm_caution
 from keras_optzoo.optimizers.base import SlotSpec
@@ -103,10 +100,6 @@ class Lion(ZooOptimizer):
         beta_1, beta_2 = self.beta_1, self.beta_2
         exp_avg = state["exp_avg"]
         update = self._math.sign(beta_1 * exp_avg + (1.0 - beta_1) * grad)
-        if not isinstance(update, fastpath.TensorList):
-            # torch's sign(NaN) is 0 (JAX's and TF's: NaN): a NaN gradient
-            # element then freezes that parameter instead of poisoning it
-            update = ops.where(ops.isnan(update), 0.0, update)
         if self.caution:
             update = timm_caution(update, grad)
         param = param - lr * update

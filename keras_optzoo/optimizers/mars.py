@@ -221,10 +221,7 @@ class MARS(ZooOptimizer):
             direction = exp_avg
             if self.caution:
                 direction = _layerwise.caution(exp_avg, grad)
-            update = ops.sign(direction)
-            # torch's sign(NaN) is 0 (JAX's and TF's: NaN)
-            update = ops.where(ops.isnan(update), ops.zeros_like(update),
-                               update)
+            update = self._math.sign(direction)  # torch's: 0 for NaN
         update = self._with_decay(update, param, index)
         return param - lr * update, new
 
