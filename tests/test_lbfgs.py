@@ -295,9 +295,9 @@ def test_config_round_trip_and_registry():
 
 @pytest.mark.parametrize("kwargs,error,match", [
     ({"learning_rate": -1}, ValueError, r"`learning_rate` must be >= 0"),
-    ({"max_iter": 0}, ValueError, r"`max_iter` must be an integer >= 1"),
+    ({"max_iter": 0}, ValueError, r"`max_iter` must be >= 1"),
     ({"max_iter": 2.5}, TypeError, r"`max_iter` must be an integer"),
-    ({"max_eval": 0}, ValueError, r"`max_eval` must be an integer >= 1"),
+    ({"max_eval": 0}, ValueError, r"`max_eval` must be >= 1"),
     ({"history_size": 0}, ValueError, r"`history_size` must be"),
     ({"tolerance_grad": -1.0}, ValueError, r"`tolerance_grad` must be >= 0"),
     ({"tolerance_change": -1.0}, ValueError,

@@ -152,7 +152,7 @@ def test_get_config_round_trip_and_registry():
 
 
 @pytest.mark.parametrize("kwargs,error,match", [
-    ({"sync_period": 0}, ValueError, r"`sync_period` must be an integer >= 1"),
+    ({"sync_period": 0}, ValueError, r"`sync_period` must be >= 1"),
     ({"slow_step_size": 1.5}, ValueError,
      r"Argument `slow_step_size` must be in \[0, 1\]"),
     ({"momentum": 0.9}, ValueError, r"Argument\(s\) not recognized"),

@@ -194,7 +194,7 @@ def test_bad_arguments():
         WeightAveraging(avg_fn="mean")
     with pytest.raises(ValueError, match=r"`ema_decay` must be in \[0, 1\]"):
         WeightAveraging(avg_fn="ema", ema_decay=1.5)
-    with pytest.raises(ValueError, match=r"`frequency` must be an integer"):
+    with pytest.raises(ValueError, match=r"`frequency` must be >= 1"):
         WeightAveraging(frequency=0)
     with pytest.raises(ValueError, match=r"`interval` must be one of"):
         WeightAveraging(interval="batch")

@@ -10,7 +10,6 @@
 """
 
 import io
-import numbers
 import warnings
 import zipfile
 
@@ -170,8 +169,8 @@ class WeightAveraging(keras.callbacks.Callback):
         self.avg_fn = avg_fn
         self.ema_decay = validation.check_real("ema_decay", ema_decay,
                                                low=0.0, high=1.0)
-        self.start = _check_int("start", start, 0)
-        self.frequency = _check_int("frequency", frequency, 1)
+        self.start = validation.check_int("start", start, 0)
+        self.frequency = validation.check_int("frequency", frequency, 1)
         self.interval = interval
         self.use_buffers = validation.check_bool("use_buffers", use_buffers)
         self.swap_on_evaluate = validation.check_bool("swap_on_evaluate",
@@ -357,15 +356,6 @@ def _lerp(start, end, weight):
     if weight < 0.5:
         return start + weight * (end - start)
     return end - (end - start) * (1.0 - weight)
-
-
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
-            or value < low:
-        raise ValueError(
-            f"Argument `{name}` must be an integer >= {low}. "
-            f"Received: {name}={value!r}")
-    return int(value)
 
 
 # ---------------------------------------------------------------- update_bn

@@ -1,7 +1,6 @@
 """LRFinder: the learning-rate range test as a Keras callback."""
 
 import math
-import numbers
 
 import keras
 import numpy as np
@@ -98,14 +97,7 @@ class LRFinder(keras.callbacks.Callback):
                 f"Argument `max_lr` must be > min_lr ({self.min_lr:g}). "
                 f"Received: max_lr={self.max_lr:g}"
             )
-        if (isinstance(num_steps, bool)
-                or not isinstance(num_steps, numbers.Integral)):
-            raise TypeError("Argument `num_steps` must be an integer. "
-                            f"Received: num_steps={num_steps!r}")
-        if num_steps < 2:
-            raise ValueError("Argument `num_steps` must be >= 2. "
-                             f"Received: num_steps={num_steps}")
-        self.num_steps = int(num_steps)
+        self.num_steps = validation.check_int("num_steps", num_steps, low=2)
         self.smoothing = validation.check_real(
             "smoothing", smoothing, low=0.0, high=1.0, high_open=True)
         if divergence_threshold is not None:

@@ -114,11 +114,11 @@ class ReduceLROnPlateau(keras.callbacks.Callback):
         self.factor = validation.check_real("factor", factor, low=0.0,
                                             high=1.0, low_open=True,
                                             high_open=True)
-        self.patience = _check_int("patience", patience)
+        self.patience = validation.check_int("patience", patience, low=0)
         self.threshold = validation.check_real("threshold", threshold,
                                                low=0.0)
         self.threshold_mode = threshold_mode
-        self.cooldown = _check_int("cooldown", cooldown)
+        self.cooldown = validation.check_int("cooldown", cooldown, low=0)
         self.min_lr = validation.check_real("min_lr", min_lr, low=0.0)
         self.eps = validation.check_real("eps", eps, low=0.0)
         self.verbose = verbose
@@ -263,13 +263,3 @@ class ReduceLROnPlateau(keras.callbacks.Callback):
             _print_msg(
                 f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning "
                 f"rate to {new_lr:.6g}.")
-
-
-def _check_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"Argument `{name}` must be an integer. "
-                        f"Received: {name}={value!r}")
-    if value < 0:
-        raise ValueError(f"Argument `{name}` must be >= 0. "
-                         f"Received: {name}={value}")
-    return int(value)

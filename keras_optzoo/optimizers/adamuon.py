@@ -11,7 +11,6 @@ from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
 from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.optimizers.normuon import check_exclude_layers
-from keras_optzoo.optimizers.normuon import check_steps
 from keras_optzoo.registry import register_optimizer
 
 _ADJUST_LR_FNS = (None, "match_rms_adamw", "rms_to_rms", "rsqrt_in")
@@ -136,7 +135,7 @@ class AdaMuon(ZooOptimizer):
         self.momentum = validation.check_real("momentum", momentum,
                                               low=0.0, high=1.0)
         self.nesterov = validation.check_bool("nesterov", nesterov)
-        self.ns_steps = check_steps("ns_steps", ns_steps, 1)
+        self.ns_steps = validation.check_int("ns_steps", ns_steps, 1)
         self.ns_coefficients = _matrix.check_ns_coefficients(ns_coefficients)
         self._ns_schedule = _matrix.ns_coefficient_schedule(
             self.ns_coefficients, self.ns_steps)

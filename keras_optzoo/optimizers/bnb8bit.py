@@ -22,16 +22,6 @@ from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.optimizers._quant8 import fma
 from keras_optzoo.registry import register_optimizer
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"Argument `{name}` must be an int. Received: "
-                        f"{name}={value!r}")
-    if value < low:
-        raise ValueError(f"Argument `{name}` must be >= {low}. Received: "
-                         f"{name}={value}")
-    return int(value)
-
-
 _STATE_DOC = """
     State: a variable with at least `min_8bit_size` elements (counted on its
     torch tensor; a Keras kernel is read as the tensor torch would hold,
@@ -61,7 +51,7 @@ class _Blockwise8bit(ZooOptimizer):
     _moments = ()
 
     def _init_8bit(self, min_8bit_size):
-        self.min_8bit_size = _check_int("min_8bit_size",
+        self.min_8bit_size = validation.check_int("min_8bit_size",
                                                   min_8bit_size, low=0)
 
     def _is_quantised(self, variable):
@@ -362,9 +352,9 @@ class AdEMAMix8bit(_Blockwise8bit):
             setattr(self, name, validation.check_real(
                 name, value, low=0.0, high=1.0, high_open=True))
         self.alpha = validation.check_real("alpha", alpha, low=0.0)
-        self.t_alpha = None if t_alpha is None else _check_int(
+        self.t_alpha = None if t_alpha is None else validation.check_int(
             "t_alpha", t_alpha, low=1)
-        self.t_beta3 = None if t_beta3 is None else _check_int(
+        self.t_beta3 = None if t_beta3 is None else validation.check_int(
             "t_beta3", t_beta3, low=1)
         if self.t_beta3 is not None and self.beta_1 == 0.0:
             raise ValueError(

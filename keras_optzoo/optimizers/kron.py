@@ -22,14 +22,6 @@ _TINY = 1.1754943508222875e-38
 _BALANCE_PROBABILITY = 0.01
 
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-            or value < low:
-        raise ValueError(f"Argument `{name}` must be an integer >= {low}. "
-                         f"Received: {name}={value!r}")
-    return int(value)
-
-
 def safe_flatten_shape(shape, start_dim, end_dim):
     """timm's ``safe_flatten`` on a shape: axes ``start_dim..end_dim``
     merged into one; the shape unchanged where that range is empty."""
@@ -429,9 +421,9 @@ class Kron(ZooOptimizer):
                 "preconditioner_update_probability", prob, low=0.0,
                 high=1.0, low_open=True)
         self.preconditioner_update_probability = prob
-        self.max_size_triangular = _check_int(
+        self.max_size_triangular = validation.check_int(
             "max_size_triangular", max_size_triangular, 0)
-        self.min_ndim_triangular = _check_int(
+        self.min_ndim_triangular = validation.check_int(
             "min_ndim_triangular", min_ndim_triangular, 0)
         if memory_save_mode not in _MEMORY_SAVE_MODES:
             raise ValueError(
@@ -465,7 +457,7 @@ class Kron(ZooOptimizer):
                     f"{name}={value!r}")
         self.mu_dtype = None
         self.precond_dtype = None
-        self.flatten_start_dim = _check_int("flatten_start_dim",
+        self.flatten_start_dim = validation.check_int("flatten_start_dim",
                                             flatten_start_dim, 0)
         if isinstance(flatten_end_dim, bool) or not isinstance(
                 flatten_end_dim, (int, np.integer)):
@@ -475,10 +467,7 @@ class Kron(ZooOptimizer):
         self.flatten_end_dim = int(flatten_end_dim)
         if seed is None:
             seed = _python_random.randint(1, int(1e9))
-        self.seed = _check_int("seed", seed, 0)
-        if self.seed >= 2 ** 31:
-            raise ValueError("Argument `seed` must be an integer in "
-                             f"[0, 2**31). Received: seed={seed!r}")
+        self.seed = validation.check_int("seed", seed, 0, 2 ** 31)
         for name, value in (("probe_fn", probe_fn),
                             ("balance_fn", balance_fn)):
             if value is not None and not callable(value):

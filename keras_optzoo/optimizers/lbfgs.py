@@ -18,17 +18,6 @@ from keras_optzoo.registry import default_name, register_optimizer
 __all__ = ["LBFGS", "fit_lbfgs"]
 
 
-def _check_int(name, value, low):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(
-            f"Argument `{name}` must be an integer >= {low}. "
-            f"Received: {name}={value!r} (of type {type(value).__name__})")
-    if value < low:
-        raise ValueError(f"Argument `{name}` must be an integer >= {low}. "
-                         f"Received: {name}={value}")
-    return int(value)
-
-
 @register_optimizer("lbfgs", "L-BFGS with an optional strong-Wolfe line "
                     "search, driven by a loss closure (torch.optim.LBFGS)")
 class LBFGS(keras.optimizers.Optimizer):
@@ -171,14 +160,15 @@ class LBFGS(keras.optimizers.Optimizer):
         super().__init__(learning_rate=learning_rate, name=name, **kwargs)
         self._lr_float = learning_rate if isinstance(learning_rate, float) \
             else None
-        self.max_iter = _check_int("max_iter", max_iter, 1)
-        self.max_eval = None if max_eval is None else _check_int(
+        self.max_iter = validation.check_int("max_iter", max_iter, 1)
+        self.max_eval = None if max_eval is None else validation.check_int(
             "max_eval", max_eval, 1)
         self.tolerance_grad = validation.check_real(
             "tolerance_grad", tolerance_grad, low=0.0)
         self.tolerance_change = validation.check_real(
             "tolerance_change", tolerance_change, low=0.0)
-        self.history_size = _check_int("history_size", history_size, 1)
+        self.history_size = validation.check_int(
+            "history_size", history_size, 1)
         if line_search_fn not in (None, "strong_wolfe"):
             raise ValueError(
                 "Argument `line_search_fn` must be None or 'strong_wolfe'. "

@@ -1,6 +1,5 @@
 """Lookahead, a wrapper around any optimizer, as timm's `Lookahead`."""
 
-import numbers
 
 import keras
 import numpy as np
@@ -127,11 +126,7 @@ class Lookahead(keras.optimizers.Optimizer):
                 "clipping, EMA, gradient accumulation and loss scaling on "
                 "the Lookahead instead (it applies them around the whole "
                 "step).")
-        if isinstance(sync_period, bool) or not isinstance(
-                sync_period, numbers.Integral) or sync_period < 1:
-            raise ValueError(
-                "Argument `sync_period` must be an integer >= 1. "
-                f"Received: sync_period={sync_period!r}")
+        sync_period = validation.check_int("sync_period", sync_period, low=1)
         slow_step_size = validation.check_real(
             "slow_step_size", slow_step_size, low=0.0, high=1.0)
         _check_base_args(base)

@@ -170,15 +170,8 @@ class Muon(ZooOptimizer):
         self.nesterov = validation.check_bool("nesterov", nesterov)
         self.ns_coefficients = _matrix.check_ns_coefficients(ns_coefficients)
         self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
-        if isinstance(ns_steps, bool) or not isinstance(ns_steps, int):
-            raise TypeError(
-                "Argument `ns_steps` must be an integer in [0, 100). "
-                f"Received: ns_steps={ns_steps!r}")
-        if not 0 <= ns_steps < 100:
-            raise ValueError(
-                "Argument `ns_steps` must be an integer in [0, 100). "
-                f"Received: ns_steps={ns_steps}")
-        self.ns_steps = ns_steps
+        self.ns_steps = validation.check_int("ns_steps", ns_steps, low=0,
+                                             high=100)
         if adjust_lr_fn not in _ADJUST_LR_FNS:
             raise ValueError(
                 "Argument `adjust_lr_fn` must be None, 'original' or "

@@ -15,18 +15,6 @@ from keras_optzoo.registry import register_optimizer
 _UPDATE_SCALES = ("preserve_norm", "match_rms")
 
 
-def check_steps(name, value, low, high=None):
-    text = (f"an integer in [{low}, {high})" if high is not None
-            else f"an integer >= {low}")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"Argument `{name}` must be {text}. "
-                        f"Received: {name}={value!r}")
-    if value < low or (high is not None and value >= high):
-        raise ValueError(f"Argument `{name}` must be {text}. "
-                         f"Received: {name}={value}")
-    return value
-
-
 def check_exclude_layers(exclude_layers):
     if exclude_layers is None:
         exclude_layers = []
@@ -184,7 +172,7 @@ class NorMuon(ZooOptimizer):
         self.beta_2 = validation.check_real(
             "beta_2", beta_2, low=0.0, high=1.0, high_open=True)
         self.nesterov = validation.check_bool("nesterov", nesterov)
-        self.ns_steps = check_steps("ns_steps", ns_steps, 1)
+        self.ns_steps = validation.check_int("ns_steps", ns_steps, 1)
         self.ns_coefficients = _matrix.check_ns_coefficients(ns_coefficients)
         self._ns_schedule = _matrix.ns_coefficient_schedule(
             self.ns_coefficients, self.ns_steps)

@@ -1,7 +1,6 @@
 """Schedule-free AdamW, SGD and RAdam, as the authors' package schedulefree
 1.4.1 computes them, with its train and eval modes."""
 
-import numbers
 
 import keras
 import numpy as np
@@ -34,13 +33,7 @@ _INITIAL = (list(_float64.limbs_of(-1.0)) + list(_float64.limbs_of(0.0))
 
 
 def _check_warmup(warmup_steps):
-    if isinstance(warmup_steps, bool) or not isinstance(
-            warmup_steps, numbers.Integral) or warmup_steps < 0:
-        raise (ValueError if isinstance(warmup_steps, numbers.Integral)
-               and not isinstance(warmup_steps, bool) else TypeError)(
-            "Argument `warmup_steps` must be an integer >= 0. "
-            f"Received: warmup_steps={warmup_steps!r}")
-    return int(warmup_steps)
+    return validation.check_int("warmup_steps", warmup_steps, low=0)
 
 
 def _host(value):

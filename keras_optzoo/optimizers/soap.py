@@ -13,10 +13,7 @@ from keras_optzoo.registry import register_optimizer
 
 
 def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Argument `{name}` must be an integer >= 1. "
-                         f"Received: {name}={value!r}")
-    return value
+    return validation.check_int(name, value, low=1)
 
 
 class _Plan:

@@ -12,6 +12,7 @@ import keras
 __all__ = [
     "as_real",
     "check_bool",
+    "check_int",
     "check_real",
     "check_real_or_schedule",
 ]
@@ -98,6 +99,31 @@ def _reject_none(name, value):
             f"Argument `{name}` must be a real number, not None. "
             f"Received: {name}=None"
         )
+
+
+def check_int(name, value, low=None, high=None):
+    """Returns ``value`` as a Python int after checking its type and range
+    (``low <= value``, and ``value < high`` where ``high`` is given).
+
+    Raises:
+        TypeError: when ``value`` is not an integer (bools are rejected).
+        ValueError: when it is outside the range, or None (a missing value).
+    """
+    if value is None:
+        raise ValueError(f"Argument `{name}` must be an integer, not None. "
+                         f"Received: {name}=None")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"Argument `{name}` must be an integer. "
+            f"Received: {name}={value!r} (of type {type(value).__name__})")
+    value = int(value)
+    if (low is not None and value < low) or (high is not None
+                                             and value >= high):
+        text = (f"in [{low}, {high})" if low is not None and high is not None
+                else f">= {low}" if low is not None else f"< {high}")
+        raise ValueError(f"Argument `{name}` must be {text}. "
+                         f"Received: {name}={value}")
+    return value
 
 
 def check_bool(name, value):

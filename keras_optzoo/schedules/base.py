@@ -27,6 +27,7 @@ from keras import ops
 
 # check_bool is re-exported for the schedule modules.
 from keras_optzoo.optimizers.validation import check_bool  # noqa: F401
+from keras_optzoo.optimizers.validation import check_int  # noqa: F401
 from keras_optzoo.optimizers.validation import check_real
 
 PACKAGE = "keras_optzoo"
@@ -72,21 +73,6 @@ def register(cls):
 # --------------------------------------------------------------------------
 # Argument checks
 # --------------------------------------------------------------------------
-
-
-def check_int(name, value, low=None):
-    """Returns ``value`` as a Python int after checking its type and range."""
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
-        raise TypeError(
-            f"Argument `{name}` must be an integer. "
-            f"Received: {name}={value!r} (of type {type(value).__name__})"
-        )
-    value = int(value)
-    if low is not None and value < low:
-        raise ValueError(
-            f"Argument `{name}` must be >= {low}. Received: {name}={value}"
-        )
-    return value
 
 
 def check_choice(name, value, choices):

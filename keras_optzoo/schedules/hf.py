@@ -67,10 +67,6 @@ _CURVES = ("linear", "cosine", "1-sqrt")
 # --------------------------------------------------------------------------
 
 
-def _check_steps(name, value):
-    return base.check_int(name, value, low=0)
-
-
 def _check_num_cycles(value):
     return base.check_real("num_cycles", value, low=0.0)
 
@@ -197,8 +193,8 @@ class ConstantWithWarmup(_WarmupSchedule):
         self.initial_learning_rate = base.check_learning_rate(
             initial_learning_rate
         )
-        self.num_warmup_steps = _check_steps(
-            "num_warmup_steps", num_warmup_steps
+        self.num_warmup_steps = base.check_int(
+            "num_warmup_steps", num_warmup_steps, low=0
         )
 
     def _factor(self, step):
@@ -232,11 +228,11 @@ class LinearWithWarmup(_WarmupSchedule):
         self.initial_learning_rate = base.check_learning_rate(
             initial_learning_rate
         )
-        self.num_warmup_steps = _check_steps(
-            "num_warmup_steps", num_warmup_steps
+        self.num_warmup_steps = base.check_int(
+            "num_warmup_steps", num_warmup_steps, low=0
         )
-        self.num_training_steps = _check_steps(
-            "num_training_steps", num_training_steps
+        self.num_training_steps = base.check_int(
+            "num_training_steps", num_training_steps, low=0
         )
 
     def _factor(self, step):
@@ -284,11 +280,11 @@ class CosineWithWarmup(_WarmupSchedule):
         self.initial_learning_rate = base.check_learning_rate(
             initial_learning_rate
         )
-        self.num_warmup_steps = _check_steps(
-            "num_warmup_steps", num_warmup_steps
+        self.num_warmup_steps = base.check_int(
+            "num_warmup_steps", num_warmup_steps, low=0
         )
-        self.num_training_steps = _check_steps(
-            "num_training_steps", num_training_steps
+        self.num_training_steps = base.check_int(
+            "num_training_steps", num_training_steps, low=0
         )
         self.num_cycles = _check_num_cycles(num_cycles)
 
@@ -340,11 +336,11 @@ class CosineWithHardRestartsWithWarmup(_WarmupSchedule):
         self.initial_learning_rate = base.check_learning_rate(
             initial_learning_rate
         )
-        self.num_warmup_steps = _check_steps(
-            "num_warmup_steps", num_warmup_steps
+        self.num_warmup_steps = base.check_int(
+            "num_warmup_steps", num_warmup_steps, low=0
         )
-        self.num_training_steps = _check_steps(
-            "num_training_steps", num_training_steps
+        self.num_training_steps = base.check_int(
+            "num_training_steps", num_training_steps, low=0
         )
         checked = _check_num_cycles(num_cycles)
         # Keep an int as an int (it is one in transformers' signature).
@@ -406,11 +402,11 @@ class PolynomialWithWarmup(_WarmupSchedule):
         self.initial_learning_rate = base.check_learning_rate(
             initial_learning_rate
         )
-        self.num_warmup_steps = _check_steps(
-            "num_warmup_steps", num_warmup_steps
+        self.num_warmup_steps = base.check_int(
+            "num_warmup_steps", num_warmup_steps, low=0
         )
-        self.num_training_steps = _check_steps(
-            "num_training_steps", num_training_steps
+        self.num_training_steps = base.check_int(
+            "num_training_steps", num_training_steps, low=0
         )
         if self.num_training_steps == self.num_warmup_steps:
             raise ValueError(
@@ -466,8 +462,8 @@ class InverseSqrt(_WarmupSchedule):
         self.initial_learning_rate = base.check_learning_rate(
             initial_learning_rate
         )
-        self.num_warmup_steps = _check_steps(
-            "num_warmup_steps", num_warmup_steps
+        self.num_warmup_steps = base.check_int(
+            "num_warmup_steps", num_warmup_steps, low=0
         )
         if timescale is not None:
             timescale = base.check_int("timescale", timescale, low=1)
@@ -526,11 +522,11 @@ class CosineWithMinLRWithWarmup(_WarmupSchedule):
         self.initial_learning_rate = base.check_learning_rate(
             initial_learning_rate
         )
-        self.num_warmup_steps = _check_steps(
-            "num_warmup_steps", num_warmup_steps
+        self.num_warmup_steps = base.check_int(
+            "num_warmup_steps", num_warmup_steps, low=0
         )
-        self.num_training_steps = _check_steps(
-            "num_training_steps", num_training_steps
+        self.num_training_steps = base.check_int(
+            "num_training_steps", num_training_steps, low=0
         )
         self.num_cycles = _check_num_cycles(num_cycles)
         if min_lr is not None and min_lr_rate is not None:
@@ -652,10 +648,11 @@ class WarmupStableDecay(base.Schedule):
         self.initial_learning_rate = base.check_learning_rate(
             initial_learning_rate
         )
-        self.num_warmup_steps = _check_steps(
-            "num_warmup_steps", num_warmup_steps
+        self.num_warmup_steps = base.check_int(
+            "num_warmup_steps", num_warmup_steps, low=0
         )
-        self.num_decay_steps = _check_steps("num_decay_steps", num_decay_steps)
+        self.num_decay_steps = base.check_int("num_decay_steps",
+                                              num_decay_steps, low=0)
         if num_training_steps is None and num_stable_steps is None:
             raise ValueError(
                 "One of `num_training_steps` and `num_stable_steps` must be "
@@ -663,12 +660,12 @@ class WarmupStableDecay(base.Schedule):
                 "num_stable_steps=None"
             )
         if num_training_steps is not None:
-            num_training_steps = _check_steps(
-                "num_training_steps", num_training_steps
+            num_training_steps = base.check_int(
+                "num_training_steps", num_training_steps, low=0
             )
         if num_stable_steps is not None:
-            num_stable_steps = _check_steps(
-                "num_stable_steps", num_stable_steps
+            num_stable_steps = base.check_int(
+                "num_stable_steps", num_stable_steps, low=0
             )
             if num_training_steps is not None:
                 warnings.warn(

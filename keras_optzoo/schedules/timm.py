@@ -130,10 +130,6 @@ def _check_noise_range(value):
     return [start, end]
 
 
-def _check_int(name, value, low):
-    return base.check_int(name, value, low=low)
-
-
 def _power(rate, n):
     """``rate ** n`` for a Python float ``rate >= 0`` and a float32 tensor
     of non-negative integers (``0 ** 0 = 1``, as in Python)."""
@@ -212,7 +208,7 @@ class _TimmScheduler(base.Schedule):
                     noise_std, noise_seed, steps_per_epoch):
         self.initial_learning_rate = base.check_learning_rate(
             initial_learning_rate)
-        self.warmup_t = _check_int("warmup_t", warmup_t, 0)
+        self.warmup_t = base.check_int("warmup_t", warmup_t, 0)
         self.warmup_lr_init = base.check_real("warmup_lr_init",
                                               warmup_lr_init, low=0.0)
         self.warmup_prefix = base.check_bool("warmup_prefix", warmup_prefix)
@@ -319,13 +315,13 @@ class _CycleScheduler(_TimmScheduler):
 
     def _set_cycles(self, t_initial, lr_min, cycle_mul, cycle_decay,
                     cycle_limit):
-        self.t_initial = _check_int("t_initial", t_initial, 1)
+        self.t_initial = base.check_int("t_initial", t_initial, 1)
         self.lr_min = base.check_real("lr_min", lr_min, low=0.0)
         self.cycle_mul = base.check_real("cycle_mul", cycle_mul, low=0.0,
                                          low_open=True)
         self.cycle_decay = base.check_real("cycle_decay", cycle_decay,
                                            low=0.0)
-        self.cycle_limit = _check_int("cycle_limit", cycle_limit, 0)
+        self.cycle_limit = base.check_int("cycle_limit", cycle_limit, 0)
         self._tables = None if self.cycle_mul == 1.0 else self._build()
 
     # -- timm's float64 arithmetic, for the tables ---------------------------

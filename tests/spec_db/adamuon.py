@@ -105,7 +105,7 @@ SPECS = [
             ErrorCase({"beta_2": 1.0}, ValueError,
                       r"Argument `beta_2` must be in \[0, 1\)"),
             ErrorCase({"ns_steps": 0}, ValueError,
-                      r"Argument `ns_steps` must be an integer >= 1"),
+                      r"Argument `ns_steps` must be >= 1"),
         ],
     ),
 ]

@@ -53,7 +53,7 @@ _BETA_ERRORS = [
               r"Argument `min_8bit_size` must be >= 0\. "
               r"Received: min_8bit_size=-1"),
     ErrorCase({"min_8bit_size": 1.5}, TypeError,
-              r"Argument `min_8bit_size` must be an int"),
+              r"Argument `min_8bit_size` must be an integer\. "),
 ]
 
 SPECS = [

@@ -277,7 +277,7 @@ SPECS = [
             ErrorCase({"epsilon": -1.0}, ValueError,
                       r"Argument `epsilon` must be >= 0"),
             ErrorCase({"ns_steps": 100}, ValueError,
-                      r"Argument `ns_steps` must be an integer in \[0, 100\)"
+                      r"Argument `ns_steps` must be in \[0, 100\)"
                       r"\. Received: ns_steps=100"),
             ErrorCase({"ns_steps": 2.0}, TypeError,
                       r"Argument `ns_steps` must be an integer"),

@@ -151,7 +151,7 @@ SPECS = [
             ErrorCase({"beta_2": -0.1}, ValueError,
                       r"Argument `beta_2` must be in \[0, 1\)"),
             ErrorCase({"ns_steps": 0}, ValueError,
-                      r"Argument `ns_steps` must be an integer >= 1\. "
+                      r"Argument `ns_steps` must be >= 1\. "
                       r"Received: ns_steps=0"),
             ErrorCase({"ns_coefficients": "cubic"}, ValueError,
                       r"Argument `ns_coefficients` must be a name of"),

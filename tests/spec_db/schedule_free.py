@@ -70,10 +70,10 @@ def _common_errors(beta):
 
 _WARMUP_ERRORS = [
     ErrorCase({"warmup_steps": -1}, ValueError,
-              r"Argument `warmup_steps` must be an integer >= 0\. "
+              r"Argument `warmup_steps` must be >= 0\. "
               r"Received: warmup_steps=-1"),
     ErrorCase({"warmup_steps": 2.5}, TypeError,
-              r"Argument `warmup_steps` must be an integer >= 0\. "
+              r"Argument `warmup_steps` must be an integer\. "
               r"Received: warmup_steps=2\.5"),
 ]
 _ADAM_ERRORS = [
