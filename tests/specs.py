@@ -57,8 +57,9 @@ class OptimizerSpec:
     torch_cls: type = None
     #: "weight_decay" (coupled), "decoupled_weight_decay", "maximize";
     #: "cross_element": the update mixes the elements of a tensor (norms,
-    #: factored moments, matrix iterations), so a NaN in one element
-    #: spreads through the tensor, in the reference too
+    #: factored moments, matrix iterations, blockwise 8-bit state), so a
+    #: NaN or inf in one element spreads through the tensor, in the
+    #: reference too
     capabilities: frozenset = frozenset()
     #: ``(params_or_groups, **kw) -> optimizer``; defaults to ``torch_cls``
     make_reference: object = None

@@ -81,7 +81,14 @@ def test_8bit_maps_and_quantiser_equal_bitsandbytes():
                                np.nextafter(t, np.float32(-2))])
         near = np.pad(near, (0, -near.size % 255)).reshape(-1, 255)
         near = np.concatenate([near, np.ones((len(near), 1), "float32")], 1)
-        x = np.concatenate([near.ravel(), x]).astype("float32")
+        # blocks with non-finite state (a NaN or inf gradient): a NaN stays
+        # out of its block's absmax and gets code 0; an inf makes it inf
+        bad = rng.normal(size=(4, 256)).astype("float32")
+        bad[0, 3] = np.nan
+        bad[1, 10] = np.inf
+        bad[2, 0], bad[2, 1] = -np.inf, np.nan
+        bad[3, :] = np.nan
+        x = np.concatenate([near.ravel(), bad.ravel(), x]).astype("float32")
         codes, absmax = torch.ops.bitsandbytes.quantize_blockwise(
             torch.tensor(x), torch.tensor(table), 256)
         ours, our_absmax = _quant8.quantize(keras.ops.convert_to_tensor(x),

@@ -155,9 +155,9 @@ def _lookup(scaled, signed):
     v = ops.clip(scaled, -1.0, 1.0)
     unit = (v + 1.0) * 0.5
     fused = fma(unit, 65535.0, ops.full_like(unit, 0.5))
-    # a NaN (a NaN or inf gradient) casts to an arbitrary integer: kept in
-    # the table's range; its block's absmax is NaN, so the whole block
-    # dequantises to NaN, as in bitsandbytes
+    # a NaN (a NaN state element, or an inf one scaled by 1/inf) casts to
+    # an arbitrary integer: clipped to bin 0, whose code (0) is the one
+    # bitsandbytes' cast gives it
     bins = ops.clip(ops.cast(ops.floor(fused), "int32"), 0, 65535)
     return ops.take(ops.convert_to_tensor(_bin_codes(signed)), bins)
 
@@ -183,7 +183,14 @@ def quantize(x, signed):
     of shape ``(size,)`` and float32 absmax of shape ``(blocks,)``."""
     size = int(np.prod(x.shape))
     blocks = _blocks(ops.reshape(x, (-1,)), size)
-    absmax = ops.max(ops.abs(blocks), axis=1)
+    magnitude = ops.abs(blocks)
+    # bitsandbytes' CPU kernel keeps a running maximum with `>`, which a NaN
+    # never passes: a NaN element does not enter its block's absmax (its own
+    # code becomes 0, as the cast of a NaN bin gives here too), while an inf
+    # makes the absmax inf
+    magnitude = ops.where(ops.isnan(magnitude), ops.zeros_like(magnitude),
+                          magnitude)
+    absmax = ops.max(magnitude, axis=1)
     empty = ops.equal(absmax, 0.0)
     inverse = 1.0 / ops.where(empty, ops.ones_like(absmax), absmax)
     scaled = ops.reshape(blocks * inverse[:, None], (-1,))[:size]
