@@ -1,16 +1,14 @@
 """AdaMuon, as timm 1.0.31's ``Muon(algo="adamuon")``."""
 
 import math
-import re
 
 from keras import ops
 
 from keras_optzoo.optimizers import _matrix
 from keras_optzoo.optimizers import validation
+from keras_optzoo.optimizers._matrix_routed import MatrixRouted
 from keras_optzoo.optimizers.base import SlotSpec
-from keras_optzoo.optimizers.base import ZooOptimizer
 from keras_optzoo.optimizers.base import one_minus_power
-from keras_optzoo.optimizers.normuon import check_exclude_layers
 from keras_optzoo.registry import register_optimizer
 
 _ADJUST_LR_FNS = (None, "match_rms_adamw", "rms_to_rms", "rsqrt_in")
@@ -32,7 +30,7 @@ def suitable_for_muon(torch_shape, min_dim_size=4, max_aspect_ratio=128.0):
 @register_optimizer("adamuon", "AdaMuon: Muon with an element-wise second "
                     "moment of the orthogonalised update (timm Muon "
                     "algo='adamuon')")
-class AdaMuon(ZooOptimizer):
+class AdaMuon(MatrixRouted):
     r"""AdaMuon, as timm 1.0.31's `timm.optim.Muon(algo="adamuon")` with
     timm's defaults, AdamW (NAdamW with `nesterov`) for the other variables.
 
@@ -135,10 +133,7 @@ class AdaMuon(ZooOptimizer):
         self.momentum = validation.check_real("momentum", momentum,
                                               low=0.0, high=1.0)
         self.nesterov = validation.check_bool("nesterov", nesterov)
-        self.ns_steps = validation.check_int("ns_steps", ns_steps, 1)
-        self.ns_coefficients = _matrix.check_ns_coefficients(ns_coefficients)
-        self._ns_schedule = _matrix.ns_coefficient_schedule(
-            self.ns_coefficients, self.ns_steps)
+        ns_steps = validation.check_int("ns_steps", ns_steps, 1)
         self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
         if adjust_lr_fn not in _ADJUST_LR_FNS:
             raise ValueError(
@@ -153,36 +148,18 @@ class AdaMuon(ZooOptimizer):
         self.fallback_learning_rate_scale = validation.check_real(
             "fallback_learning_rate_scale", fallback_learning_rate_scale,
             low=0.0)
-        self.ns_dtype = _matrix.check_ns_dtype(ns_dtype)
-        self.exclude_layers = check_exclude_layers(exclude_layers)
+        self._init_routing(ns_coefficients, ns_steps, ns_dtype,
+                           exclude_layers)
 
-    def get_config(self):
-        config = super().get_config()
-        config["ns_coefficients"] = _matrix.config_form(self.ns_coefficients)
-        return config
+    matrix_rule = "adamuon"
 
-    def _rule_for(self, variable):
-        path = getattr(variable, "path", None) or variable.name
-        if any(re.search(p, path) for p in self.exclude_layers):
-            return "adamw"
-        if suitable_for_muon(self.layout_of(variable).torch_shape):
-            return "adamuon"
-        return "adamw"
+    def _matrix_suitable(self, torch_shape):
+        return suitable_for_muon(torch_shape)
 
     def _slot_specs_for(self, variable, rule):
         if rule == "adamuon":
             return [SlotSpec("momentum_buffer"), SlotSpec("exp_avg_sq")]
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq")]
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self._decay_allowed = [self._use_weight_decay(v) for v in var_list]
-
-    @property
-    def rules(self):
-        return list(self._rules)
 
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype
@@ -190,11 +167,9 @@ class AdaMuon(ZooOptimizer):
             decay_lr = lr if self._rules[index] == "adamuon" else \
                 lr * self.fallback_learning_rate_scale
             param = param * (1.0 - decay_lr * self._weight_decay_value(dtype))
-        if self._rules[index] == "adamuon":
-            return self._adamuon_update(param, grad, state, lr, index)
-        return self._adamw_update(param, grad, state, lr, index)
+        return super()._update(param, grad, state, lr, index)
 
-    def _adamuon_update(self, param, grad, state, lr, index):
+    def _matrix_update(self, param, grad, state, lr, index):
         dtype = grad.dtype
         mu, eps, beta_2 = self.momentum, self.epsilon, self.beta_2
         buf = state["momentum_buffer"]
@@ -226,6 +201,7 @@ class AdaMuon(ZooOptimizer):
         return param, {"momentum_buffer": buf, "exp_avg_sq": exp_avg_sq}
 
     def _adamw_update(self, param, grad, state, lr, index):
+        """timm's AdamW (NAdamW with `nesterov`) fallback."""
         dtype = grad.dtype
         step = self._step(dtype)
         lr = lr * self.fallback_learning_rate_scale

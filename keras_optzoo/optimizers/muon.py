@@ -8,9 +8,8 @@ from keras import ops
 
 from keras_optzoo.optimizers import _matrix
 from keras_optzoo.optimizers import validation
+from keras_optzoo.optimizers._matrix_routed import MatrixRouted
 from keras_optzoo.optimizers.base import SlotSpec
-from keras_optzoo.optimizers.base import ZooOptimizer
-from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.registry import register_optimizer
 
 _ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
@@ -18,7 +17,7 @@ _ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
 
 @register_optimizer("muon", "Muon for matrices, AdamW for the rest "
                     "(torch.optim.Muon + torch.optim.AdamW)")
-class Muon(ZooOptimizer):
+class Muon(MatrixRouted):
     r"""Muon, as `torch.optim.Muon` (torch 2.13), with AdamW for the
     variables Muon does not take.
 
@@ -168,60 +167,23 @@ class Muon(ZooOptimizer):
         )
         self.momentum = validation.check_real("momentum", momentum, low=0.0)
         self.nesterov = validation.check_bool("nesterov", nesterov)
-        self.ns_coefficients = _matrix.check_ns_coefficients(ns_coefficients)
         self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
-        self.ns_steps = validation.check_int("ns_steps", ns_steps, low=0,
-                                             high=100)
+        ns_steps = validation.check_int("ns_steps", ns_steps, low=0, high=100)
         if adjust_lr_fn not in _ADJUST_LR_FNS:
             raise ValueError(
                 "Argument `adjust_lr_fn` must be None, 'original' or "
                 f"'match_rms_adamw'. Received: adjust_lr_fn={adjust_lr_fn!r}")
         self.adjust_lr_fn = adjust_lr_fn
-        self.ns_dtype = _matrix.check_ns_dtype(ns_dtype)
-        self._ns_schedule = _matrix.ns_coefficient_schedule(
-            self.ns_coefficients, self.ns_steps)
-        self.exclude_embeddings = validation.check_bool(
-            "exclude_embeddings", exclude_embeddings)
-        if exclude_layers is None:
-            exclude_layers = []
-        if isinstance(exclude_layers, str) or not all(
-                isinstance(p, str) for p in exclude_layers):
-            raise TypeError(
-                "Argument `exclude_layers` must be a list of regular "
-                f"expressions (strings). Received: "
-                f"exclude_layers={exclude_layers!r}")
-        self.exclude_layers = list(exclude_layers)
-        for pattern in self.exclude_layers:
-            re.compile(pattern)
-        if adamw_learning_rate is not None:
-            adamw_learning_rate = validation.as_real(adamw_learning_rate)
-            adamw_learning_rate = validation.check_real_or_schedule(
-                "adamw_learning_rate", adamw_learning_rate, low=0.0)
-        self.adamw_learning_rate = adamw_learning_rate
-        self.adamw_beta_1 = validation.check_real(
-            "adamw_beta_1", adamw_beta_1, low=0.0, high=1.0, high_open=True)
-        self.adamw_beta_2 = validation.check_real(
-            "adamw_beta_2", adamw_beta_2, low=0.0, high=1.0, high_open=True)
-        self.adamw_epsilon = validation.check_real("adamw_epsilon",
-                                                   adamw_epsilon, low=0.0)
-        self.adamw_weight_decay = validation.check_real(
-            "adamw_weight_decay", adamw_weight_decay, low=0.0)
-
-    def get_config(self):
-        config = super().get_config()
-        config["ns_coefficients"] = _matrix.config_form(self.ns_coefficients)
-        return config
+        self._init_routing(ns_coefficients, ns_steps, ns_dtype,
+                           exclude_layers, exclude_embeddings)
+        self._init_adamw(adamw_learning_rate, adamw_beta_1, adamw_beta_2,
+                         adamw_epsilon, adamw_weight_decay)
 
     # ---------------------------------------------------------------- rules
-    def _rule_for(self, variable):
-        if len(self.layout_of(variable).torch_shape) != 2:
-            return "adamw"
-        path = getattr(variable, "path", None) or variable.name
-        if self.exclude_embeddings and "embedding" in path.lower():
-            return "adamw"
-        if any(re.search(p, path) for p in self.exclude_layers):
-            return "adamw"
-        return "muon"
+    matrix_rule = "muon"
+
+    def _matrix_suitable(self, torch_shape):
+        return len(torch_shape) == 2
 
     def _slot_specs_for(self, variable, rule):
         if rule == "muon":
@@ -232,9 +194,6 @@ class Muon(ZooOptimizer):
         if self.built:
             return
         super().build(var_list)
-        # the base's mask also needs self.weight_decay != 0; each rule has
-        # its own coefficient, so keep only the exclusions here
-        self._decay_allowed = [self._use_weight_decay(v) for v in var_list]
         self._warn_about_routing(var_list)
 
     def _warn_about_routing(self, var_list):
@@ -258,18 +217,8 @@ class Muon(ZooOptimizer):
                     f"`variable.path`). Variable paths: {paths}.",
                     stacklevel=2)
 
-    @property
-    def rules(self):
-        """The rule ("muon" or "adamw") of each variable, in build order."""
-        return list(self._rules)
-
     # --------------------------------------------------------------- update
-    def _update(self, param, grad, state, lr, index):
-        if self._rules[index] == "muon":
-            return self._muon_update(param, grad, state, lr, index)
-        return self._adamw_update(param, grad, state, lr, index)
-
-    def _muon_update(self, param, grad, state, lr, index):
+    def _matrix_update(self, param, grad, state, lr, index):
         dtype = grad.dtype
         mu = self.momentum
         buf = state["momentum_buffer"]
@@ -301,26 +250,3 @@ class Muon(ZooOptimizer):
         the coefficient schedule (see ``_matrix.newton_schulz``)."""
         return _matrix.newton_schulz(x, self._ns_schedule, self.epsilon,
                                      self.ns_dtype)
-
-    def _adamw_update(self, param, grad, state, lr, index):
-        dtype = grad.dtype
-        step = self._step(dtype)
-        if self.adamw_learning_rate is not None:
-            lr = ops.cast(
-                ops.multiply(
-                    ops.cast(self._hyper("adamw_learning_rate", "float32"),
-                             "float32"),
-                    self._learning_rate_scale.value),
-                dtype)
-        if self._decay_allowed[index] and self.adamw_weight_decay:
-            param = param * (1.0 - lr * self.adamw_weight_decay)
-        beta_1, beta_2 = self.adamw_beta_1, self.adamw_beta_2
-        exp_avg = state["exp_avg"] + (1.0 - beta_1) * (grad - state["exp_avg"])
-        exp_avg_sq = beta_2 * state["exp_avg_sq"] + (1.0 - beta_2) * grad * grad
-        bias_1 = one_minus_power(beta_1, step)
-        bias_2_sqrt = ops.sqrt(one_minus_power(beta_2, step))
-        step_size = ops.cast(lr, step.dtype) / bias_1
-        denom = (ops.sqrt(exp_avg_sq) / ops.cast(bias_2_sqrt, dtype)
-                 + self.adamw_epsilon)
-        param = param - ops.cast(step_size, dtype) * (exp_avg / denom)
-        return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}

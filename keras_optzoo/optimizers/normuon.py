@@ -1,37 +1,21 @@
 """NorMuon, as pytorch-optimizer 4.1.0's ``NorMuon``."""
 
 import math
-import re
 
 from keras import ops
 
 from keras_optzoo.optimizers import _matrix
 from keras_optzoo.optimizers import validation
+from keras_optzoo.optimizers._matrix_routed import MatrixRouted
 from keras_optzoo.optimizers.base import SlotSpec
-from keras_optzoo.optimizers.base import ZooOptimizer
-from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.registry import register_optimizer
 
 _UPDATE_SCALES = ("preserve_norm", "match_rms")
 
 
-def check_exclude_layers(exclude_layers):
-    if exclude_layers is None:
-        exclude_layers = []
-    if isinstance(exclude_layers, str) or not all(
-            isinstance(p, str) for p in exclude_layers):
-        raise TypeError(
-            "Argument `exclude_layers` must be a list of regular "
-            f"expressions (strings). Received: "
-            f"exclude_layers={exclude_layers!r}")
-    for pattern in exclude_layers:
-        re.compile(pattern)
-    return list(exclude_layers)
-
-
 @register_optimizer("normuon", "Muon with a per-row (neuron-wise) second "
                     "moment, AdamW for the rest (pytorch-optimizer NorMuon)")
-class NorMuon(ZooOptimizer):
+class NorMuon(MatrixRouted):
     r"""NorMuon, as `pytorch_optimizer.NorMuon` (pytorch-optimizer 4.1.0):
     Muon whose orthogonalised update is normalised per output neuron, with
     AdamW for the variables it does not take.
@@ -172,10 +156,7 @@ class NorMuon(ZooOptimizer):
         self.beta_2 = validation.check_real(
             "beta_2", beta_2, low=0.0, high=1.0, high_open=True)
         self.nesterov = validation.check_bool("nesterov", nesterov)
-        self.ns_steps = validation.check_int("ns_steps", ns_steps, 1)
-        self.ns_coefficients = _matrix.check_ns_coefficients(ns_coefficients)
-        self._ns_schedule = _matrix.ns_coefficient_schedule(
-            self.ns_coefficients, self.ns_steps)
+        ns_steps = validation.check_int("ns_steps", ns_steps, 1)
         if update_scale not in _UPDATE_SCALES:
             raise ValueError(
                 "Argument `update_scale` must be 'preserve_norm' or "
@@ -184,39 +165,18 @@ class NorMuon(ZooOptimizer):
         self.use_adjusted_lr = validation.check_bool("use_adjusted_lr",
                                                      use_adjusted_lr)
         self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
-        self.ns_dtype = _matrix.check_ns_dtype(ns_dtype)
-        self.exclude_embeddings = validation.check_bool(
-            "exclude_embeddings", exclude_embeddings)
-        self.exclude_layers = check_exclude_layers(exclude_layers)
-        if adamw_learning_rate is not None:
-            adamw_learning_rate = validation.as_real(adamw_learning_rate)
-            adamw_learning_rate = validation.check_real_or_schedule(
-                "adamw_learning_rate", adamw_learning_rate, low=0.0)
-        self.adamw_learning_rate = adamw_learning_rate
-        self.adamw_beta_1 = validation.check_real(
-            "adamw_beta_1", adamw_beta_1, low=0.0, high=1.0, high_open=True)
-        self.adamw_beta_2 = validation.check_real(
-            "adamw_beta_2", adamw_beta_2, low=0.0, high=1.0, high_open=True)
-        self.adamw_epsilon = validation.check_real("adamw_epsilon",
-                                                   adamw_epsilon, low=0.0)
-        self.adamw_weight_decay = validation.check_real(
-            "adamw_weight_decay", adamw_weight_decay, low=0.0)
-
-    def get_config(self):
-        config = super().get_config()
-        config["ns_coefficients"] = _matrix.config_form(self.ns_coefficients)
-        return config
+        self._init_routing(ns_coefficients, ns_steps, ns_dtype,
+                           exclude_layers, exclude_embeddings)
+        self._init_adamw(adamw_learning_rate, adamw_beta_1, adamw_beta_2,
+                         adamw_epsilon, adamw_weight_decay)
 
     # ---------------------------------------------------------------- rules
-    def _rule_for(self, variable):
-        if len(self.layout_of(variable).torch_shape) < 2:
-            return "adamw"
-        path = getattr(variable, "path", None) or variable.name
-        if self.exclude_embeddings and "embedding" in path.lower():
-            return "adamw"
-        if any(re.search(p, path) for p in self.exclude_layers):
-            return "adamw"
-        return "normuon"
+    matrix_rule = "normuon"
+    #: pytorch-optimizer's AdamW writes the second moment as a lerp
+    _adamw_addcmul = False
+
+    def _matrix_suitable(self, torch_shape):
+        return len(torch_shape) >= 2
 
     def _slot_specs_for(self, variable, rule):
         if rule == "normuon":
@@ -225,23 +185,7 @@ class NorMuon(ZooOptimizer):
                     SlotSpec("second_momentum_buffer", shape=(rows, 1))]
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq")]
 
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self._decay_allowed = [self._use_weight_decay(v) for v in var_list]
-
-    @property
-    def rules(self):
-        """The rule ("normuon" or "adamw") of each variable."""
-        return list(self._rules)
-
     # --------------------------------------------------------------- update
-    def _update(self, param, grad, state, lr, index):
-        if self._rules[index] == "normuon":
-            return self._normuon_update(param, grad, state, lr, index)
-        return self._adamw_update(param, grad, state, lr, index)
-
     def _lr_ratio(self, torch_shape):
         rows = int(torch_shape[0])
         cols = math.prod(int(d) for d in torch_shape[1:])
@@ -251,7 +195,7 @@ class NorMuon(ZooOptimizer):
             return 0.2 * math.sqrt(max(rows, cols))
         return math.sqrt(max(1.0, rows / cols))
 
-    def _normuon_update(self, param, grad, state, lr, index):
+    def _matrix_update(self, param, grad, state, lr, index):
         dtype = grad.dtype
         mu = self.momentum
         eps = self.epsilon
@@ -283,31 +227,3 @@ class NorMuon(ZooOptimizer):
         param = param - (lr * self._lr_ratio(torch_shape)) * update
         return param, {"momentum_buffer": buf,
                        "second_momentum_buffer": second}
-
-    def _adamw_lr(self, lr, dtype):
-        if self.adamw_learning_rate is None:
-            return lr
-        return ops.cast(
-            ops.multiply(
-                ops.cast(self._hyper("adamw_learning_rate", "float32"),
-                         "float32"),
-                self._learning_rate_scale.value),
-            dtype)
-
-    def _adamw_update(self, param, grad, state, lr, index):
-        dtype = grad.dtype
-        step = self._step(dtype)
-        lr = self._adamw_lr(lr, dtype)
-        if self._decay_allowed[index] and self.adamw_weight_decay:
-            param = param * (1.0 - lr * self.adamw_weight_decay)
-        beta_1, beta_2 = self.adamw_beta_1, self.adamw_beta_2
-        exp_avg = state["exp_avg"] + (1.0 - beta_1) * (grad - state["exp_avg"])
-        exp_avg_sq = state["exp_avg_sq"] + (1.0 - beta_2) * (
-            grad * grad - state["exp_avg_sq"])
-        bias_1 = one_minus_power(beta_1, step)
-        bias_2_sqrt = ops.sqrt(one_minus_power(beta_2, step))
-        step_size = ops.cast(lr, step.dtype) / bias_1
-        denom = (ops.sqrt(exp_avg_sq) / ops.cast(bias_2_sqrt, dtype)
-                 + self.adamw_epsilon)
-        param = param - ops.cast(step_size, dtype) * (exp_avg / denom)
-        return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
