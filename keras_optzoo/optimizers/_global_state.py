@@ -260,6 +260,21 @@ class GlobalStepState:
             g = -g
         return g, cast(param, dtype)
 
+    def _statistics_inputs(self, grads, variables, decay=True):
+        """``(index, g, param)`` for each active variable of the step, as
+        :meth:`_stats_inputs` gives them, with the coupled weight decay
+        added to ``g`` when ``decay`` (the references add it before their
+        sums)."""
+        for grad, variable in zip(grads, variables):
+            index = self._get_variable_index(variable)
+            if not self._active[index]:
+                continue
+            g, param = self._stats_inputs(grad, variable, index)
+            wd = self._coupled_decay(index, g.dtype) if decay else None
+            if wd is not None:
+                g = g + wd * param
+            yield index, g, param
+
     def _slot_value(self, name, index, dtype):
         return cast(self._slots[name][index].value, dtype)
 

@@ -177,15 +177,8 @@ class DAdaptAdam(_global_state.GlobalStepState, ZooOptimizer):
         s_new = {}
         numerator = ops.zeros((), sd)
         sk_l1 = ops.zeros((), sd)
-        for grad, variable in zip(grads, variables):
-            index = self._get_variable_index(variable)
-            if not self._active[index]:
-                continue
-            g, param = self._stats_inputs(grad, variable, index)
+        for index, g, param in self._statistics_inputs(grads, variables):
             dtype = g.dtype
-            wd = self._coupled_decay(index, dtype)
-            if wd is not None:
-                g = g + wd * param
             with _param_groups.scope(self, index):
                 r = self.layer_scale
                 eps = self.epsilon

@@ -127,11 +127,8 @@ class DAdaptSGD(_global_state.GlobalStepState, ZooOptimizer):
         live_f = ops.cast(live, sd)
         inputs = []
         g_sq = ops.zeros((), sd)
-        for grad, variable in zip(grads, variables):
-            index = self._get_variable_index(variable)
-            if not self._active[index]:
-                continue
-            g, param = self._stats_inputs(grad, variable, index)
+        for index, g, param in self._statistics_inputs(grads, variables,
+                                                       decay=False):
             inputs.append((index, g, param))
             g_sq = g_sq + _global_state.cast(
                 _global_state.reduce_sum(g * g), sd)

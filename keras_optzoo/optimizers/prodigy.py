@@ -216,15 +216,8 @@ class Prodigy(_global_state.GlobalStepState, ZooOptimizer):
         s_new = {}
         numerator = ops.zeros((), sd)
         denominator = ops.zeros((), sd)
-        for grad, variable in zip(grads, variables):
-            index = self._get_variable_index(variable)
-            if not self._active[index]:
-                continue
-            g, param = self._stats_inputs(grad, variable, index)
+        for index, g, param in self._statistics_inputs(grads, variables):
             dtype = g.dtype
-            wd = self._coupled_decay(index, dtype)
-            if wd is not None:
-                g = g + wd * param
             with _param_groups.scope(self, index):
                 d0 = self.d0
                 s = self._s_update(coefs, self._slot_value("s", index, dtype),
