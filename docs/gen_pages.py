@@ -265,14 +265,46 @@ def math_blocks(text):
     return [b.strip() for b in re.findall(r"\$\$(.+?)\$\$", text, re.S)]
 
 
+def split_equations(tex):
+    """The top-level equations of a display formula: split at ``\\\\``,
+    ``\\qquad`` and a ``\\quad`` after a comma or semicolon, outside braces,
+    ``\\left…\\right`` and environments (the punctuation stays with its
+    equation), so that a docstring's line of several equations becomes
+    several narrow rows on the page."""
+    parts, start, depth, i = [], 0, 0, 0
+    while i < len(tex):
+        c = tex[i]
+        if c == "\\":
+            match = re.match(r"\\(left|right|begin|end)(?![a-zA-Z])|"
+                             r"\\q?quad(?![a-zA-Z])|\\\\|\\[\s\S]?", tex[i:])
+            word = match.group(0)
+            if word in ("\\left", "\\begin"):
+                depth += 1
+            elif word in ("\\right", "\\end"):
+                depth -= 1
+            elif depth == 0 and (word in ("\\qquad", "\\\\") or (
+                    word == "\\quad" and tex[start:i].rstrip()[-1:] in ",;")):
+                parts.append(tex[start:i])
+                start = i + len(word)
+            i += len(word)
+            continue
+        depth += {"{": 1, "}": -1}.get(c, 0)
+        i += 1
+    parts.append(tex[start:])
+    parts = [" ".join(p.split()) for p in parts]
+    return [p for p in parts if p not in ("", ",", "\\,")]
+
+
 def update_rule(cls):
-    """The docstring's display math as one block (gathered lines)."""
+    """The docstring's display math as one block, one equation per row
+    (gathered), so that a long rule does not run off the column."""
     blocks = math_blocks(description(cls))
     if not blocks:
         return None
-    if len(blocks) == 1:
-        return "$$\n" + blocks[0] + "\n$$\n"
-    return ("$$\n\\begin{gathered}\n" + " \\\\\n".join(blocks)
+    rows = [row for block in blocks for row in split_equations(block)]
+    if len(rows) == 1:
+        return "$$\n" + rows[0] + "\n$$\n"
+    return ("$$\n\\begin{gathered}\n" + " \\\\\n".join(rows)
             + "\n\\end{gathered}\n$$\n")
 
 
