@@ -58,21 +58,27 @@ TOPICS = [
     ("examples", "Examples", ["Examples"], []),
     ("contributing", "Contributing", [], []),
 ]
-#: the titles of the schedule family pages (module -> title); a new module
-#: without one gets its docstring's first line
+#: the schedule family pages (module -> navigation title, page title), in
+#: navigation order; a new module without one gets its docstring's first line
 SCHEDULE_FAMILIES = {
-    "decay": "Step, exponential and polynomial decay",
-    "warmup": "Constant and linear factors (ConstantLR, LinearLR)",
-    "cosine": "Cosine annealing",
-    "cyclic": "Cyclical (CyclicLR, OneCycleLR)",
-    "lambda_lr": "Your function of the epoch (LambdaLR, MultiplicativeLR)",
-    "composite": "Combined schedules (SequentialLR, ChainedScheduler)",
-    "swalr": "SWALR",
-    "hf": "Hugging Face transformers",
-    "noam": "Noam (the Transformer's)",
-    "timm": "timm",
-    "with_warmup": "A warm-up in front of any schedule",
-    "plot": "Plotting a schedule",
+    "decay": ("Step and exponential decay",
+              "Step, multi-step, exponential and polynomial decay"),
+    "warmup": ("Constant and linear factor",
+               "Constant and linear factors: ConstantLR, LinearLR"),
+    "cosine": ("Cosine annealing",
+               "Cosine annealing, with and without warm restarts"),
+    "cyclic": ("Cyclical", "Cyclical schedules: CyclicLR, OneCycleLR"),
+    "lambda_lr": ("Your own function", "Your function of the epoch: "
+                  "LambdaLR, MultiplicativeLR"),
+    "composite": ("Combined", "Schedules made of schedules: SequentialLR, "
+                  "ChainedScheduler"),
+    "swalr": ("SWALR", "SWALR (torch.optim.swa_utils)"),
+    "hf": ("Hugging Face", "Hugging Face transformers' warm-up schedules"),
+    "noam": ("Noam", "Noam: the Transformer's learning rate"),
+    "timm": ("timm", "timm's schedulers"),
+    "with_warmup": ("Warm-up for any schedule",
+                    "A warm-up in front of any schedule"),
+    "plot": ("Plotting", "Plotting a schedule"),
 }
 #: README anchors that became site pages (for links inside moved sections)
 ANCHOR_PAGES = {
@@ -676,8 +682,8 @@ def schedule_pages(pictures=True):
             families.items(), key=lambda kv: (
                 order.index(kv[0]) if kv[0] in order else len(order), kv[0])):
         module = sys.modules[f"keras_optzoo.schedules.{family}"]
-        title = SCHEDULE_FAMILIES.get(family) or (
-            module.__doc__ or family).strip().splitlines()[0].rstrip(".")
+        short, title = SCHEDULE_FAMILIES.get(family) or (2 * (
+            (module.__doc__ or family).strip().splitlines()[0].rstrip("."),))
         lines = [f"# {title}\n",
                  f"Module `keras_optzoo.schedules.{family}`; every name is "
                  "exported as `oz.schedules.<name>`.\n"]
@@ -693,9 +699,9 @@ def schedule_pages(pictures=True):
                          "    options:\n      show_root_heading: false\n"
                          "      heading_level: 3\n")
             rows.append([f"[`{name}`]({family}.md#{name.lower()})",
-                         f"[{title}]({family}.md)"])
+                         f"[{short}]({family}.md)"])
         write(f"schedules/{family}.md", "\n".join(lines))
-        nav.append({title: f"schedules/{family}.md"})
+        nav.append({short: f"schedules/{family}.md"})
     # docs/src/schedules.md, the class table after its title
     title, _, body = from_src("schedules.md").partition("\n")
     write("schedules/index.md", title + "\n\n"
