@@ -384,8 +384,10 @@ def deviation_rows(names):
                         + [f"{devs[m]:.2e}" if m in devs else "—"
                            for m in modes] + [measured_by(data)])
             references.add(entry["reference"])
-            if data["command"] not in commands:
-                commands.append(data["command"])
+            command = data["command"].replace(
+                f"KERAS_BACKEND={backend} ", "KERAS_BACKEND=<backend> ")
+            if command not in commands:
+                commands.append(command)
     header = (["backend"] + (["name"] if several else [])
               + [f"{m} (max)" for m in modes] + ["measured at commit"])
     return header, rows, sorted(references), commands
