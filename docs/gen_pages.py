@@ -8,8 +8,8 @@ to the file, and are rewritten here for the site), the README's landing
 sections (pitch, install, quickstart, the optimizer table, examples,
 performance), benchmarks/results/*.json, the playground and the schedules'
 test cases. A new optimizer, schedule or results file appears on the next
-build without an edit. Files are rewritten only when their content changes (``mkdocs serve``
-watches docs/).
+build without an edit. Files are rewritten only when their content changes
+(``mkdocs serve`` watches docs/).
 """
 
 import glob
@@ -373,7 +373,8 @@ def deviation_rows(names):
                 found.setdefault(data.get("backend", fname), []).append(
                     (name, entry, data))
     modes = sorted({m for items in found.values() for _, e, _ in items
-                    for m in e["max_deviation"]}, reverse=True)  # eager, compiled
+                    for m in e["max_deviation"]},
+                   reverse=True)  # eager, compiled
     several = len({n for items in found.values() for n, _, _ in items}) > 1
     rows, references, commands = [], set(), []
     for backend in sorted(found, key=lambda b: (

@@ -6,9 +6,10 @@ How the blocks run (a reader's view of the README, made checkable):
 
 * The blocks of one README ``##`` section, or of one docs/src page, run in
   order in one namespace, as a reader reads them: a later block may use what
-  an earlier one of the same section (page) defined. Each section starts from a fresh namespace holding
-  ``keras``, ``np`` (numpy), ``oz`` (keras_optzoo) and the helpers below,
-  in its own temporary working directory (files a block saves go there).
+  an earlier one of the same section (page) defined. Each section starts
+  from a fresh namespace holding ``keras``, ``np`` (numpy), ``oz``
+  (keras_optzoo) and the helpers below, in its own temporary working
+  directory (files a block saves go there).
 * HTML comments right before a block (blank lines between are allowed)
   steer the test and are invisible on the rendered page:
 
@@ -118,7 +119,8 @@ def _apply(block, directive):
             block.setup.append(value.strip("\n"))
         elif kind == "replace":
             old, sep, new = value.partition("=>")
-            assert sep, f"{block.file} line {block.line}: replace needs OLD => NEW"
+            assert sep, (f"{block.file} line {block.line}: replace needs "
+                         "OLD => NEW")
             block.replace.append((old.strip(), new.strip()))
         else:
             raise AssertionError(
@@ -224,8 +226,8 @@ def test_readme_section_runs(section, tmp_path, monkeypatch):
         code = block.code
         for old, new in block.replace:
             assert old in code, (
-                f"{block.file} line {block.line}: {old!r} (a replace directive) "
-                "is not in the block")
+                f"{block.file} line {block.line}: {old!r} (a replace "
+                "directive) is not in the block")
             code = code.replace(old, new)
         for setup in block.setup:
             exec(compile(_dedent(setup), f"{block.file}:{block.line}:setup",
