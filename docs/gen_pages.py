@@ -2,11 +2,14 @@
 
 A plain script (docs/hooks.py runs it before every ``mkdocs build``): every
 page under docs/ except docs/src/ and docs/assets/ comes from here, read from
-the optimizer registry, the docstrings, the README's sections,
-benchmarks/results/*.json, the playground and the schedules' test cases. A
-new optimizer, schedule or results file appears on the next build without an
-edit. Files are rewritten only when their content changes (``mkdocs serve``
-watches docs/).
+the optimizer registry, the docstrings, the hand-written pages in docs/src/
+(topics/, guides/, schedules.md: their links are written for GitHub, relative
+to the file, and are rewritten here for the site), the README's landing
+sections (pitch, install, quickstart, the optimizer table, examples,
+performance), benchmarks/results/*.json, the playground and the schedules'
+test cases. A new optimizer, schedule or results file appears on the next
+build without an edit. Files are rewritten only when their content changes
+(``mkdocs serve`` watches docs/).
 """
 
 import glob
@@ -32,34 +35,51 @@ PLAYGROUND_FUNCTION = "tutorial"
 PLAYGROUND_BASELINE = "sgd"
 PLAYGROUND_STEPS = 150
 
-#: README sections (heading prefixes) shown on topic pages, with the API
-#: objects rendered after them
+#: topic pages: (name, navigation title, README sections (heading prefixes;
+#: "?" before one: used when the README has it), API objects rendered after
+#: them). docs/src/topics/<name>.md, where it exists, comes first.
 TOPICS = [
-    ("param-groups", "Parameter groups", ["Parameter groups"],
-     ["keras_optzoo.param_groups"]),
-    ("gradient-transforms", "Gradient transforms",
-     ["Gradient transforms"], []),
+    ("param-groups", "Parameter groups", [], ["keras_optzoo.param_groups"]),
+    ("gradient-transforms", "Gradient transforms", [], []),
     ("callbacks", "Callbacks", [], ["keras_optzoo.callbacks"]),
-    ("averaging", "Weight averaging (SWA, EMA)", ["Weight averaging"],
+    ("averaging", "Weight averaging (SWA, EMA)", [],
      ["keras_optzoo.callbacks.WeightAveraging",
       "keras_optzoo.callbacks.update_bn", "keras_optzoo.schedules.SWALR"]),
-    ("sam", "SAM and ASAM", ["SAM and ASAM"], ["keras_optzoo.SAMModel"]),
-    ("lbfgs", "L-BFGS and the optimizers with their own API",
-     ["Optimizers with their own API"], ["keras_optzoo.LBFGS",
-                                         "keras_optzoo.optimizers.lbfgs.fit_lbfgs"]),
+    ("sam", "SAM and ASAM", [], ["keras_optzoo.SAMModel"]),
+    ("lbfgs", "L-BFGS and the optimizers with their own API", [],
+     ["keras_optzoo.LBFGS", "keras_optzoo.optimizers.lbfgs.fit_lbfgs"]),
     ("playground", "The playground", [], ["keras_optzoo.playground"]),
-    ("layout", "The layout rule", ["Porting a PyTorch model"],
-     ["keras_optzoo.layout"]),
-    ("compatibility", "Compatibility with Keras",
-     ["Compatibility with Keras"], []),
-    ("correctness", "How correctness is shown",
-     ["How correctness is shown"], []),
-    ("scaling-out", "Scaling out", ["Scaling out"], []),
+    ("layout", "The layout rule", [], ["keras_optzoo.layout"]),
+    ("compatibility", "Compatibility with Keras", [], []),
+    ("correctness", "How correctness is shown", [], []),
+    ("scaling-out", "Scaling out", [], []),
     ("performance", "Performance", ["Performance"], []),
-    ("memory", "Memory", [], []),
+    ("memory", "Memory", ["?Memory"], []),
     ("examples", "Examples", ["Examples"], []),
-    ("contributing", "Contributing", ["Tests", "Contributing"], []),
+    ("contributing", "Contributing", [], []),
 ]
+#: the schedule family pages (module -> navigation title, page title), in
+#: navigation order; a new module without one gets its docstring's first line
+SCHEDULE_FAMILIES = {
+    "decay": ("Step and exponential decay",
+              "Step, multi-step, exponential and polynomial decay"),
+    "warmup": ("Constant and linear factor",
+               "Constant and linear factors: ConstantLR, LinearLR"),
+    "cosine": ("Cosine annealing",
+               "Cosine annealing, with and without warm restarts"),
+    "cyclic": ("Cyclical", "Cyclical schedules: CyclicLR, OneCycleLR"),
+    "lambda_lr": ("Your own function", "Your function of the epoch: "
+                  "LambdaLR, MultiplicativeLR"),
+    "composite": ("Combined", "Schedules made of schedules: SequentialLR, "
+                  "ChainedScheduler"),
+    "swalr": ("SWALR", "SWALR (torch.optim.swa_utils)"),
+    "hf": ("Hugging Face", "Hugging Face transformers' warm-up schedules"),
+    "noam": ("Noam", "Noam: the Transformer's learning rate"),
+    "timm": ("timm", "timm's schedulers"),
+    "with_warmup": ("Warm-up for any schedule",
+                    "A warm-up in front of any schedule"),
+    "plot": ("Plotting", "Plotting a schedule"),
+}
 #: README anchors that became site pages (for links inside moved sections)
 ANCHOR_PAGES = {
     "migrating-from-tf-addons": "guides/tf-addons.md",
@@ -134,8 +154,18 @@ def find_section(sections, prefix):
     return prefix, ""
 
 
-def relink(markdown, page):
-    """Makes the README's links valid on a site page ``page``."""
+def site_page(path):
+    """The site page of a docs/src/ file (repository path), else None."""
+    if not path.startswith("docs/src/"):
+        return None
+    rest = path[len("docs/src/"):]
+    return "schedules/index.md" if rest == "schedules.md" else rest
+
+
+def relink(markdown, page, base=""):
+    """Makes the links of the README (``base`` ""), or of a docs/src/ page
+    (``base`` its folder: links relative to the file, as GitHub reads them),
+    valid on a site page ``page``."""
     depth = page.count("/")
     up = "../" * depth
 
@@ -143,6 +173,19 @@ def relink(markdown, page):
         label, target = match.group(1), match.group(2)
         if re.match(r"[a-z]+:", target):
             return match.group(0)
+        if target.startswith("#") and base:
+            return match.group(0)  # an anchor on the same page
+        if base or target.startswith("README.md#"):
+            path, _, anchor = target.partition("#")
+            path = os.path.normpath(os.path.join(base, path))
+            target = ("#" + anchor if path == "README.md" and anchor
+                      else path + ("#" + anchor if anchor else ""))
+        path, _, anchor = target.partition("#")
+        if site_page(path):
+            if not (ROOT / path).is_file():
+                warn(f"link to {path} (on {page}): no such file")
+            return (f"[{label}]({up}{site_page(path)}"
+                    + (f"#{anchor}" if anchor else "") + ")")
         if target.startswith("#"):
             slug = target[1:]
             if slug in ANCHOR_PAGES:
@@ -151,7 +194,7 @@ def relink(markdown, page):
                 for h in headings:
                     if slug.startswith(slugify(h)):
                         return f"[{label}]({up}topics/{name}.md)"
-            return label
+            return f"[{label}]({up}index.md#{slug})"
         if target.startswith("docs/"):
             return f"[{label}]({up}{target[5:]})"
         return f"{label} (`{target}`)" if label != target else f"`{target}`"
@@ -204,6 +247,15 @@ def from_readme(markdown, page):
     return relink(relink_images(demote(markdown), page), page)
 
 
+def from_src(rel):
+    """A docs/src/ page (``rel`` under docs/src/) with its links made valid
+    on its site page."""
+    page = site_page("docs/src/" + rel)
+    base = os.path.dirname("docs/src/" + rel)
+    text = (SRC / rel).read_text()
+    return relink(relink_images(text, page, base), page, base)
+
+
 # ---------------------------------------------------------------------------
 # Docstrings
 # ---------------------------------------------------------------------------
@@ -219,14 +271,46 @@ def math_blocks(text):
     return [b.strip() for b in re.findall(r"\$\$(.+?)\$\$", text, re.S)]
 
 
+def split_equations(tex):
+    """The top-level equations of a display formula: split at ``\\\\``,
+    ``\\qquad`` and a ``\\quad`` after a comma or semicolon, outside braces,
+    ``\\left…\\right`` and environments (the punctuation stays with its
+    equation), so that a docstring's line of several equations becomes
+    several narrow rows on the page."""
+    parts, start, depth, i = [], 0, 0, 0
+    while i < len(tex):
+        c = tex[i]
+        if c == "\\":
+            match = re.match(r"\\(left|right|begin|end)(?![a-zA-Z])|"
+                             r"\\q?quad(?![a-zA-Z])|\\\\|\\[\s\S]?", tex[i:])
+            word = match.group(0)
+            if word in ("\\left", "\\begin"):
+                depth += 1
+            elif word in ("\\right", "\\end"):
+                depth -= 1
+            elif depth == 0 and (word in ("\\qquad", "\\\\") or (
+                    word == "\\quad" and tex[start:i].rstrip()[-1:] in ",;")):
+                parts.append(tex[start:i])
+                start = i + len(word)
+            i += len(word)
+            continue
+        depth += {"{": 1, "}": -1}.get(c, 0)
+        i += 1
+    parts.append(tex[start:])
+    parts = [" ".join(p.split()) for p in parts]
+    return [p for p in parts if p not in ("", ",", "\\,")]
+
+
 def update_rule(cls):
-    """The docstring's display math as one block (gathered lines)."""
+    """The docstring's display math as one block, one equation per row
+    (gathered), so that a long rule does not run off the column."""
     blocks = math_blocks(description(cls))
     if not blocks:
         return None
-    if len(blocks) == 1:
-        return "$$\n" + blocks[0] + "\n$$\n"
-    return ("$$\n\\begin{gathered}\n" + " \\\\\n".join(blocks)
+    rows = [row for block in blocks for row in split_equations(block)]
+    if len(rows) == 1:
+        return "$$\n" + rows[0] + "\n$$\n"
+    return ("$$\n\\begin{gathered}\n" + " \\\\\n".join(rows)
             + "\n\\end{gathered}\n$$\n")
 
 
@@ -264,20 +348,50 @@ def load_results(pattern):
     return out
 
 
+#: the backends in the order the deviation table lists them
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def measured_by(data):
+    """The commit (12 digits, "+ local edits" when it was dirty) and date."""
+    commit = str(data.get("commit", "unknown"))
+    dirty = commit.endswith("-dirty")
+    commit = commit[:-len("-dirty")] if dirty else commit
+    return (f"`{commit[:12]}`" + (" + local edits" if dirty else "")
+            + f", {data.get('date', '?')}")
+
+
 def deviation_rows(names):
-    rows, sources = [], []
+    """(header, rows, references, commands): one row per backend and name
+    (the spec names of ``names`` in benchmarks/results/deviation_*.json),
+    a column per mode, the measuring commit in the last column."""
+    found = {}
     for fname, data in load_results("deviation_*.json"):
         for name in names:
             entry = data.get("optimizers", {}).get(name)
-            if not entry:
-                continue
-            for mode, value in entry["max_deviation"].items():
-                rows.append([data["backend"], mode, f"{value:.2e}",
-                             entry["reference"]])
-        sources.append(f"`{fname}`: commit `{data['commit'][:12]}` "
-                       f"({data.get('date', '?')}, keras "
-                       f"{data.get('keras', '?')}), `{data['command']}`")
-    return rows, sources
+            if entry:
+                found.setdefault(data.get("backend", fname), []).append(
+                    (name, entry, data))
+    modes = sorted({m for items in found.values() for _, e, _ in items
+                    for m in e["max_deviation"]},
+                   reverse=True)  # eager, compiled
+    several = len({n for items in found.values() for n, _, _ in items}) > 1
+    rows, references, commands = [], set(), []
+    for backend in sorted(found, key=lambda b: (
+            BACKENDS.index(b) if b in BACKENDS else len(BACKENDS), b)):
+        for name, entry, data in found[backend]:
+            devs = entry["max_deviation"]
+            rows.append([backend] + ([f"`{name}`"] if several else [])
+                        + [f"{devs[m]:.2e}" if m in devs else "—"
+                           for m in modes] + [measured_by(data)])
+            references.add(entry["reference"])
+            command = data["command"].replace(
+                f"KERAS_BACKEND={backend} ", "KERAS_BACKEND=<backend> ")
+            if command not in commands:
+                commands.append(command)
+    header = (["backend"] + (["name"] if several else [])
+              + [f"{m} (max)" for m in modes] + ["measured at commit"])
+    return header, rows, sorted(references), commands
 
 
 def state_bytes_rows(cls, names):
@@ -458,14 +572,21 @@ def optimizer_page(cls, entries, pictures=True):
         [f"`{e.name}`", ", ".join(f"`{k}={v!r}`" for k, v in e.kwargs.items())
          or "—", e.summary] for e in entries]))
     lines.append("## Measured deviation from the reference\n")
-    rows, sources = deviation_rows(names)
+    header, rows, references, commands = deviation_rows(names)
     if rows:
-        lines.append("max |θ − θ_ref| / max |θ_ref − θ₀| over the test "
-                     "configurations (float32, 60 steps, mid-run "
-                     "learning-rate change); the tests require ≤ 1e-5.\n")
-        lines.append(table(["backend", "mode", "max deviation",
-                            "reference"], rows))
-        lines.append("Measured by: " + "; ".join(sources) + ".\n")
+        lines.append("max |θ − θ_ref| / max |θ_ref − θ₀|, the largest over "
+                     "the test configurations: float32, 60 steps with a "
+                     "mid-run learning-rate change, against "
+                     + ", ".join(f"`{r}`" for r in references)
+                     + "; the tests require ≤ 1e-5. *compiled*: the step "
+                     "under `jax.jit` (JAX) or `tf.function(jit_compile="
+                     "True)` (TensorFlow), every configuration; *eager*: op "
+                     "by op, every configuration on torch (which has no "
+                     "compiled step of this kind), the first one on JAX "
+                     "and TensorFlow.\n")
+        lines.append(table(header, rows))
+        lines.append("Measured with " + ", ".join(f"`{c}`" for c in commands)
+                     + " (`benchmarks/results/deviation_<backend>.json`).\n")
     else:
         lines.append("Not in `benchmarks/results/deviation_*.json` yet "
                      "(`python benchmarks/optimizer_deviation.py "
@@ -558,11 +679,17 @@ def schedule_pages(pictures=True):
                 obj.__module__.startswith("keras_optzoo.schedules."):
             families.setdefault(obj.__module__.rsplit(".", 1)[1],
                                 []).append(name)
+    order = list(SCHEDULE_FAMILIES)
     nav, rows = [], []
-    for family, names in sorted(families.items()):
+    for family, names in sorted(
+            families.items(), key=lambda kv: (
+                order.index(kv[0]) if kv[0] in order else len(order), kv[0])):
         module = sys.modules[f"keras_optzoo.schedules.{family}"]
-        title = (module.__doc__ or family).strip().splitlines()[0].rstrip(".")
-        lines = [f"# {family}: {title}\n"]
+        short, title = SCHEDULE_FAMILIES.get(family) or (2 * (
+            (module.__doc__ or family).strip().splitlines()[0].rstrip("."),))
+        lines = [f"# {title}\n",
+                 f"Module `keras_optzoo.schedules.{family}`; every name is "
+                 "exported as `oz.schedules.<name>`.\n"]
         for name in names:
             lines.append(f"## {name}\n")
             if name in cases:
@@ -574,13 +701,14 @@ def schedule_pages(pictures=True):
             lines.append(f"::: keras_optzoo.schedules.{name}\n"
                          "    options:\n      show_root_heading: false\n"
                          "      heading_level: 3\n")
-            rows.append([f"[`{name}`]({family}.md#{name.lower()})", family])
+            rows.append([f"[`{name}`]({family}.md#{name.lower()})",
+                         f"[{short}]({family}.md)"])
         write(f"schedules/{family}.md", "\n".join(lines))
-        nav.append({family: f"schedules/{family}.md"})
-    _, body = find_section(readme_sections(), "Schedules")
-    write("schedules/index.md", "# Schedules\n\n"
-          + table(["class", "family page"], rows) + "\n"
-          + from_readme(body, "schedules/index.md"))
+        nav.append({short: f"schedules/{family}.md"})
+    # docs/src/schedules.md, the class table after its title
+    title, _, body = from_src("schedules.md").partition("\n")
+    write("schedules/index.md", title + "\n\n"
+          + table(["class", "page"], rows) + "\n" + body.lstrip("\n"))
     return [{"Schedules": ["schedules/index.md"] + nav}]
 
 
@@ -606,8 +734,15 @@ def topic_pages():
     nav = []
     for name, title, headings, objects in TOPICS:
         page = f"topics/{name}.md"
-        lines = [f"# {title}\n"]
+        if (SRC / "topics" / f"{name}.md").exists():
+            lines = [from_src(f"topics/{name}.md")]
+        else:
+            lines = [f"# {title}\n"]
         for heading in headings:
+            if heading.startswith("?"):
+                heading = heading[1:]
+                if not any(h.startswith(heading) for h in sections):
+                    continue
             full, body = find_section(sections, heading)
             if len(headings) > 1:
                 lines.append(f"## {full}\n")
@@ -693,7 +828,7 @@ def guide_pages():
     nav = []
     sections = readme_sections()
     for src in sorted((SRC / "guides").glob("*.md")):
-        text = src.read_text()
+        text = from_src(f"guides/{src.name}")
 
         def fill(match):
             kind, arg = match.group(1), match.group(2)

@@ -173,3 +173,48 @@ def test_guide_code_blocks_run(guide):
     for i, block in enumerate(
             _code_blocks(ROOT / "docs" / "src" / "guides" / guide)):
         exec(compile(block, f"{guide} block {i}", "exec"), {})
+
+
+def test_optimizer_pages_show_the_measured_deviation_per_backend(site):
+    """Each optimizer page has a row per backend that measured it
+    (benchmarks/results/deviation_<backend>.json), with the commit."""
+    from keras_optzoo import registry
+
+    results = {}
+    for path in (ROOT / "benchmarks" / "results").glob("deviation_*.json"):
+        data = json.loads(path.read_text())
+        results[data["backend"]] = data
+    assert results, "no benchmarks/results/deviation_*.json"
+    missing = []
+    for entry in registry.entries():
+        if entry.preset:
+            continue
+        text = (site / "optimizers" / f"{entry.name}.html").read_text()
+        section = text.split('id="measured-deviation-from-the-reference"',
+                             1)[1].split("<h2", 1)[0]
+        for backend, data in results.items():
+            if entry.name not in data["optimizers"]:
+                continue
+            if not re.search(rf"<td>{backend}</td>(?:(?!</tr>).)*?<code>"
+                             rf"{data['commit'][:12]}</code>", section, re.S):
+                missing.append(f"{entry.name} on {backend}")
+    assert not missing, missing
+
+
+def _relative_links(path):
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if not re.match(r"[a-z]+:|#", target):
+            yield target.split("#", 1)[0]
+
+
+def test_readme_and_docs_src_links_resolve_on_github():
+    """The README links to the reference pages in docs/src/, and those pages
+    link to each other and to the repository's files relative to
+    themselves, as GitHub resolves them (the site build rewrites them)."""
+    pages = [ROOT / "README.md"] + sorted((ROOT / "docs" / "src").rglob(
+        "*.md"))
+    broken = [f"{page.relative_to(ROOT)}: {target}" for page in pages
+              for target in _relative_links(page)
+              if not (page.parent / target).exists()]
+    assert not broken, broken

@@ -1,12 +1,15 @@
-"""Every ```python block of README.md runs, on the active backend.
+"""Every ```python block of README.md and of the reference pages moved out
+of it (docs/src/topics/*.md, docs/src/schedules.md) runs, on the active
+backend. (The guides' blocks, docs/src/guides/, run in tests/test_docs.py.)
 
 How the blocks run (a reader's view of the README, made checkable):
 
-* The blocks of one ``##`` section run in order in one namespace, as a
-  reader reads them: a later block may use what an earlier one of the same
-  section defined. Each section starts from a fresh namespace holding
-  ``keras``, ``np`` (numpy), ``oz`` (keras_optzoo) and the helpers below,
-  in its own temporary working directory (files a block saves go there).
+* The blocks of one README ``##`` section, or of one docs/src page, run in
+  order in one namespace, as a reader reads them: a later block may use what
+  an earlier one of the same section (page) defined. Each section starts
+  from a fresh namespace holding ``keras``, ``np`` (numpy), ``oz``
+  (keras_optzoo) and the helpers below, in its own temporary working
+  directory (files a block saves go there).
 * HTML comments right before a block (blank lines between are allowed)
   steer the test and are invisible on the rendered page:
 
@@ -26,8 +29,8 @@ How the blocks run (a reader's view of the README, made checkable):
   batches, with ``len``), ``digits_model()`` (an uncompiled
   ``Sequential``: Input(64), Dense(16, relu), Dense(10, name="head")).
 
-A new README section needs nothing here: its blocks run; give them the
-comments above where they need context.
+A new README section or docs/src/topics page needs nothing here: its blocks
+run; give them the comments above where they need context.
 """
 
 import pathlib
@@ -41,16 +44,21 @@ import keras_optzoo as oz
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+#: the reference pages that were README sections: their blocks run here, on
+#: every backend, as they did in the README
+PAGES = sorted((ROOT / "docs" / "src" / "topics").glob("*.md")) + [
+    ROOT / "docs" / "src" / "schedules.md"]
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w+-]*)[ \t]*$")
 _COMMENT = re.compile(r"<!--(.*?)-->", re.S)
 
 
 class Block:
-    def __init__(self, section, line, code):
+    def __init__(self, section, line, code, file="README.md"):
         self.section = section
         self.line = line
         self.code = code
+        self.file = file
         self.skip = None
         self.setup = []
         self.replace = []
@@ -69,14 +77,16 @@ def _directives(text):
     return out
 
 
-def blocks(text=None):
-    """Every ```python block of the README with its directives."""
+def blocks(text=None, page=None):
+    """Every ```python block of the README with its directives; of a page
+    (``page``: its path from the repository root) when ``page`` is given,
+    all of them in the one section ``page``."""
     text = README.read_text() if text is None else text
     lines = text.splitlines()
-    out, section, i = [], "(top)", 0
+    out, section, i = [], page or "(top)", 0
     while i < len(lines):
         line = lines[i]
-        if line.startswith("## "):
+        if line.startswith("## ") and page is None:
             section = line[3:].strip()
         match = _FENCE.match(line)
         if not match:
@@ -89,7 +99,8 @@ def blocks(text=None):
         if lang == "python":
             body = [l[len(indent):] if l.startswith(indent) else l
                     for l in lines[i + 1:end]]
-            block = Block(section, i + 1, "\n".join(body) + "\n")
+            block = Block(section, i + 1, "\n".join(body) + "\n",
+                          page or "README.md")
             for directive in _directives("\n".join(lines[:i])):
                 _apply(block, directive)
             out.append(block)
@@ -108,11 +119,12 @@ def _apply(block, directive):
             block.setup.append(value.strip("\n"))
         elif kind == "replace":
             old, sep, new = value.partition("=>")
-            assert sep, f"README line {block.line}: replace needs OLD => NEW"
+            assert sep, (f"{block.file} line {block.line}: replace needs "
+                         "OLD => NEW")
             block.replace.append((old.strip(), new.strip()))
         else:
             raise AssertionError(
-                f"README line {block.line}: unknown directive {kind!r}")
+                f"{block.file} line {block.line}: unknown directive {kind!r}")
 
 
 def _dedent(code):
@@ -165,7 +177,10 @@ def _namespace():
 # ---------------------------------------------------------------- tests
 def _sections():
     out = {}
-    for block in blocks():
+    found = blocks() + [
+        b for path in PAGES for b in blocks(
+            path.read_text(), path.relative_to(ROOT).as_posix())]
+    for block in found:
         out.setdefault(block.section, []).append(block)
     return out
 
@@ -182,7 +197,7 @@ def test_readme_has_python_blocks_and_skips_give_reasons():
     for block in all_blocks:
         if block.skip is not None:
             assert len(block.skip) > 10, (
-                f"README line {block.line}: `not-run` needs a reason")
+                f"{block.file} line {block.line}: `not-run` needs a reason")
 
 
 def test_parser_reads_directives_and_indented_blocks():
@@ -211,12 +226,12 @@ def test_readme_section_runs(section, tmp_path, monkeypatch):
         code = block.code
         for old, new in block.replace:
             assert old in code, (
-                f"README line {block.line}: {old!r} (a replace directive) "
-                "is not in the block")
+                f"{block.file} line {block.line}: {old!r} (a replace "
+                "directive) is not in the block")
             code = code.replace(old, new)
         for setup in block.setup:
-            exec(compile(_dedent(setup), f"README.md:{block.line}:setup",
+            exec(compile(_dedent(setup), f"{block.file}:{block.line}:setup",
                          "exec"), namespace)
-        exec(compile(code, f"README.md:{block.line}", "exec"), namespace)
+        exec(compile(code, f"{block.file}:{block.line}", "exec"), namespace)
         ran += 1
     assert ran
