@@ -73,6 +73,7 @@ from keras_optzoo import fastpath
 from keras_optzoo import layout as _layout
 from keras_optzoo import param_groups as _param_groups
 from keras_optzoo import registry
+from keras_optzoo.optimizers import _sharding
 from keras_optzoo.optimizers import _transforms
 from keras_optzoo.optimizers import validation
 
@@ -148,9 +149,10 @@ def _densify_sparse(gradient):
     return gradient
 
 
-#: The gradient-transform options every ZooOptimizer takes (get_config).
+#: The gradient-transform options every ZooOptimizer takes, and
+#: ``shard_state`` (get_config).
 _TRANSFORM_OPTIONS = ("agc_clip_factor", "agc_eps", "gradient_centralization",
-                      "gc_conv_only")
+                      "gc_conv_only", "shard_state")
 
 
 def _serialize_hyper(value):
@@ -210,6 +212,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         agc_eps=1e-3,
         gradient_centralization=False,
         gc_conv_only=False,
+        shard_state=False,
         name=None,
         **kwargs,
     ):
@@ -264,6 +267,11 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             "gradient_centralization", gradient_centralization)
         self.gc_conv_only = validation.check_bool("gc_conv_only",
                                                   gc_conv_only)
+        # ZeRO stage 1 (keras_optzoo/optimizers/_sharding.py)
+        self.shard_state = validation.check_bool("shard_state", shard_state)
+        if self.shard_state and keras.backend.backend() != "jax":
+            raise ValueError(_sharding.unsupported_backend_message(
+                keras.backend.backend()))
         if self.gc_conv_only and not self.gradient_centralization:
             raise ValueError(
                 "Argument `gc_conv_only=True` needs "
@@ -469,13 +477,35 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                 if spec.name not in names:
                     names.append(spec.name)
         slots = {name: [None] * len(var_list) for name in names}
-        for index, (variable, specs) in enumerate(zip(var_list,
-                                                      per_variable)):
-            with _param_groups.scope(self, index):
-                for spec in specs or ():
-                    slots[spec.name][index] = self._make_slot(
-                        variable, index, spec)
+        # shard_state: every variable made from here to the end of the
+        # loop (add_variable, whichever _make_slot makes it) is laid out
+        # along the data-parallel mesh axis
+        object.__setattr__(self, "_state_distribution",
+                           _sharding.active() if self.shard_state else None)
+        try:
+            for index, (variable, specs) in enumerate(zip(var_list,
+                                                          per_variable)):
+                with _param_groups.scope(self, index):
+                    for spec in specs or ():
+                        slots[spec.name][index] = self._make_slot(
+                            variable, index, spec)
+        finally:
+            object.__setattr__(self, "_state_distribution", None)
         self._slots = slots
+
+    def add_variable(self, shape, initializer="zeros", dtype=None,
+                     aggregation="none", layout=None, name=None):
+        """Keras's; while ``build`` creates the slots of an optimizer with
+        ``shard_state=True``, the layout is the sharded one of
+        :func:`keras_optzoo.optimizers._sharding.state_layout` (from the
+        reference variable's layout that ``add_variable_from_reference``
+        passes, or from a replicated one for a slot of its own shape)."""
+        distribution = getattr(self, "_state_distribution", None)
+        if distribution is not None:
+            layout = _sharding.state_layout(distribution, shape, layout)
+        return super().add_variable(
+            shape=shape, initializer=initializer, dtype=dtype,
+            aggregation=aggregation, layout=layout, name=name)
 
     def _make_slot(self, variable, index, spec):
         # a float64 constant: Keras casts a Python float to float64 through
