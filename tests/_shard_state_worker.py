@@ -33,14 +33,15 @@ EPOCHS = 2           # before the save, and again after it (8 steps each)
 DEVICES = 4
 
 #: One optimizer per way the base class creates state: plain slots shaped
-#: like the variable, a per-variable scalar slot, factored slots of their
-#: own shapes, a second (matrix) rule whose update multiplies the sharded
+#: like the variable, a per-variable scalar slot (with Keras's gradient
+#: accumulators), factored slots of their own shapes, a second (matrix) rule whose update multiplies the sharded
 #: momentum, statistics summed over all variables, and 8-bit codes with
 #: per-block absmax (min_8bit_size=0: every variable quantised).
 CASES = {
     "plain": ("adam", {"learning_rate": 0.01, "weight_decay": 0.1,
                        "amsgrad": True}),
-    "scalar": ("nadam", {"learning_rate": 0.01}),
+    "scalar": ("nadam", {"learning_rate": 0.01,
+                         "gradient_accumulation_steps": 2}),
     "factored": ("adafactor", {"learning_rate": 0.01}),
     "matrix-routed": ("muon", {"learning_rate": 0.02}),
     "cross-variable statistics": ("lamb", {"learning_rate": 0.01}),
@@ -91,7 +92,10 @@ def slot_report(optimizer):
     split 1/DEVICES although an axis divides (or are split although none
     does)."""
     wrong, local, full = [], 0, 0
-    for slots in optimizer._slots.values():
+    keras_state = [getattr(optimizer, "_model_variables_moving_average",
+                           None) or [],
+                   getattr(optimizer, "_accumulated_gradients", None) or []]
+    for slots in list(optimizer._slots.values()) + keras_state:
         for slot in slots:
             if slot is None:
                 continue
@@ -179,6 +183,23 @@ def run_model_parallel():
             "slot_specs": specs, "weight_specs": kernels}
 
 
+def keras_state():
+    """Keras's own per-variable state (EMA copies of the weights, gradient
+    accumulators) is split too. Built, not trained: Keras 3.15 on JAX
+    fails a second ``fit`` after an EMA run ("Attempt to donate the same
+    buffer twice", then a segfault), sharded or not, because the EMA
+    overwrite at the end of ``fit`` leaves a weight and its average sharing
+    one buffer."""
+    model = build("adam", {"use_ema": True,
+                           "gradient_accumulation_steps": 2}, True)
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    out = slot_report(optimizer)
+    out["ema"] = len(optimizer._model_variables_moving_average)
+    out["accumulators"] = len(optimizer._accumulated_gradients)
+    return out
+
+
 def main():
     import jax
 
@@ -194,6 +215,10 @@ def main():
                 out[mechanism]["seconds"] = time.perf_counter() - start
             except Exception as e:  # reported, asserted by the test
                 out[mechanism] = {"error": f"{type(e).__name__}: {e}"[:2000]}
+    try:
+        out["keras_state"] = keras_state()
+    except Exception as e:
+        out["keras_state"] = {"error": f"{type(e).__name__}: {e}"[:2000]}
     try:
         out["ModelParallel"] = run_model_parallel()
     except Exception as e:

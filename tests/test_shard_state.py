@@ -163,6 +163,16 @@ if BACKEND == "jax":
         assert result["resume_state_max_abs_dev"] == 0.0
 
     @pytest.mark.slow
+    def test_keras_ema_and_accumulators_are_split(results):
+        """Keras's EMA copies and gradient accumulators, made in the same
+        build, are split like the slots (the scalar case trains with
+        gradient accumulation)."""
+        result = _case(results, "keras_state")
+        assert result["ema"] == 4 and result["accumulators"] == 4
+        assert result["wrong"] == []
+        assert result["slot_bytes_per_device"] * 4 == result["slot_bytes"]
+
+    @pytest.mark.slow
     def test_model_parallel_splits_slots_on_the_batch_axis(results):
         result = _case(results, "ModelParallel")
         assert result["relative_dev"] <= RTOL, result

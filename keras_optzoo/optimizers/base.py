@@ -48,6 +48,12 @@ weight decay after that, as its Lion and Adai do with GC):
 * Per-variable state ("slots") is declared by :meth:`_slot_specs`; ``build``
   creates it in a fixed order that depends only on the config and the
   variable list, because Keras saves optimizer state by position.
+* ``shard_state=True`` (JAX, under ``keras.distribution``): every slot,
+  and Keras's EMA copies and gradient accumulators, split along the
+  data-parallel mesh axis on their first axis whose size divides by its
+  device count (replicated where none does), the weights left in the
+  distribution's layout: ZeRO stage 1 (``_sharding.py``). A ValueError on
+  TensorFlow and torch; a warning when no distribution is active at build.
 * ``get_config`` is generated from the declared ``_hyperparameters``.
 * A multi-tensor fast path on the torch backend (``keras_optzoo/fastpath``),
   which runs the same ``_update`` on lists of tensors.
@@ -451,7 +457,17 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         # What an unbuilt optimizer saves (iterations, learning_rate, ...):
         # see load_own_variables.
         self._unbuilt_variable_count = len(self._variables)
-        super().build(var_list)
+        # shard_state: every variable made by super().build (Keras's EMA
+        # copies and gradient accumulators) and by the slot loop below
+        # (add_variable, whichever _make_slot makes it) is laid out along
+        # the data-parallel mesh axis (keras_optzoo/optimizers/_sharding.py)
+        state_distribution = (_sharding.active() if self.shard_state
+                              else None)
+        object.__setattr__(self, "_state_distribution", state_distribution)
+        try:
+            super().build(var_list)
+        finally:
+            object.__setattr__(self, "_state_distribution", None)
         # Param groups: each variable's group (self._group_of); the mask,
         # rules and slots below are decided with its group's
         # hyperparameters in effect (param_groups.scope).
@@ -477,11 +493,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                 if spec.name not in names:
                     names.append(spec.name)
         slots = {name: [None] * len(var_list) for name in names}
-        # shard_state: every variable made from here to the end of the
-        # loop (add_variable, whichever _make_slot makes it) is laid out
-        # along the data-parallel mesh axis
-        object.__setattr__(self, "_state_distribution",
-                           _sharding.active() if self.shard_state else None)
+        object.__setattr__(self, "_state_distribution", state_distribution)
         try:
             for index, (variable, specs) in enumerate(zip(var_list,
                                                           per_variable)):
