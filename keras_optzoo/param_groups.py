@@ -71,7 +71,7 @@ _BASE_ARGUMENTS = frozenset({
     "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
     "gradient_accumulation_steps", "param_groups",
     "param_groups_lr_reference", "kwargs", "self", "agc_clip_factor",
-    "agc_eps", "gradient_centralization", "gc_conv_only",
+    "agc_eps", "gradient_centralization", "gc_conv_only", "shard_state",
 })
 
 #: Extra group keys beyond the optimizer's arguments.
@@ -177,7 +177,7 @@ def _own_arguments(opt):
 _FORWARDED = ("clipnorm", "clipvalue", "global_clipnorm", "use_ema",
               "ema_momentum", "ema_overwrite_frequency", "loss_scale_factor",
               "gradient_accumulation_steps", "agc_clip_factor", "agc_eps",
-              "gradient_centralization", "gc_conv_only")
+              "gradient_centralization", "gc_conv_only", "shard_state")
 
 
 def allowed_keys(opt):

@@ -57,6 +57,12 @@ _SHARED_DOCS = {
         "pytorch-optimizer's `centralize_gradient`) and `gc_conv_only` "
         "(bool: only rank > 3, convolution kernels). Order: Keras's "
         "clipping, AGC, GC, `maximize`, weight decay, the update. "
+        "`shard_state` (bool, JAX only: each piece of per-variable state "
+        "is split along the data-parallel mesh axis of the active "
+        "`keras.distribution`, on its first axis whose size divides by "
+        "that axis's device count, replicated if none; ZeRO stage 1; "
+        "a ValueError on TensorFlow and torch, a warning without a "
+        "distribution). "
         "Unknown keyword arguments raise a ValueError."
     ),
 }

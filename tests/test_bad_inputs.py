@@ -138,6 +138,9 @@ OPTIMIZER_CASES = [
     C(lambda: oz.AdamW(maximize=0), TypeError,
       r"Argument `maximize` must be True or False\. Received: maximize=0",
       "adamw-maximize-int"),
+    C(lambda: oz.Adam(shard_state=1), TypeError,
+      r"Argument `shard_state` must be True or False\. Received: "
+      r"shard_state=1", "adam-shard-state-int"),
     C(lambda: oz.NAdam(decoupled_weight_decay="yes"), TypeError,
       r"Argument `decoupled_weight_decay` must be True or False\. "
       r"Received: decoupled_weight_decay='yes'", "nadam-dwd-str"),

@@ -48,6 +48,12 @@ weight decay after that, as its Lion and Adai do with GC):
 * Per-variable state ("slots") is declared by :meth:`_slot_specs`; ``build``
   creates it in a fixed order that depends only on the config and the
   variable list, because Keras saves optimizer state by position.
+* ``shard_state=True`` (JAX, under ``keras.distribution``): every slot,
+  and Keras's EMA copies and gradient accumulators, split along the
+  data-parallel mesh axis on their first axis whose size divides by its
+  device count (replicated where none does), the weights left in the
+  distribution's layout: ZeRO stage 1 (``_sharding.py``). A ValueError on
+  TensorFlow and torch; a warning when no distribution is active at build.
 * ``get_config`` is generated from the declared ``_hyperparameters``.
 * A multi-tensor fast path on the torch backend (``keras_optzoo/fastpath``),
   which runs the same ``_update`` on lists of tensors.
@@ -73,6 +79,7 @@ from keras_optzoo import fastpath
 from keras_optzoo import layout as _layout
 from keras_optzoo import param_groups as _param_groups
 from keras_optzoo import registry
+from keras_optzoo.optimizers import _sharding
 from keras_optzoo.optimizers import _transforms
 from keras_optzoo.optimizers import validation
 
@@ -148,9 +155,10 @@ def _densify_sparse(gradient):
     return gradient
 
 
-#: The gradient-transform options every ZooOptimizer takes (get_config).
+#: The gradient-transform options every ZooOptimizer takes, and
+#: ``shard_state`` (get_config).
 _TRANSFORM_OPTIONS = ("agc_clip_factor", "agc_eps", "gradient_centralization",
-                      "gc_conv_only")
+                      "gc_conv_only", "shard_state")
 
 
 def _serialize_hyper(value):
@@ -210,6 +218,7 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         agc_eps=1e-3,
         gradient_centralization=False,
         gc_conv_only=False,
+        shard_state=False,
         name=None,
         **kwargs,
     ):
@@ -264,6 +273,11 @@ class ZooOptimizer(keras.optimizers.Optimizer):
             "gradient_centralization", gradient_centralization)
         self.gc_conv_only = validation.check_bool("gc_conv_only",
                                                   gc_conv_only)
+        # ZeRO stage 1 (keras_optzoo/optimizers/_sharding.py)
+        self.shard_state = validation.check_bool("shard_state", shard_state)
+        if self.shard_state and keras.backend.backend() != "jax":
+            raise ValueError(_sharding.unsupported_backend_message(
+                keras.backend.backend()))
         if self.gc_conv_only and not self.gradient_centralization:
             raise ValueError(
                 "Argument `gc_conv_only=True` needs "
@@ -443,7 +457,17 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         # What an unbuilt optimizer saves (iterations, learning_rate, ...):
         # see load_own_variables.
         self._unbuilt_variable_count = len(self._variables)
-        super().build(var_list)
+        # shard_state: every variable made by super().build (Keras's EMA
+        # copies and gradient accumulators) and by the slot loop below
+        # (add_variable, whichever _make_slot makes it) is laid out along
+        # the data-parallel mesh axis (keras_optzoo/optimizers/_sharding.py)
+        state_distribution = (_sharding.active() if self.shard_state
+                              else None)
+        object.__setattr__(self, "_state_distribution", state_distribution)
+        try:
+            super().build(var_list)
+        finally:
+            object.__setattr__(self, "_state_distribution", None)
         # Param groups: each variable's group (self._group_of); the mask,
         # rules and slots below are decided with its group's
         # hyperparameters in effect (param_groups.scope).
@@ -469,13 +493,31 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                 if spec.name not in names:
                     names.append(spec.name)
         slots = {name: [None] * len(var_list) for name in names}
-        for index, (variable, specs) in enumerate(zip(var_list,
-                                                      per_variable)):
-            with _param_groups.scope(self, index):
-                for spec in specs or ():
-                    slots[spec.name][index] = self._make_slot(
-                        variable, index, spec)
+        object.__setattr__(self, "_state_distribution", state_distribution)
+        try:
+            for index, (variable, specs) in enumerate(zip(var_list,
+                                                          per_variable)):
+                with _param_groups.scope(self, index):
+                    for spec in specs or ():
+                        slots[spec.name][index] = self._make_slot(
+                            variable, index, spec)
+        finally:
+            object.__setattr__(self, "_state_distribution", None)
         self._slots = slots
+
+    def add_variable(self, shape, initializer="zeros", dtype=None,
+                     aggregation="none", layout=None, name=None):
+        """Keras's; while ``build`` creates the slots of an optimizer with
+        ``shard_state=True``, the layout is the sharded one of
+        :func:`keras_optzoo.optimizers._sharding.state_layout` (from the
+        reference variable's layout that ``add_variable_from_reference``
+        passes, or from a replicated one for a slot of its own shape)."""
+        distribution = getattr(self, "_state_distribution", None)
+        if distribution is not None:
+            layout = _sharding.state_layout(distribution, shape, layout)
+        return super().add_variable(
+            shape=shape, initializer=initializer, dtype=dtype,
+            aggregation=aggregation, layout=layout, name=name)
 
     def _make_slot(self, variable, index, spec):
         # a float64 constant: Keras casts a Python float to float64 through
