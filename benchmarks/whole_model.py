@@ -1,8 +1,11 @@
-"""Whole-model training: keras-optzoo AdamW vs keras.optimizers.AdamW vs a
-plain torch training loop with torch.optim.AdamW, on the same model.
+"""Whole-model training: a keras-optzoo optimizer vs its Keras built-in vs
+a plain torch training loop with its reference, on the same model.
 
     python -m benchmarks.whole_model --backend torch --quick
     python -m benchmarks.whole_model --backend jax --out results/whole_model_jax.json
+    python -m benchmarks.whole_model --backend torch --quick \
+        --optimizers lamb lars adamp muon adafactor \
+        --out benchmarks/results/whole_model_wave2_torch.json
 
 Two models built from Keras layers, on random data: a ResNet-style CNN
 (32x32x3 images, three residual blocks of 16-32 channels with batch normalisation, 10 classes)
@@ -10,11 +13,16 @@ and a small transformer block (sequences of 32 tokens of width 64,
 multi-head attention, layer normalisation, a feed-forward block). Each
 candidate runs in its own subprocess (so peak memory is its own):
 
-* ``zoo``: ``model.fit`` with ``keras_optzoo.AdamW``;
-* ``keras``: ``model.fit`` with ``keras.optimizers.AdamW``;
+* ``zoo``: ``model.fit`` with the zoo optimizer (``--optimizers``, names
+  of ``benchmarks/step_time.py``'s table, default ``adamw``; AdamW with
+  weight decay 1e-2, the others with that table's arguments);
+* ``keras``: ``model.fit`` with the Keras built-in of the same name, where
+  Keras has one (a different algorithm for Lamb, Muon and Adafactor: see
+  each zoo class's "Differs from" note);
 * ``torch loop`` (torch backend): the same Keras model used as a
-  ``torch.nn.Module`` in a plain loop (forward, ``loss.backward()``,
-  ``torch.optim.AdamW(fused where available).step()``, ``zero_grad``).
+  ``torch.nn.Module`` in a plain loop (forward, ``loss.backward()``, the
+  reference's ``step()``: its fastest variant of step_time.py's table that
+  builds here, fused first; gradients then set to None).
 
 Reported: the median time per training step over rounds (one round = one
 epoch of ``steps`` batches, after a warm-up epoch that compiles), the
@@ -78,14 +86,47 @@ def _build(name):
     return keras.Model(inputs, outputs), shape
 
 
-def _optimizer(impl):
+def _optimizer(impl, name="adamw"):
     import keras
 
+    if name == "adamw":
+        if impl == "zoo":
+            import keras_optzoo as oz
+
+            return oz.AdamW(learning_rate=LR, weight_decay=WD)
+        return keras.optimizers.AdamW(learning_rate=LR, weight_decay=WD)
+    entry = step_time.OPTIMIZERS[name]
     if impl == "zoo":
         import keras_optzoo as oz
 
-        return oz.AdamW(learning_rate=LR, weight_decay=WD)
-    return keras.optimizers.AdamW(learning_rate=LR, weight_decay=WD)
+        return getattr(oz, entry.zoo)(learning_rate=step_time.LEARNING_RATE,
+                                      **entry.zoo_kwargs)
+    return getattr(keras.optimizers, entry.keras)(
+        learning_rate=step_time.LEARNING_RATE, **entry.keras_kwargs)
+
+
+def _reference_optimizer(params, name):
+    """The fastest torch-side reference of ``name`` that builds and steps
+    here (fused, then foreach, then the for-loop variant)."""
+    import torch
+
+    if name == "adamw":
+        try:
+            opt = torch.optim.AdamW(params, lr=LR, weight_decay=WD,
+                                    fused=True)
+            opt.step()
+            return opt
+        except (RuntimeError, TypeError, ValueError):
+            return torch.optim.AdamW(params, lr=LR, weight_decay=WD,
+                                     foreach=True)
+    for peer in reversed(step_time.OPTIMIZERS[name].torch):
+        try:
+            opt = peer.make(params)
+            opt.step()
+            return opt
+        except (RuntimeError, TypeError, ValueError):
+            continue
+    raise RuntimeError(f"no torch reference of {name} builds here")
 
 
 def _data(shape, steps, batch):
@@ -107,15 +148,11 @@ def _optimizer_alone(backend, opt, model, rounds):
     return step_time.summary(c)["median_ms"]
 
 
-def _torch_loop(model, x, y, batch, steps, rounds):
+def _torch_loop(model, x, y, batch, steps, rounds, name="adamw"):
     import torch
 
     params = [p for p in model.parameters() if p.requires_grad]
-    try:
-        opt = torch.optim.AdamW(params, lr=LR, weight_decay=WD, fused=True)
-        opt.step()
-    except (RuntimeError, TypeError, ValueError):
-        opt = torch.optim.AdamW(params, lr=LR, weight_decay=WD, foreach=True)
+    opt = _reference_optimizer(params, name)
     xs = torch.from_numpy(x)
     ys = torch.from_numpy(y).long()
     if torch.cuda.is_available():
@@ -129,7 +166,8 @@ def _torch_loop(model, x, y, batch, steps, rounds):
             loss = loss_fn(model(xb, training=True), yb)
             loss.backward()
             opt.step()
-            opt.zero_grad(set_to_none=True)
+            for p in params:
+                p.grad = None
 
     def sync():
         if torch.cuda.is_available():
@@ -144,7 +182,7 @@ def _torch_loop(model, x, y, batch, steps, rounds):
 
 
 
-def run_one(backend, model_name, impl, quick):
+def run_one(backend, model_name, impl, quick, name="adamw"):
     """One candidate, in this process (called in a subprocess)."""
     import keras
 
@@ -155,19 +193,22 @@ def run_one(backend, model_name, impl, quick):
     model, shape = _build(model_name)
     x, y = _data(shape, steps, batch)
     if impl == "torch loop":
-        training, opt_ms = _torch_loop(model, x, y, batch, steps, rounds)
+        training, opt_ms = _torch_loop(model, x, y, batch, steps, rounds,
+                                       name)
     else:
         model.compile(
-            optimizer=_optimizer(impl),
+            optimizer=_optimizer(impl, name),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             jit_compile=backend != "torch")
         training = step_time.time_epochs(
             lambda: model.fit(x, y, batch_size=batch, epochs=1, verbose=0),
             lambda: None, steps, rounds)
-        opt_ms = _optimizer_alone(backend, _optimizer(impl), model, rounds)
+        opt_ms = _optimizer_alone(backend, _optimizer(impl, name), model,
+                                  rounds)
     step_ms = training["median_ms"]
     record = {
         "backend": backend, "model": model_name, "impl": impl,
+        "optimizer": name,
         "n_params": int(sum(math.prod(w.shape)
                             for w in model.trainable_weights)),
         "steps": steps, "batch": batch, "rounds": rounds,
@@ -200,9 +241,11 @@ def main(argv=None):
                         help="20 steps per round, 2 rounds (< 3 min)")
     parser.add_argument("--models", nargs="*", default=list(MODELS),
                         choices=list(MODELS))
+    parser.add_argument("--optimizers", nargs="*", default=["adamw"],
+                        help="names of benchmarks/step_time.py's table")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=None)
-    parser.add_argument("--one", nargs=2, metavar=("MODEL", "IMPL"),
+    parser.add_argument("--one", nargs=3, metavar=("MODEL", "IMPL", "OPT"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     step_time._configure_threads(args.backend, args.threads)
@@ -211,38 +254,45 @@ def main(argv=None):
             import torch
 
             torch.set_num_threads(args.threads)
-        record = run_one(args.backend, args.one[0], args.one[1], args.quick)
+        record = run_one(args.backend, args.one[0], args.one[1], args.quick,
+                         args.one[2])
         print("RESULT " + json.dumps(record), flush=True)
         return
-    impls = ["zoo", "keras"] + (["torch loop"] if args.backend == "torch"
-                                else [])
+    for name in args.optimizers:
+        if name != "adamw" and name not in step_time.OPTIMIZERS:
+            parser.error(f"unknown optimizer {name!r}")
     result = {"backend": args.backend, "quick": args.quick,
               "threads": args.threads,
               "machine": {"cpus": os.cpu_count(),
                           "platform": platform.platform(),
                           "load_before": _load()},
               "records": []}
-    for model_name in args.models:
-        for impl in impls:
-            cmd = [sys.executable, "-m", "benchmarks.whole_model",
-                   "--backend", args.backend, "--threads", str(args.threads),
-                   "--one", model_name, impl] + (["--quick"] if args.quick
-                                                 else [])
-            out = subprocess.run(cmd, capture_output=True, text=True,
-                                 check=False)
-            line = next((ln for ln in out.stdout.splitlines()
-                         if ln.startswith("RESULT ")), None)
-            if line is None:
-                print(f"  {model_name} {impl}: failed\n{out.stderr[-2000:]}",
-                      flush=True)
-                continue
-            record = json.loads(line[7:])
-            result["records"].append(record)
-            print(f"  [{args.backend}] {model_name:11s} {impl:10s} "
-                  f"{record['step_median_ms']:8.2f} ms/step  optimizer "
-                  f"{record['optimizer_step_ms']:6.2f} ms "
-                  f"({record['optimizer_share']:.0%})  peak "
-                  f"{record['peak_rss_mb']:.0f} MB", flush=True)
+    jobs = []
+    for name in args.optimizers:
+        has_keras = name == "adamw" or step_time.OPTIMIZERS[name].keras
+        impls = ["zoo"] + (["keras"] if has_keras else []) + (
+            ["torch loop"] if args.backend == "torch" else [])
+        jobs += [(m, impl, name) for m in args.models for impl in impls]
+    for model_name, impl, name in jobs:
+        cmd = [sys.executable, "-m", "benchmarks.whole_model",
+               "--backend", args.backend, "--threads", str(args.threads),
+               "--one", model_name, impl, name] + (
+                   ["--quick"] if args.quick else [])
+        out = subprocess.run(cmd, capture_output=True, text=True,
+                             check=False)
+        line = next((ln for ln in out.stdout.splitlines()
+                     if ln.startswith("RESULT ")), None)
+        if line is None:
+            print(f"  {name} {model_name} {impl}: failed\n"
+                  f"{out.stderr[-2000:]}", flush=True)
+            continue
+        record = json.loads(line[7:])
+        result["records"].append(record)
+        print(f"  [{args.backend}] {name:9s} {model_name:11s} {impl:10s} "
+              f"{record['step_median_ms']:8.2f} ms/step  optimizer "
+              f"{record['optimizer_step_ms']:6.2f} ms "
+              f"({record['optimizer_share']:.0%})  peak "
+              f"{record['peak_rss_mb']:.0f} MB", flush=True)
     result["machine"]["load_after"] = _load()
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)),
