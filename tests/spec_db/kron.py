@@ -183,8 +183,8 @@ SPECS = [
                       r"'one_diag', 'smart_one_diag', 'all_diag'\. "
                       r"Received: memory_save_mode='half'"),
             ErrorCase({"max_size_triangular": -1}, ValueError,
-                      r"Argument `max_size_triangular` must be an integer "
-                      r">= 0\. Received: max_size_triangular=-1"),
+                      r"Argument `max_size_triangular` must be >= 0\. "
+                      r"Received: max_size_triangular=-1"),
             ErrorCase({"mu_dtype": "bfloat16"}, ValueError,
                       r"Argument `mu_dtype` must be None"),
             ErrorCase({"stochastic_weight_decay": True}, ValueError,

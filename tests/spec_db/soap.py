@@ -68,11 +68,11 @@ SPECS = [
                       r"Argument `shampoo_beta` must be in \[0, 1\)\. "
                       r"Received: shampoo_beta=1"),
             ErrorCase({"precondition_frequency": 0}, ValueError,
-                      r"Argument `precondition_frequency` must be an "
-                      r"integer >= 1\. Received: precondition_frequency=0"),
-            ErrorCase({"max_precondition_dim": 2.5}, ValueError,
+                      r"Argument `precondition_frequency` must be >= 1\. "
+                      r"Received: precondition_frequency=0"),
+            ErrorCase({"max_precondition_dim": 2.5}, TypeError,
                       r"Argument `max_precondition_dim` must be an "
-                      r"integer >= 1\. Received: max_precondition_dim=2\.5"),
+                      r"integer\. Received: max_precondition_dim=2\.5"),
             ErrorCase({"merge_dims": 1}, TypeError,
                       r"Argument `merge_dims` must be True or False"),
             ErrorCase({"data_format": "nhwc"}, ValueError,
