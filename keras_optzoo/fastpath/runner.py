@@ -252,6 +252,7 @@ def _trace_in(opt, group, learning_rate, scalar_names, device_scalars,
     import torch
 
     trace = _Trace(device_scalars)
+    trace.recorder = recorder
     dtype, n = group.dtype, len(group.params)
     param = TensorList("leaf", (), dtype, n, trace, group.params, "param")
     grad = TensorList("leaf", (), dtype, n, trace, group.grads, "grad")

@@ -133,7 +133,6 @@ class Lamb(ZooOptimizer):
                                                   always_adapt)
         self.caution = validation.check_bool("caution", caution)
 
-    supports_multi_tensor = False
     #: timm's decay: decoupled here, coupled in _update
     weight_decay_in_update = True
 
@@ -182,13 +181,15 @@ class Lamb(ZooOptimizer):
             bias_1 = ops.cast(one_minus_power(beta_1, step), dtype)
             bias_2_sqrt = ops.cast(ops.sqrt(one_minus_power(beta_2, step)),
                                    dtype)
-            denom = ops.sqrt(exp_avg_sq) / bias_2_sqrt + self.epsilon
+            denom = self._math.sqrt(exp_avg_sq) / bias_2_sqrt + self.epsilon
             update = (exp_avg / bias_1) / denom
         else:
-            update = exp_avg / (ops.sqrt(exp_avg_sq) + self.epsilon)
+            update = exp_avg / (self._math.sqrt(exp_avg_sq) + self.epsilon)
         if self.caution:
             update = _layerwise.caution(update, grad)
-        decays = self._decay_mask[index]
+        # (a tuple on the multi-tensor path: a group shares its decay)
+        decays = self._decay_mask[
+            index[0] if isinstance(index, tuple) else index]
         if decays and not self.decoupled_weight_decay:
             update = update + self._weight_decay_value(dtype) * param
         if decays or self.always_adapt:
