@@ -293,6 +293,65 @@ def test_overwrite_with_gradient_variable(spec):
     assert_fast_path_ran(opt, 10, "default", fused=_fused(opt))
 
 
+@pytest.mark.skipif(not ON_TORCH, reason="the fast path is torch-only; "
+                    "off torch the generic tests cover caution")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name,index", [("adamw", 0), ("adam", 2)])
+def test_cautious_adam_equals_generic_path(name, index, mode):
+    """Adam/AdamW(caution=True) (not in the spec database, see
+    tests/test_caution.py): the mask's per-tensor mean is a reduction of the
+    foreach program (torch's fused kernel is not used)."""
+    spec = specs.SPECS_BY_NAME[name]
+    fast, _, _ = _compare(spec, spec.configs[index], mode,
+                          extra={"caution": True})
+    assert fast.update_path == "foreach"
+
+
+def _kernels_per_step(opt, n_tensors):
+    """The torch operator calls (ATen ops, on the CPU) of one step of
+    ``opt`` on ``n_tensors`` variables, after warm-up steps (the trace
+    and its recording happen on the first)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile
+
+    rng = np.random.default_rng(0)
+    shapes = [(4, 3) if i % 2 else (5,) for i in range(n_tensors)]
+    variables = [keras.Variable(rng.standard_normal(s).astype("float32"))
+                 for s in shapes]
+    grads = [ops.convert_to_tensor(rng.standard_normal(s).astype("float32"))
+             for s in shapes]
+    for _ in range(3):
+        opt.apply(grads, variables)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        opt.apply(grads, variables)
+    assert opt.update_path in ("foreach", "fused")
+    # top-level operators only: a foreach kernel's per-tensor fallback on
+    # the CPU shows up as children of the one foreach call
+    return sum(1 for e in prof.events()
+               if e.name.startswith("aten::") and e.cpu_parent is None)
+
+
+@pytest.mark.skipif(not ON_TORCH, reason="the fast path is torch-only")
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: oz.Adam(learning_rate=1e-3), id="adam"),
+    pytest.param(lambda: oz.AdamW(learning_rate=1e-3, caution=True),
+                 id="adamw-caution"),
+    pytest.param(lambda: oz.Lamb(learning_rate=1e-3, max_grad_norm=None),
+                 id="lamb"),
+    pytest.param(lambda: oz.NovoGrad(learning_rate=1e-3), id="novograd"),
+])
+def test_kernels_per_step_do_not_grow_with_tensors(make):
+    """The foreach path launches a number of operators per step that does
+    not depend on the number of tensors (torch.profiler on the CPU as the
+    proxy for kernel launches; a per-tensor loop would add ~20 per tensor).
+    Per-tensor reductions without a foreach form (sum, mean: one native
+    reduction per tensor) and the stacking of their results add a few per
+    tensor, hence the small slope allowed."""
+    few = _kernels_per_step(make(), 10)
+    many = _kernels_per_step(make(), 40)
+    assert many <= few + 3 * 30, (few, many)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_per_variable_scalar_slots_that_differ(mode):
     """NAdam's mu_product goes apart when only some variables are updated:
