@@ -340,11 +340,13 @@ class _Math:
         return ops.where(condition, x, y)
 
     def greater(self, x, y):
-        """``x > y`` elementwise (a boolean mask). On TensorLists only as
-        the input of a reduction (the caution masks: ``mean(cast(x > 0))``);
-        the foreach program itself has no comparison kernel."""
+        """``x > y`` elementwise: a boolean mask for tensors; for a
+        TensorList the same mask as 0/1 values of ``x``'s dtype (what the
+        caution masks cast it to), and only as the input of a reduction
+        (``mean(cast(x > 0, dtype))``): the foreach program itself has no
+        comparison kernel."""
         if isinstance(x, TensorList):
-            return x._new("greater", x, x._operand(y), dtype=_bool())
+            return x._new("greater", x, x._operand(y))
         if isinstance(y, TensorList):
             raise Unsupported("a scalar compared with a TensorList")
         return ops.greater(x, y)
@@ -407,12 +409,6 @@ class _Math:
 
 
 MATH = _Math()
-
-
-def _bool():
-    import torch
-
-    return torch.bool
 
 
 # ------------------------------------------------------------ reductions
@@ -483,6 +479,14 @@ class _Reduction:
             # from now on a leaf holding its value (set by each call)
             node.op, node.args, node.tensors = "leaf", (), None
         self.traced = False
+        self.sizes = None  # the tensors' sizes (a mean), made once
+        # values known to be >= 0 (or NaN): a mask, an absolute value, a
+        # square (their sum is a 1-norm)
+        # (the target, when computed here, is the plan's last node)
+        last = self.plan[-1] if self.plan and self.plan[-1][0] is x else None
+        self.nonnegative = last is not None and (
+            last[1] in ("greater", "abs", "sqrt")
+            or (last[1] == "pow" and last[2][1] == 2.0))
 
     def __call__(self, *inputs):
         import torch
@@ -508,15 +512,22 @@ class _Reduction:
                     vals.append(a)
             node.tensors = _evaluate(op, vals, is_list, n, dtype)
         values = self.target.tensors
-        if self.kind == "norm":
-            out = torch._foreach_norm(values)
-        elif self.kind == "sum":
-            out = [torch.sum(t) for t in values]
-        elif self.kind == "mean":
-            out = [torch.mean(t) for t in values]
+        kind = self.kind
+        if kind == "norm":
+            out = torch.stack(torch._foreach_norm(values))
+        elif kind in ("sum", "mean") and self.nonnegative:
+            # a sum of non-negative values is their 1-norm: one foreach
+            # kernel instead of one reduction per tensor
+            out = torch.stack(torch._foreach_norm(values, 1))
+            if kind == "mean":
+                if self.sizes is None:
+                    self.sizes = torch.tensor(
+                        [float(t.numel()) for t in values],
+                        dtype=out.dtype, device=out.device)
+                out = out / self.sizes
         else:
-            out = [torch.amax(t) for t in values]
-        out = torch.stack(out)
+            fn = {"sum": torch.sum, "mean": torch.mean}.get(kind, torch.amax)
+            out = torch.stack([fn(t) for t in values])
         if not self.traced:  # while tracing: marked per-variable (a replay
             self.traced = True  # uses plain tensors, as ``_per_variable``)
             return out.as_subclass(per_variable_class())
@@ -543,15 +554,22 @@ def _evaluate(op, vals, is_list, n, dtype):
     if op in _Reduction._UNARY:
         return getattr(torch, f"_foreach_{op}")(vals[0])
     if op == "cast":
-        return [t.to(dtype) for t in vals[0]]
+        return [t if t.dtype == dtype else t.to(dtype) for t in vals[0]]
     if op == "pow":
         return torch._foreach_pow(vals[0], vals[1])
     if op == "where":
         cond, x, y = (v if lst else _per_tensor(v, n)
                       for v, lst in zip(vals, is_list))
         return [torch.where(c, a, b) for c, a, b in zip(cond, x, y)]
-    if op == "greater":
-        return [torch.gt(t, o)
+    if op == "greater":  # as 0/1 of the dtype (see ``_Math.greater``)
+        if isinstance(vals[1], float):
+            # x > c  <=>  sign(x - c) = 1 (NaN: torch's sign gives 0)
+            diff = vals[0] if vals[1] == 0.0 else torch._foreach_sub(
+                vals[0], vals[1])
+            mask = torch._foreach_sign(diff)
+            torch._foreach_clamp_min_(mask, 0.0)
+            return mask
+        return [torch.gt(t, o).to(dtype)
                 for t, o in zip(vals[0], vals[1] if is_list[1]
                                 else _per_tensor(vals[1], n))]
     x, y = vals

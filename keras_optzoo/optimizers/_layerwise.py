@@ -55,6 +55,20 @@ def norm(x):
     return MATH.norm(x)
 
 
+def norms(tensors):
+    """The 2-norm of each tensor of a list, as :func:`norm` computes it:
+    on the torch backend one ``torch._foreach_norm`` (per tensor the same
+    ``Tensor.norm``, one-element tensors included) instead of a few ops per
+    tensor; elsewhere :func:`norm` of each."""
+    if keras.backend.backend() == "torch" and len(tensors) > 1:
+        import torch
+
+        if all(isinstance(t, torch.Tensor) for t in tensors) and len(
+                {(t.dtype, t.device) for t in tensors}) == 1:
+            return list(torch._foreach_norm(tensors))
+    return [norm(x) for x in tensors]
+
+
 def guarded_ratio(w_norm, g_norm, ratio):
     """``ratio`` where both norms are positive, else 1 (timm's nested where)."""
     one = ops.ones_like(ratio)
