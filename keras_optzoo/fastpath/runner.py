@@ -67,7 +67,11 @@ class State:
         self.not_replayed = None  # why the last recording is not used
         #: a recording selects between branches on the device (``where``)
         #: on the CPU, where re-tracing with a host-read condition computes
-        #: only one branch: traced every step with Python numbers instead
+        #: only one branch: traced every step with Python numbers instead.
+        #: An optimizer declaring ``replay_selects = True`` (RAdam: one
+        #: ``where`` between two cheap branches) is replayed anyway while
+        #: its tensors are small (``Workspace.large`` False): there the
+        #: re-trace (~1 ms of Python) costs more than the second branch.
         self.declined = False
         self.kinds = frozenset()
         self.disabled = None
@@ -493,7 +497,9 @@ def _run(opt, layout, grads, learning_rate, fused):
                                         layout.scalar_slots,
                                         record=_replayable(opt))
             if replay is not None and replay.ok and replay.selects and \
-                    not _no_host_reads(opt, group):
+                    not _no_host_reads(opt, group) and not (
+                        getattr(opt, "replay_selects", False)
+                        and not traced.workspace.large):
                 replay.ok, replay.problem = False, "where() on the CPU"
                 state.declined = True
             group.replay = replay if replay is not None and replay.ok \
