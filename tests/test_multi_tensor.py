@@ -343,13 +343,14 @@ def _kernels_per_step(opt, n_tensors):
 def test_kernels_per_step_do_not_grow_with_tensors(make):
     """The foreach path launches a number of operators per step that does
     not depend on the number of tensors (torch.profiler on the CPU as the
-    proxy for kernel launches; a per-tensor loop would add ~20 per tensor).
-    Per-tensor reductions without a foreach form (sum, mean: one native
-    reduction per tensor) and the stacking of their results add a few per
-    tensor, hence the small slope allowed."""
+    proxy for kernel launches; the per-variable loop adds ~20 per tensor).
+    The reductions here (norms, the mean of a 0/1 mask, a sum of squares)
+    are one ``_foreach_norm`` each. (Lamb's default global-norm clipping is
+    left out: its statistics are gathered per variable before the update,
+    one operator per tensor.)"""
     few = _kernels_per_step(make(), 10)
     many = _kernels_per_step(make(), 40)
-    assert many <= few + 3 * 30, (few, many)
+    assert many <= few + 2, (few, many)
 
 
 @pytest.mark.skipif(not ON_TORCH, reason="the replay is torch's")
