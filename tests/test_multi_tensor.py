@@ -357,15 +357,18 @@ def test_kernels_per_step_do_not_grow_with_tensors(make):
 def test_radam_replays_its_where_only_for_small_tensors():
     """RAdam (``replay_selects``) replays its recording, whose ``where``
     computes both steps, on the CPU while the tensors are small; for large
-    ones a re-trace computing one step is cheaper (runner.py)."""
-    for size, replayed in ((100, True), (40000, False)):
-        variables = [keras.Variable(np.ones((size,), "float32"))]
-        grads = [ops.ones((size,), "float32")]
+    ones, or many tensors, a re-trace computing one step is cheaper
+    (runner.py)."""
+    for size, count, replayed in ((100, 1, True), (40000, 1, False),
+                                  (10, 65, False)):
+        variables = [keras.Variable(np.ones((size,), "float32"))
+                     for _ in range(count)]
+        grads = [ops.ones((size,), "float32")] * count
         opt = oz.RAdam(learning_rate=1e-3)
         for _ in range(3):
             opt.apply(grads, variables)
         assert opt.update_path == "foreach"
-        assert (opt._multi_tensor.replayed == 2) is replayed, size
+        assert (opt._multi_tensor.replayed == 2) is replayed, (size, count)
         assert opt._multi_tensor.declined is not replayed
 
 

@@ -70,8 +70,10 @@ class State:
         #: only one branch: traced every step with Python numbers instead.
         #: An optimizer declaring ``replay_selects = True`` (RAdam: one
         #: ``where`` between two cheap branches) is replayed anyway while
-        #: its tensors are small (``Workspace.large`` False): there the
-        #: re-trace (~1 ms of Python) costs more than the second branch.
+        #: its tensors are small (``Workspace.large`` False) and few
+        #: (``_REPLAY_SELECTS_TENSORS``; the second branch and the selection
+        #: cost per tensor): there the re-trace (~1 ms of Python) costs more
+        #: than the second branch.
         self.declined = False
         self.kinds = frozenset()
         self.disabled = None
@@ -195,6 +197,11 @@ class _Traced:
         self.program.run(self.nodes, self.outputs, self.workspace)
         for dest, value in self.scalar_outputs:
             _fill(dest, value)
+
+
+#: the most tensors in a group for which ``replay_selects`` applies (RAdam
+#: with 1000 tensors of 1000 elements: 16 ms re-traced, 30 ms replayed)
+_REPLAY_SELECTS_TENSORS = 64
 
 
 def _replayable(opt):
@@ -499,7 +506,8 @@ def _run(opt, layout, grads, learning_rate, fused):
             if replay is not None and replay.ok and replay.selects and \
                     not _no_host_reads(opt, group) and not (
                         getattr(opt, "replay_selects", False)
-                        and not traced.workspace.large):
+                        and not traced.workspace.large
+                        and len(group.params) <= _REPLAY_SELECTS_TENSORS):
                 replay.ok, replay.problem = False, "where() on the CPU"
                 state.declined = True
             group.replay = replay if replay is not None and replay.ok \
