@@ -71,9 +71,15 @@ def test_adam_decoupled_caution_equals_adamw_caution():
         np.testing.assert_array_equal(x, y)
 
 
-def test_caution_keeps_fast_path_off_only_when_on():
-    assert oz.AdamW(caution=True).supports_multi_tensor is False
+def test_caution_takes_the_foreach_path_not_the_fused_kernel():
+    """The mask's per-tensor mean is a fast-path reduction (its equality
+    with the per-variable path: tests/test_multi_tensor.py); torch's fused
+    Adam kernel has no mask, so a cautious instance never gets it."""
+    from keras_optzoo.fastpath import fused
+
+    assert oz.AdamW(caution=True).supports_multi_tensor is True
     assert oz.AdamW().supports_multi_tensor is True
+    assert fused.kernel_for(oz.AdamW(caution=True)) is None
     cfg = oz.AdamW(caution=True).get_config()
     assert cfg["caution"] is True
     assert oz.AdamW.from_config(cfg).caution is True

@@ -293,6 +293,85 @@ def test_overwrite_with_gradient_variable(spec):
     assert_fast_path_ran(opt, 10, "default", fused=_fused(opt))
 
 
+@pytest.mark.skipif(not ON_TORCH, reason="the fast path is torch-only; "
+                    "off torch the generic tests cover caution")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("name,index", [("adamw", 0), ("adam", 2)])
+def test_cautious_adam_equals_generic_path(name, index, mode):
+    """Adam/AdamW(caution=True) (not in the spec database, see
+    tests/test_caution.py): the mask's per-tensor mean is a reduction of the
+    foreach program (torch's fused kernel is not used)."""
+    spec = specs.SPECS_BY_NAME[name]
+    fast, _, _ = _compare(spec, spec.configs[index], mode,
+                          extra={"caution": True})
+    assert fast.update_path == "foreach"
+
+
+def _kernels_per_step(opt, n_tensors):
+    """The torch operator calls (ATen ops, on the CPU) of one step of
+    ``opt`` on ``n_tensors`` variables, after warm-up steps (the trace
+    and its recording happen on the first)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile
+
+    rng = np.random.default_rng(0)
+    shapes = [(4, 3) if i % 2 else (5,) for i in range(n_tensors)]
+    variables = [keras.Variable(rng.standard_normal(s).astype("float32"))
+                 for s in shapes]
+    grads = [ops.convert_to_tensor(rng.standard_normal(s).astype("float32"))
+             for s in shapes]
+    for _ in range(3):
+        opt.apply(grads, variables)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        opt.apply(grads, variables)
+    assert opt.update_path in ("foreach", "fused")
+    # top-level operators only: a foreach kernel's per-tensor fallback on
+    # the CPU shows up as children of the one foreach call
+    return sum(1 for e in prof.events()
+               if e.name.startswith("aten::") and e.cpu_parent is None)
+
+
+@pytest.mark.skipif(not ON_TORCH, reason="the fast path is torch-only")
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda: oz.Adam(learning_rate=1e-3), id="adam"),
+    pytest.param(lambda: oz.AdamW(learning_rate=1e-3, caution=True),
+                 id="adamw-caution"),
+    pytest.param(lambda: oz.Lamb(learning_rate=1e-3, max_grad_norm=None),
+                 id="lamb"),
+    pytest.param(lambda: oz.NovoGrad(learning_rate=1e-3), id="novograd"),
+])
+def test_kernels_per_step_do_not_grow_with_tensors(make):
+    """The foreach path launches a number of operators per step that does
+    not depend on the number of tensors (torch.profiler on the CPU as the
+    proxy for kernel launches; the per-variable loop adds ~20 per tensor).
+    The reductions here (norms, the mean of a 0/1 mask, a sum of squares)
+    are one ``_foreach_norm`` each. (Lamb's default global-norm clipping is
+    left out: its statistics are gathered per variable before the update,
+    one operator per tensor.)"""
+    few = _kernels_per_step(make(), 10)
+    many = _kernels_per_step(make(), 40)
+    assert many <= few + 2, (few, many)
+
+
+@pytest.mark.skipif(not ON_TORCH, reason="the replay is torch's")
+def test_radam_replays_its_where_only_for_small_tensors():
+    """RAdam (``replay_selects``) replays its recording, whose ``where``
+    computes both steps, on the CPU while the tensors are small; for large
+    ones, or many tensors, a re-trace computing one step is cheaper
+    (runner.py)."""
+    for size, count, replayed in ((100, 1, True), (40000, 1, False),
+                                  (10, 65, False)):
+        variables = [keras.Variable(np.ones((size,), "float32"))
+                     for _ in range(count)]
+        grads = [ops.ones((size,), "float32")] * count
+        opt = oz.RAdam(learning_rate=1e-3)
+        for _ in range(3):
+            opt.apply(grads, variables)
+        assert opt.update_path == "foreach"
+        assert (opt._multi_tensor.replayed == 2) is replayed, (size, count)
+        assert opt._multi_tensor.declined is not replayed
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_per_variable_scalar_slots_that_differ(mode):
     """NAdam's mu_product goes apart when only some variables are updated:
@@ -667,10 +746,13 @@ def test_replay_is_used(spec, config):
     if state.declined:  # where() on the CPU: traced every step instead
         assert state.replayed == 0
         return
-    if opt._has_step_statistics():
+    if opt._has_step_statistics() and not getattr(
+            opt, "replay_step_statistics", False):
         # scalars computed each step outside _update from every gradient
         # (Prodigy's d) cannot be replayed from a recording of _update:
-        # such an optimizer is traced every step (runner._replayable)
+        # such an optimizer is traced every step (runner._replayable);
+        # Lamb's clip factor is refreshed in a kept tensor the recording
+        # reads (runner._pin_step_statistics)
         assert state.replayed == 0
         return
     assert state.not_replayed is None, state.not_replayed

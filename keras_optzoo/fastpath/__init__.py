@@ -40,7 +40,11 @@ How a new optimizer gets the fast path
 --------------------------------------
 Write ``_update`` with arithmetic operators on the per-variable values and
 ``self._math`` for elementwise functions (sqrt, abs, sign, maximum, minimum,
-where, exp, log, square, cast, negative); keep scalar math (bias
+where, exp, log, square, cast, negative, greater) and per-tensor reductions
+(``norm``, ``sum``, ``mean``, ``max``: a 0-d tensor per variable on the
+per-variable path, one value per tensor, as a 1-D per-variable tensor, on
+the fast path, computed by ``torch._foreach_norm`` where it applies; the
+scalar math on them is ordinary ``keras.ops`` code); keep scalar math (bias
 corrections, schedule values) in ``keras.ops`` on 0-d tensors, with no
 Python decision on a tensor's value (``if step > 1``: use
 ``self._math.where``), so that the step needs no host read and its
@@ -50,9 +54,10 @@ the spec database's ``multi_tensor=True`` (the default) then makes
 path for it. If torch has a fused kernel computing exactly the rule, add it
 to ``fused.KERNELS`` and declare ``fused_kernel = "<name>"`` on the class.
 
-When ``_update`` needs something a TensorList cannot express (a norm or mean
-of one tensor, matrix products, a reshape, per-variable Python decisions such
-as ``self._rules[index]``): set the class attribute
+When ``_update`` needs something a TensorList cannot express (reductions
+along some axes only, such as AdamP's per-channel cosines, matrix products,
+a reshape, a tensor's shape, per-variable Python decisions such as
+``self._rules[index]``): set the class attribute
 ``supports_multi_tensor = False`` (or the instance attribute, when only some
 configurations need it, e.g. ``caution=True``) and ``multi_tensor=False`` in
 the spec. The per-variable ``update_step`` then runs on torch, and

@@ -44,6 +44,9 @@ class _Trace:
         self.signature = []
         #: keep scalar operands as tensors (no host read; see ``_operand``)
         self.device_scalars = device_scalars
+        #: the replay recorder of this trace (``replay.py``), if any: a
+        #: per-tensor reduction is recorded as one call (``_Reduction``)
+        self.recorder = None
 
 
 class TensorList:
@@ -336,6 +339,64 @@ class _Math:
             return tl._new("where", cond, x, y)
         return ops.where(condition, x, y)
 
+    def greater(self, x, y):
+        """``x > y`` elementwise: a boolean mask for tensors; for a
+        TensorList the same mask as 0/1 values of ``x``'s dtype (what the
+        caution masks cast it to), and only as the input of a reduction
+        (``mean(cast(x > 0, dtype))``): the foreach program itself has no
+        comparison kernel."""
+        if isinstance(x, TensorList):
+            return x._new("greater", x, x._operand(y))
+        if isinstance(y, TensorList):
+            raise Unsupported("a scalar compared with a TensorList")
+        return ops.greater(x, y)
+
+    # ---- per-tensor reductions: a 0-d tensor for a tensor; for a
+    # TensorList one value per tensor, as a 1-D ``per_variable_class()``
+    # tensor that the scalar math and later TensorList arithmetic take as
+    # per-variable scalars (see ``_Reduction``)
+
+    def norm(self, x):
+        """The 2-norm of a whole tensor, as torch's CPU ``Tensor.norm``
+        computes it in float32: ``sqrt(sum(x**2))``, which overflows (1e30)
+        and underflows (1e-30) as torch's does, except for a one-element
+        tensor, whose norm torch returns as ``|x|`` exactly. On a TensorList:
+        ``torch._foreach_norm`` (the same per-tensor norm)."""
+        if isinstance(x, TensorList):
+            return _reduce(x, "norm")
+        size = 1
+        for dim in x.shape:
+            # an unknown dimension (a densified IndexedSlices in a
+            # tf.function) counts as more than one element
+            size *= 2 if dim is None else int(dim)
+        if size == 1:
+            return ops.abs(ops.reshape(x, ()))
+        return ops.sqrt(ops.sum(ops.square(x)))
+
+    def sum(self, x):
+        """The sum of a whole tensor."""
+        if isinstance(x, TensorList):
+            return _reduce(x, "sum")
+        return ops.sum(x)
+
+    def mean(self, x):
+        """The mean of a whole tensor, in float64 for float64 ``x`` (on the
+        torch backend ``ops.mean`` computes float64 inputs in float32)."""
+        if isinstance(x, TensorList):
+            return _reduce(x, "mean")
+        if keras.backend.standardize_dtype(x.dtype) == "float64":
+            size = 1
+            for dim in x.shape:
+                size *= int(dim)
+            return ops.sum(x) / float(size)
+        return ops.mean(x)
+
+    def max(self, x):
+        """The largest element of a whole tensor."""
+        if isinstance(x, TensorList):
+            return _reduce(x, "max")
+        return ops.max(x)
+
     def cast(self, x, dtype):
         if not isinstance(x, TensorList):
             return ops.cast(x, dtype)
@@ -348,6 +409,183 @@ class _Math:
 
 
 MATH = _Math()
+
+
+# ------------------------------------------------------------ reductions
+#
+# A per-tensor reduction needs the values of the TensorList it reduces while
+# ``_update`` is still running (its result feeds the scalar math: trust
+# ratios, caution scales). So the sub-graph below it is computed at once, by
+# plain out-of-place foreach calls, and each of its nodes becomes a leaf
+# holding its value: the program compiled at the end of the trace reads
+# those values instead of computing them again (a slot's new value computed
+# there is copied into the slot like any leaf). Nothing is written to a
+# variable: the reduced values are scratch tensors.
+#
+# The whole computation is one callable, ``_Reduction``; the replay recorder
+# sees it as one call whose arguments are the tensor scalars of the
+# sub-graph, so a replayed step computes it again on the step's gradients
+# and scalars, in the recorded order, before the program runs.
+
+def _reduce(x, kind):
+    import torch
+
+    reduction = _Reduction(x, kind)
+    recorder = x.trace.recorder
+    if recorder is None:
+        return reduction(*reduction.inputs)
+    with torch._C.DisableTorchFunction():  # the recorder sees one call
+        out = reduction(*reduction.inputs)
+    recorder.observe(reduction, tuple(reduction.inputs), {}, out)
+    return out
+
+
+class _Reduction:
+    """Computes ``kind`` of every tensor of a TensorList (and the
+    sub-graph's values, kept in its nodes, now leaves)."""
+
+    _UNARY = frozenset({"neg", "abs", "sqrt", "sign", "exp", "log"})
+
+    def __init__(self, x, kind):
+        self.kind = kind
+        self.target = x
+        self.n = x.n
+        self.inputs = []  # the tensor scalars of the sub-graph
+        self.per_var = []  # which of them hold one value per tensor
+        seen = {}
+        stack = [x]
+        while stack:
+            node = stack.pop()
+            if node.op == "leaf" or node.pos in seen:
+                continue
+            seen[node.pos] = node
+            stack.extend(a for a in node.args if isinstance(a, TensorList))
+        self.plan = []
+        for node in (seen[p] for p in sorted(seen)):
+            if node.op not in _EVAL_OPS:
+                raise Unsupported(f"{node.op!r} before a reduction")
+            args = []
+            for a in node.args:
+                if isinstance(a, TensorList):
+                    args.append(a)
+                elif isinstance(a, _PerVar) or _is_device_scalar(a):
+                    per_var = isinstance(a, _PerVar)
+                    self.inputs.append(a.tensor if per_var else a)
+                    self.per_var.append(per_var)
+                    args.append(("in", len(self.inputs) - 1, per_var))
+                else:
+                    args.append(a)  # a float, or a tuple of floats
+            self.plan.append((node, node.op, args, node.dtype))
+            # from now on a leaf holding its value (set by each call)
+            node.op, node.args, node.tensors = "leaf", (), None
+        self.traced = False
+        self.sizes = None  # the tensors' sizes (a mean), made once
+        # values known to be >= 0 (or NaN): a mask, an absolute value, a
+        # square (their sum is a 1-norm)
+        # (the target, when computed here, is the plan's last node)
+        last = self.plan[-1] if self.plan and self.plan[-1][0] is x else None
+        self.nonnegative = last is not None and (
+            last[1] in ("greater", "abs", "sqrt")
+            or (last[1] == "pow" and last[2][1] == 2.0))
+
+    def __call__(self, *inputs):
+        import torch
+
+        n = self.n
+        scalars = []
+        for value, per_var in zip(inputs, self.per_var):
+            if isinstance(value, torch.Tensor):
+                value = value.as_subclass(torch.Tensor)
+            scalars.append(list(value.unbind(0)) if per_var else value)
+        for node, op, args, dtype in self.plan:
+            vals = []
+            is_list = []
+            for a in args:
+                is_list.append(isinstance(a, TensorList))
+                if isinstance(a, TensorList):
+                    vals.append(a.tensors)
+                elif isinstance(a, tuple) and a and a[0] == "in":
+                    vals.append(scalars[a[1]])
+                elif isinstance(a, tuple):
+                    vals.append(list(a))
+                else:
+                    vals.append(a)
+            node.tensors = _evaluate(op, vals, is_list, n, dtype)
+        values = self.target.tensors
+        kind = self.kind
+        if kind == "norm":
+            out = torch.stack(torch._foreach_norm(values))
+        elif kind in ("sum", "mean") and self.nonnegative:
+            # a sum of non-negative values is their 1-norm: one foreach
+            # kernel instead of one reduction per tensor
+            out = torch.stack(torch._foreach_norm(values, 1))
+            if kind == "mean":
+                if self.sizes is None:
+                    self.sizes = torch.tensor(
+                        [float(t.numel()) for t in values],
+                        dtype=out.dtype, device=out.device)
+                out = out / self.sizes
+        else:
+            fn = {"sum": torch.sum, "mean": torch.mean}.get(kind, torch.amax)
+            out = torch.stack([fn(t) for t in values])
+        if not self.traced:  # while tracing: marked per-variable (a replay
+            self.traced = True  # uses plain tensors, as ``_per_variable``)
+            return out.as_subclass(per_variable_class())
+        return out
+
+
+_EVAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum",
+                       "pow", "where", "cast", "greater"}) | _Reduction._UNARY
+
+
+def _per_tensor(value, n):
+    """A scalar operand as a per-tensor list (a number or 0-d tensor
+    repeated; a list of numbers or 0-d tensors is one already)."""
+    return value if isinstance(value, list) else [value] * n
+
+
+def _evaluate(op, vals, is_list, n, dtype):
+    """One node's value, out of place. ``vals``: its operands, a list of
+    tensors where ``is_list`` says so (a TensorList's value), else a scalar:
+    a number, a 0-d tensor, or a list of numbers or 0-d tensors (one per
+    tensor)."""
+    import torch
+
+    if op in _Reduction._UNARY:
+        return getattr(torch, f"_foreach_{op}")(vals[0])
+    if op == "cast":
+        return [t if t.dtype == dtype else t.to(dtype) for t in vals[0]]
+    if op == "pow":
+        return torch._foreach_pow(vals[0], vals[1])
+    if op == "where":
+        cond, x, y = (v if lst else _per_tensor(v, n)
+                      for v, lst in zip(vals, is_list))
+        return [torch.where(c, a, b) for c, a, b in zip(cond, x, y)]
+    if op == "greater":  # as 0/1 of the dtype (see ``_Math.greater``)
+        if isinstance(vals[1], float):
+            # x > c  <=>  sign(x - c) = 1 (NaN: torch's sign gives 0)
+            diff = vals[0] if vals[1] == 0.0 else torch._foreach_sub(
+                vals[0], vals[1])
+            mask = torch._foreach_sign(diff)
+            torch._foreach_clamp_min_(mask, 0.0)
+            return mask
+        return [torch.gt(t, o).to(dtype)
+                for t, o in zip(vals[0], vals[1] if is_list[1]
+                                else _per_tensor(vals[1], n))]
+    x, y = vals
+    if not is_list[0]:  # a scalar first: s - t, s / t
+        if op == "sub":
+            y = torch._foreach_neg(y)
+            return torch._foreach_add(
+                y, x if isinstance(x, (float, list)) else [x] * n)
+        if op == "div":
+            return [torch.div(s if isinstance(s, torch.Tensor)
+                              else t.new_full((), s), t)
+                    for s, t in zip(_per_tensor(x, n), y)]
+        x, y = y, x  # commutative
+    if not is_list[1] and not isinstance(y, (float, list)):
+        y = [y] * n  # a 0-d tensor: the per-tensor (broadcasting) route
+    return getattr(torch, f"_foreach_{op}")(x, y)
 
 
 # -------------------------------------------------------------- planning
@@ -472,6 +710,8 @@ def _acc_score(x, hint):
 def _select(node):
     """Chooses the foreach instruction computing ``node``."""
     op, args, hint = node.op, node.args, node.hint
+    if op == "greater":
+        raise Unsupported("a comparison outside a reduction's input")
     if op in ("add", "sub") and _tensor(args[0]) and _tensor(args[1]):
         options = []
         pairs = [(args[0], args[1])]

@@ -130,6 +130,8 @@ def kernel_for(opt):
                 entry = KERNELS[name]
         _BY_CLASS[cls] = entry
     kernel, hyper = entry
+    if getattr(opt, "caution", False):
+        return None  # a cautious mask: no fused kernel computes it
     if hyper is not None and not isinstance(getattr(opt, hyper), float):
         return None
     if not isinstance(getattr(opt, "weight_decay", 0.0), float):

@@ -272,6 +272,9 @@ class Replay:
                 return learning_rate
             return t[1]([get(x) for x in t[2]])  # "seq"
 
+        # (first: a recorded per-tensor reduction reads the gradients)
+        for leaf in self.grad_leaves:
+            leaf.tensors = group.grads
         values.extend(self._program(learning_rate))
         for node, i, ref, per_var in self.slots:
             value = get(ref)
@@ -288,8 +291,6 @@ class Replay:
             else:
                 args[i] = _PerVar(value) if per_var else value
             node.args = tuple(args)
-        for leaf in self.grad_leaves:
-            leaf.tensors = group.grads
         traced = self.traced
         for k, ref in self.scalar_outputs:
             dest, _ = traced.scalar_outputs[k]

@@ -11,7 +11,9 @@ leading underscore keeps this module out of auto-discovery).
   execution paths).
 * :func:`timm_caution` / :func:`pto_caution`: the "cautious" masks of
   Liang et al., 2024, in the two normalisations the references use. Both
-  need a per-tensor reduction, so an optimizer with ``caution=True`` runs the
+  need a per-tensor reduction; timm's (a mean) is one of the torch fast
+  path's (``self._math.mean``), while pytorch-optimizer's also needs each
+  tensor's size, so an optimizer using it with ``caution=True`` runs the
   per-variable ``update_step`` (``supports_multi_tensor`` is False on that
   instance).
 """

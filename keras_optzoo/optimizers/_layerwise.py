@@ -10,6 +10,7 @@ import keras
 from keras import ops
 
 from keras_optzoo import _minmax
+from keras_optzoo.fastpath import MATH
 
 
 # float64 variables: on the torch backend ``ops.mean`` and ``ops.norm``
@@ -27,13 +28,9 @@ def constant(value, dtype):
 
 
 def mean(x):
-    """The mean of a whole tensor, in float64 for float64 ``x``."""
-    if keras.backend.standardize_dtype(x.dtype) == "float64":
-        size = 1
-        for dim in x.shape:
-            size *= int(dim)
-        return ops.sum(x) / float(size)
-    return ops.mean(x)
+    """The mean of a whole tensor, in float64 for float64 ``x`` (one value
+    per tensor on the fast path's TensorLists: ``MATH.mean``)."""
+    return MATH.mean(x)
 
 
 def decoupled_decay(optimizer, param, lr, index, add=False):
@@ -53,17 +50,23 @@ def decoupled_decay(optimizer, param, lr, index, add=False):
 
 def norm(x):
     """The 2-norm of a whole tensor (a 0-d tensor), as torch's CPU
-    ``Tensor.norm`` computes it in float32: ``sqrt(sum(x**2))``, which
-    overflows (1e30) and underflows (1e-30) as torch's does, except for a
-    one-element tensor, whose norm torch returns as ``|x|`` exactly."""
-    size = 1
-    for dim in x.shape:
-        # an unknown dimension (a densified IndexedSlices in a tf.function)
-        # counts as more than one element
-        size *= 2 if dim is None else int(dim)
-    if size == 1:
-        return ops.abs(ops.reshape(x, ()))
-    return ops.sqrt(ops.sum(ops.square(x)))
+    ``Tensor.norm`` computes it (``MATH.norm``: ``sqrt(sum(x**2))``, or
+    ``|x|`` for one element; one value per tensor on a TensorList)."""
+    return MATH.norm(x)
+
+
+def norms(tensors):
+    """The 2-norm of each tensor of a list, as :func:`norm` computes it:
+    on the torch backend one ``torch._foreach_norm`` (per tensor the same
+    ``Tensor.norm``, one-element tensors included) instead of a few ops per
+    tensor; elsewhere :func:`norm` of each."""
+    if keras.backend.backend() == "torch" and len(tensors) > 1:
+        import torch
+
+        if all(isinstance(t, torch.Tensor) for t in tensors) and len(
+                {(t.dtype, t.device) for t in tensors}) == 1:
+            return list(torch._foreach_norm(tensors))
+    return [norm(x) for x in tensors]
 
 
 def guarded_ratio(w_norm, g_norm, ratio):
@@ -77,7 +80,7 @@ def caution(update, grad):
     """timm's cautious masking (Liang et al., 2024): keep the components of
     ``update`` that agree in sign with ``grad``, rescaled by the inverse of
     the kept fraction (clamped at 1e-3)."""
-    mask = ops.cast(ops.greater(update * grad, 0.0), update.dtype)
+    mask = MATH.cast(MATH.greater(update * grad, 0.0), update.dtype)
     scale = _minmax.maximum(mean(mask), 1e-3)
     return update * (mask / scale)
 

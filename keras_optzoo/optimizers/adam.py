@@ -25,10 +25,10 @@ def cautious(update, grad):
     components of ``update`` whose sign disagrees with ``grad`` are zeroed,
     the rest divided by the kept fraction (at least 1e-3) of the tensor.
 
-    The fraction is a per-tensor mean: an optimizer using this cannot run on
-    the torch multi-tensor path (its instance sets
-    ``supports_multi_tensor = False``). Computed by
-    :func:`_layerwise.caution` (float64 kept, as torch does).
+    The fraction is a per-tensor mean, computed by :func:`_layerwise.caution`
+    (float64 kept, as torch does); the torch multi-tensor path computes it
+    for all tensors of a group at once (``self._math.mean``), while torch's
+    fused Adam kernel, which has no such mask, is not used.
     """
     return _layerwise.caution(update, grad)
 
@@ -49,8 +49,7 @@ class Adam(ZooOptimizer):
     With `caution`, the components of $m_t$ whose sign disagrees with
     $g_t$ are zeroed in the step (not in the state) and the rest divided by
     the fraction kept (at least 1e-3), as timm 1.0.31's
-    `AdamWLegacy(caution=True)`; that per-tensor mean keeps such an instance
-    off the torch multi-tensor path.
+    `AdamWLegacy(caution=True)`.
 
     Differs from `keras.optimizers.Adam`: Keras adds ε to the uncorrected
     $\sqrt{v_t}$ ("ε-hat"), which changes the steps when gradients are small
@@ -113,10 +112,6 @@ class Adam(ZooOptimizer):
         self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
         self.amsgrad = validation.check_bool("amsgrad", amsgrad)
         self.caution = validation.check_bool("caution", caution)
-        if self.caution:
-            # the mask's per-tensor mean: per-variable path only (caution=False
-            # keeps the fused/foreach path)
-            self.supports_multi_tensor = False
 
     def _slot_specs(self):
         specs = [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq")]
@@ -176,8 +171,7 @@ class AdamW(Adam):
             disagrees with $g_t$ are left out of the step and the rest
             rescaled by the inverse kept fraction, as timm 1.0.31
             `AdamWLegacy(caution=True)` (whose update is otherwise torch's
-            AdamW). Such an instance runs the per-variable path on torch.
-            Defaults to `False`.
+            AdamW). Defaults to `False`.
         {{base}}
 
     References:

@@ -55,8 +55,8 @@ class Adan(ZooOptimizer):
         no_prox: Bool. Decay as $\theta(1-\gamma\lambda)$ before the step
             instead of dividing by $1+\gamma\lambda$ after it. Defaults to
             `False`.
-        caution: Bool. Cautious update (timm's `caution`). Such an instance
-            runs the per-variable path on torch. Defaults to `False`.
+        caution: Bool. Cautious update (timm's `caution`). Defaults to
+            `False`.
         {{maximize}} Not in the reference.
         {{base}}
 
@@ -97,8 +97,6 @@ class Adan(ZooOptimizer):
         self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
         self.no_prox = validation.check_bool("no_prox", no_prox)
         self.caution = validation.check_bool("caution", caution)
-        if self.caution:
-            self.supports_multi_tensor = False
 
     def _slot_specs(self):
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq"),

@@ -1,5 +1,6 @@
 """LAMB (layer-wise adaptive moments), as timm's `Lamb` (NVIDIA's NvLamb)."""
 
+import keras
 from keras import ops
 
 from keras_optzoo import _minmax
@@ -10,6 +11,19 @@ from keras_optzoo.optimizers.base import _densify
 from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.optimizers.base import ZooOptimizer
 from keras_optzoo.registry import register_optimizer
+
+
+def _as_variable(grad, variable, dtype):
+    """``grad`` densified, in ``dtype`` and the variable's static shape (a
+    densified IndexedSlices has an unknown first dimension inside
+    tf.function); the cast and reshape only where they change something
+    (on torch each is an operator call per tensor)."""
+    grad = _densify(grad)
+    if keras.backend.standardize_dtype(grad.dtype) != dtype:
+        grad = ops.cast(grad, dtype)
+    if tuple(grad.shape) != tuple(variable.shape):
+        grad = ops.reshape(grad, variable.shape)
+    return grad
 
 
 @register_optimizer("lamb", "LAMB with a global gradient-norm clip and "
@@ -133,9 +147,12 @@ class Lamb(ZooOptimizer):
                                                   always_adapt)
         self.caution = validation.check_bool("caution", caution)
 
-    supports_multi_tensor = False
     #: timm's decay: decoupled here, coupled in _update
     weight_decay_in_update = True
+    #: the global gradient norm's clip factor (``self._stats``) is a 0-d
+    #: tensor read only by ``_update``: the fast path's replay may read it
+    #: from a tensor it refreshes each step (``fastpath/runner.py``)
+    replay_step_statistics = True
 
     def _slot_specs(self):
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq")]
@@ -146,11 +163,8 @@ class Lamb(ZooOptimizer):
         dtypes = {str(getattr(g, "dtype", "")) for g in grads}
         dtype = "float64" if any("float64" in d for d in dtypes) \
             else "float32"
-        # reshaped to the variable's static shape: a densified
-        # IndexedSlices has an unknown first dimension inside tf.function
-        norms = [_layerwise.norm(ops.reshape(ops.cast(_densify(g), dtype),
-                                             v.shape))
-                 for g, v in zip(grads, variables)]
+        norms = _layerwise.norms([_as_variable(g, v, dtype)
+                                  for g, v in zip(grads, variables)])
         total = _layerwise.norm(ops.stack(norms))
         # timm: (global_norm / max_grad_norm).clamp_(min=1.0)
         clip = _minmax.maximum(total / self.max_grad_norm, 1.0)
@@ -182,13 +196,15 @@ class Lamb(ZooOptimizer):
             bias_1 = ops.cast(one_minus_power(beta_1, step), dtype)
             bias_2_sqrt = ops.cast(ops.sqrt(one_minus_power(beta_2, step)),
                                    dtype)
-            denom = ops.sqrt(exp_avg_sq) / bias_2_sqrt + self.epsilon
+            denom = self._math.sqrt(exp_avg_sq) / bias_2_sqrt + self.epsilon
             update = (exp_avg / bias_1) / denom
         else:
-            update = exp_avg / (ops.sqrt(exp_avg_sq) + self.epsilon)
+            update = exp_avg / (self._math.sqrt(exp_avg_sq) + self.epsilon)
         if self.caution:
             update = _layerwise.caution(update, grad)
-        decays = self._decay_mask[index]
+        # (a tuple on the multi-tensor path: a group shares its decay)
+        decays = self._decay_mask[
+            index[0] if isinstance(index, tuple) else index]
         if decays and not self.decoupled_weight_decay:
             update = update + self._weight_decay_value(dtype) * param
         if decays or self.always_adapt:

@@ -33,8 +33,7 @@ class LaProp(OwnWeightDecay, ZooOptimizer):
     $\gamma/\ell_t = 1/(1-\beta_1^t)$. The weight decay is decoupled and
     applied *after* the update, as timm does. With `caution=True` the
     momentum used for the step (not the stored one) is multiplied by timm's
-    mask $\mathbb{1}[m_t g_t > 0] / \max(\text{mean}, 10^{-3})$ per tensor,
-    which keeps the update on the per-variable path.
+    mask $\mathbb{1}[m_t g_t > 0] / \max(\text{mean}, 10^{-3})$ per tensor.
 
     Differs from `keras.optimizers.RMSprop` with momentum (Keras has no
     LaProp): the momentum is taken of the normalised gradient and is
@@ -92,8 +91,6 @@ class LaProp(OwnWeightDecay, ZooOptimizer):
                                             high=1.0, high_open=True)
         self.epsilon = validation.check_real("epsilon", epsilon, low=0.0)
         self.caution = validation.check_bool("caution", caution)
-        if self.caution:
-            self.supports_multi_tensor = False  # a per-tensor mean
 
     def _slot_specs(self):
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq"),

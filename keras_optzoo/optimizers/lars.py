@@ -70,7 +70,6 @@ class Lars(ZooOptimizer):
                         "trust_coefficient", "epsilon", "trust_clip",
                         "always_adapt", "maximize")
 
-    supports_multi_tensor = False
     #: the reference's decay is applied in _update
     weight_decay_in_update = True
 
@@ -117,7 +116,9 @@ class Lars(ZooOptimizer):
         return [SlotSpec("momentum_buffer")]
 
     def _update(self, param, grad, state, lr, index):
-        decays = self._decay_mask[index]
+        # (a tuple on the multi-tensor path: a group shares its decay)
+        decays = self._decay_mask[
+            index[0] if isinstance(index, tuple) else index]
         wd = self._weight_decay_value(param.dtype) if decays else 0.0
         if decays or self.always_adapt:
             w_norm = _layerwise.norm(param)
@@ -133,7 +134,7 @@ class Lars(ZooOptimizer):
             return param - lr * grad, {}
         momentum = self.momentum
         first = ops.equal(self.iterations, 0)
-        buf = ops.where(first, grad, momentum * state["momentum_buffer"]
+        buf = self._math.where(first, grad, momentum * state["momentum_buffer"]
                         + (1.0 - self.dampening) * grad)
         direction = grad + momentum * buf if self.nesterov else buf
         return param - lr * direction, {"momentum_buffer": buf}

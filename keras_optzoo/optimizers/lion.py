@@ -28,8 +28,7 @@ class Lion(ZooOptimizer):
     With `caution=True` the update is timm 1.0.31's `Lion(caution=True)`
     (otherwise the same algorithm): $u_t$ is multiplied by
     $\mathbb{1}[u_t g_t > 0] / \max(\text{mean}(\mathbb{1}[u_t g_t > 0]),
-    10^{-3})$, the mean taken over each tensor (Liang et al., 2024). That
-    per-tensor mean keeps a cautious Lion on the per-variable update path.
+    10^{-3})$, the mean taken over each tensor (Liang et al., 2024).
 
     Differs from `keras.optimizers.Lion`: the default learning rate is
     lion-pytorch's 1e-4 (Keras: 1e-3); Keras rejects `beta_1 = 0` (the sign
@@ -90,8 +89,6 @@ class Lion(ZooOptimizer):
         self.beta_2 = validation.check_real("beta_2", beta_2, low=0.0,
                                             high=1.0)
         self.caution = validation.check_bool("caution", caution)
-        if self.caution:
-            self.supports_multi_tensor = False  # a per-tensor mean
 
     def _slot_specs(self):
         return [SlotSpec("exp_avg")]

@@ -70,7 +70,6 @@ class NovoGrad(ZooOptimizer):
                         "grad_averaging", "amsgrad", "decoupled_weight_decay",
                         "maximize")
 
-    supports_multi_tensor = False
     #: timm's decay: decoupled here, coupled in _update
     weight_decay_in_update = True
 
@@ -119,7 +118,8 @@ class NovoGrad(ZooOptimizer):
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype
         scalar_dtype = state["exp_avg_sq"].dtype
-        sq_norm = ops.sum(ops.square(ops.cast(grad, scalar_dtype)))
+        sq_norm = self._math.sum(self._math.square(
+            self._math.cast(grad, scalar_dtype)))
         previous = state["exp_avg_sq"]
         exp_avg_sq = ops.where(
             ops.equal(previous, 0.0), sq_norm,
@@ -131,7 +131,9 @@ class NovoGrad(ZooOptimizer):
             new["max_exp_avg_sq"] = second
         denom = ops.cast(ops.sqrt(second) + self.epsilon, dtype)
         update = grad / denom
-        if self._decay_mask[index] and not self.decoupled_weight_decay:
+        # (a tuple on the multi-tensor path: a group shares its decay)
+        first = index[0] if isinstance(index, tuple) else index
+        if self._decay_mask[first] and not self.decoupled_weight_decay:
             update = update + self._weight_decay_value(dtype) * param
         if self.grad_averaging:
             update = update * (1.0 - self.beta_1)

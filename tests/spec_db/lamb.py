@@ -33,7 +33,6 @@ SPECS = [
         numpy_reference=NumpyLamb,
         capabilities=frozenset({"weight_decay", "decoupled_weight_decay",
                                "cross_element"}),
-        multi_tensor=False,
         configs=[
             # defaults: wd 0.01, global clip at 1.0 (active: the gradient
             # norm is ~5), trust ratio on every variable

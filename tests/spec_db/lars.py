@@ -27,7 +27,6 @@ SPECS = [
         reference_name="timm 1.0.31 Lars",
         numpy_reference=NumpyLars,
         capabilities=frozenset({"weight_decay", "cross_element"}),
-        multi_tensor=False,
         configs=[
             Config("momentum_wd", {"learning_rate": 1.0, "momentum": 0.9,
                                    "weight_decay": 0.01}),

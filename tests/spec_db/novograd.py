@@ -32,7 +32,6 @@ SPECS = [
         numpy_reference=NumpyNovoGrad,
         capabilities=frozenset({"weight_decay", "decoupled_weight_decay",
                                "cross_element"}),
-        multi_tensor=False,
         configs=[
             Config("default", {"learning_rate": 0.01}),
             Config("amsgrad_averaging", {"learning_rate": 0.2,
