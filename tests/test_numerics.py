@@ -212,11 +212,6 @@ FLOAT64_TOLERANCE = {
     # dtype (so do we): the eigenbases carry float32 rounding, which the
     # two LAPACK QR implementations round differently (measured 1.5e-7)
     "soap": 1e-6,
-    # measured 7.8e-9..8.8e-9 on every NorMuon config, from the Newton-
-    # Schulz tensor only (the AdamW tensors agree to 1e-16; our float64
-    # Newton-Schulz equals the reference's to 1e-15 on one matrix); the
-    # float32 quantity behind it is not located yet
-    "normuon": 2e-8,
 }
 
 

@@ -379,17 +379,24 @@ class _Math:
             return _reduce(x, "sum")
         return ops.sum(x)
 
-    def mean(self, x):
-        """The mean of a whole tensor, in float64 for float64 ``x`` (on the
-        torch backend ``ops.mean`` computes float64 inputs in float32)."""
+    def mean(self, x, axis=None, keepdims=False):
+        """The mean of a whole tensor (or over ``axis``, on plain tensors
+        only), in float64 for float64 ``x``: Keras's type promotion makes
+        ``ops.mean`` compute float64 inputs in float32 on the torch and JAX
+        backends (a float64 run then carries a ~1e-8 relative error);
+        float32 values are ``ops.mean``'s, unchanged."""
         if isinstance(x, TensorList):
+            if axis is not None:
+                raise Unsupported("mean() over an axis")
             return _reduce(x, "mean")
         if keras.backend.standardize_dtype(x.dtype) == "float64":
+            axes = range(len(x.shape)) if axis is None else (
+                axis if isinstance(axis, (tuple, list)) else (axis,))
             size = 1
-            for dim in x.shape:
-                size *= int(dim)
-            return ops.sum(x) / float(size)
-        return ops.mean(x)
+            for a in axes:
+                size *= int(x.shape[a])
+            return ops.sum(x, axis=axis, keepdims=keepdims) / float(size)
+        return ops.mean(x, axis=axis, keepdims=keepdims)
 
     def max(self, x):
         """The largest element of a whole tensor."""

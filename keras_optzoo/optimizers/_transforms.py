@@ -14,6 +14,7 @@ last two), which is the references' computation on the same layer.
 
 from keras import ops
 
+from keras_optzoo.fastpath import MATH
 from keras_optzoo import _minmax
 
 
@@ -56,7 +57,7 @@ def centralize(grad, conv_only, layout):
     if ndim <= (3 if conv_only else 1):
         return grad
     return grad + ops.negative(
-        ops.mean(grad, axis=_reduced_axes(layout), keepdims=True))
+        MATH.mean(grad, axis=_reduced_axes(layout), keepdims=True))
 
 
 def transform(optimizer, grad, param, layout):

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_optzoo.fastpath import MATH
 from keras_optzoo import _minmax
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
@@ -16,21 +17,14 @@ from keras_optzoo.registry import register_optimizer
 # On the torch backend a Python float given to ``ops.where`` or
 # ``ops.power`` becomes a float32 tensor first, and ``ops.mean`` computes in
 # float32 for float64 inputs (Keras's type promotion maps 64-bit to 32-bit
-# types): constants are made tensors of the operand's dtype, and float64
-# means are sums divided by the count. float32 values are unchanged.
+# types): constants are made tensors of the operand's dtype, and means are
+# ``MATH.mean`` (float64 kept). float32 values are unchanged.
 
 
 def _where_greater(x, bound):
     """Python's ``max(bound, x)``: ``x`` only where ``x > bound`` (so a NaN
     ``x`` gives ``bound``, as torch's ``max(1.0, t.item())`` does)."""
     return ops.where(x > bound, x, ops.full_like(x, bound))
-
-
-def _mean(x, axis):
-    """``ops.mean(x, axis, keepdims=True)``, in float64 for float64 ``x``."""
-    if keras.backend.standardize_dtype(x.dtype) == "float64":
-        return ops.sum(x, axis=axis, keepdims=True) / float(x.shape[axis])
-    return ops.mean(x, axis=axis, keepdims=True)
 
 
 @register_optimizer("adafactor", "Adafactor, factored second moment "
@@ -196,12 +190,15 @@ class Adafactor(ZooOptimizer):
         if len(shape) >= 2:
             layout = self.layout_of(index)
             grad_sq = layout.to_torch(grad_sq)
-            row_mean = ops.cast(_mean(grad_sq, -1), dtype)
-            col_mean = ops.cast(_mean(grad_sq, -2), dtype)
+            row_mean = ops.cast(MATH.mean(grad_sq, -1, keepdims=True),
+                                dtype)
+            col_mean = ops.cast(MATH.mean(grad_sq, -2, keepdims=True),
+                                dtype)
             row_var = state["row_var"] + w * (row_mean - state["row_var"])
             col_var = state["col_var"] + w * (col_mean - state["col_var"])
             new = {"row_var": row_var, "col_var": col_var}
-            row_scale = _minmax.clamp(_mean(row_var, -2), eps1)
+            row_scale = _minmax.clamp(
+                MATH.mean(row_var, -2, keepdims=True), eps1)
             var_estimate = layout.from_torch((row_var * col_var) / row_scale)
         else:
             variance = state["variance"] + w * (

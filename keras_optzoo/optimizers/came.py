@@ -2,23 +2,15 @@
 
 import math
 
-import keras
 import numpy as np
 from keras import ops
 
+from keras_optzoo.fastpath import MATH
 from keras_optzoo import _minmax
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
 from keras_optzoo.registry import register_optimizer
-
-
-def _mean(x, axis, keepdims=False):
-    """``ops.mean`` that stays float64 for float64 ``x`` (Keras's type
-    promotion computes float64 means in float32 on the torch backend)."""
-    if keras.backend.standardize_dtype(x.dtype) == "float64":
-        return ops.sum(x, axis=axis, keepdims=keepdims) / float(x.shape[axis])
-    return ops.mean(x, axis=axis, keepdims=keepdims)
 
 
 def _rms(x, numel, dtype):
@@ -32,7 +24,7 @@ def _factored_inverse_sqrt(row, col):
     Adafactor and CAME: ``rsqrt(R / mean(R)) ⊗ rsqrt(C)`` with ``R`` of shape
     ``(..., n)`` and ``C`` of shape ``(..., m)``; the result is
     ``(..., n, m)``."""
-    r_factor = ops.rsqrt(row / _mean(row, -1, keepdims=True))
+    r_factor = ops.rsqrt(row / MATH.mean(row, -1, keepdims=True))
     c_factor = ops.rsqrt(col)
     return ops.expand_dims(r_factor, -1) * ops.expand_dims(c_factor, -2)
 
@@ -190,9 +182,9 @@ class CAME(ZooOptimizer):
             g = layout.to_torch(grad)
             sq = g * g + self.epsilon_1
             row = beta_2 * state["exp_avg_sq_row"] + (1.0 - beta_2) * \
-                _mean(sq, -1)
+                MATH.mean(sq, -1)
             col = beta_2 * state["exp_avg_sq_col"] + (1.0 - beta_2) * \
-                _mean(sq, -2)
+                MATH.mean(sq, -2)
             new["exp_avg_sq_row"], new["exp_avg_sq_col"] = row, col
             update = _factored_inverse_sqrt(row, col) * g
         else:
@@ -209,9 +201,9 @@ class CAME(ZooOptimizer):
         if layout is not None:
             res = (update - exp_avg) ** 2 + self.epsilon_2
             res_row = beta_3 * state["exp_avg_res_row"] + (1.0 - beta_3) * \
-                _mean(res, -1)
+                MATH.mean(res, -1)
             res_col = beta_3 * state["exp_avg_res_col"] + (1.0 - beta_3) * \
-                _mean(res, -2)
+                MATH.mean(res, -2)
             new["exp_avg_res_row"], new["exp_avg_res_col"] = res_row, res_col
             step = layout.from_torch(
                 _factored_inverse_sqrt(res_row, res_col) * exp_avg)

@@ -4,13 +4,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_optzoo.fastpath import MATH
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.adafactor import _where_greater
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
 from keras_optzoo.optimizers.came import _clip_by_rms
 from keras_optzoo.optimizers.came import _factored_inverse_sqrt
-from keras_optzoo.optimizers.came import _mean
 from keras_optzoo.optimizers.came import _rms
 from keras_optzoo.registry import register_optimizer
 
@@ -273,8 +273,8 @@ class HFAdafactor(ZooOptimizer):
             layout = self.layout_of(index)
             g = layout.to_torch(grad)
             sq = g * g + self.epsilon_1
-            row = keep * state["exp_avg_sq_row"] + weight * _mean(sq, -1)
-            col = keep * state["exp_avg_sq_col"] + weight * _mean(sq, -2)
+            row = keep * state["exp_avg_sq_row"] + weight * MATH.mean(sq, -1)
+            col = keep * state["exp_avg_sq_col"] + weight * MATH.mean(sq, -2)
             new["exp_avg_sq_row"], new["exp_avg_sq_col"] = row, col
             update = layout.from_torch(_factored_inverse_sqrt(row, col) * g)
         else:

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from keras_optzoo.fastpath import MATH
 from keras_optzoo.optimizers import _matrix
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import one_minus_power
@@ -593,7 +594,7 @@ class Kron(ZooOptimizer):
         u = precondition(factors, deb_work)
         u = ops.cast(layout.from_torch(ops.reshape(u, layout.torch_shape)),
                      cdt)
-        rms = ops.sqrt(ops.mean(u * u))
+        rms = ops.sqrt(MATH.mean(u * u))
         u = u * ops.minimum(1.1 / (rms + 1e-8), 1.0)
         u = ops.cast(u, dtype)
         new_param = param

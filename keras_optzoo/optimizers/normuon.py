@@ -4,6 +4,7 @@ import math
 
 from keras import ops
 
+from keras_optzoo.fastpath import MATH
 from keras_optzoo.optimizers import _matrix
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers._matrix_routed import MatrixRouted
@@ -212,7 +213,7 @@ class NorMuon(MatrixRouted):
         sq = ortho * ortho
         second = state["second_momentum_buffer"]
         second = second + (1.0 - self.beta_2) * (
-            ops.mean(sq, axis=-1, keepdims=True) - second)
+            MATH.mean(sq, axis=-1, keepdims=True) - second)
         normalised = ortho / (ops.sqrt(second) + eps)
         norm = ops.sqrt(ops.sum(normalised * normalised)) + eps
         if self.update_scale == "preserve_norm":
