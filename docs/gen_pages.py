@@ -46,7 +46,7 @@ TOPICS = [
      ["keras_optzoo.callbacks.WeightAveraging",
       "keras_optzoo.callbacks.update_bn", "keras_optzoo.schedules.SWALR"]),
     ("sam", "SAM and ASAM", [], ["keras_optzoo.SAMModel"]),
-    ("lbfgs", "L-BFGS and the optimizers with their own API", [],
+    ("lbfgs", "Optimizers with their own API (L-BFGS)", [],
      ["keras_optzoo.LBFGS", "keras_optzoo.optimizers.lbfgs.fit_lbfgs"]),
     ("playground", "The playground", [], ["keras_optzoo.playground"]),
     ("layout", "The layout rule", [], ["keras_optzoo.layout"]),
