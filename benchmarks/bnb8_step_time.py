@@ -13,13 +13,13 @@ zoo's AdamW. Median of ``--reps`` steps after two warm-up steps, in ms.
 """
 
 import argparse
-import json
 import os
 import platform
 import statistics
-import sys
 import time
 import warnings
+
+from benchmarks import write_json
 
 SHAPES = [(1024, 1024), (1024,)]
 NAMES = ["kernel", "bias"]
@@ -116,11 +116,7 @@ def main(argv=None):
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     result = run(args.reps)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-    else:
-        json.dump(result, sys.stdout, indent=1)
+    write_json(result, args.out)
 
 
 if __name__ == "__main__":

@@ -27,11 +27,11 @@ keeps a row and a column vector where Adam keeps two full copies.
 """
 
 import argparse
-import json
 import math
 import os
 import platform
-import sys
+
+from benchmarks import write_json
 
 SHAPES = [(512, 512), (512,), (10, 512), (10,)]
 
@@ -231,14 +231,7 @@ def main(argv=None):
     os.environ["KERAS_BACKEND"] = args.backend
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     result = run(args.backend)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
-                    exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-    else:
-        json.dump(result, sys.stdout, indent=1)
-        print()
+    write_json(result, args.out)
 
 
 if __name__ == "__main__":

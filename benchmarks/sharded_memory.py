@@ -27,6 +27,8 @@ import platform
 import subprocess
 import sys
 
+from benchmarks import write_json
+
 DEVICES = 4
 D_MODEL = 768
 HEADS = 12
@@ -147,14 +149,7 @@ def main(argv=None):
         print("RECORD " + json.dumps(measure(args.one)), flush=True)
         return
     result = run()
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
-                    exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-    else:
-        json.dump(result, sys.stdout, indent=1)
-        print()
+    write_json(result, args.out)
 
 
 if __name__ == "__main__":

@@ -41,13 +41,14 @@ max. The process pins its math libraries to ``--threads`` threads (default
 import argparse
 import dataclasses
 import importlib
-import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
+
+from benchmarks import write_json
 
 SIZES = [10_000, 100_000, 1_000_000, 10_000_000, 30_000_000]
 QUICK_SIZES = [10_000, 100_000, 1_000_000]
@@ -1061,14 +1062,7 @@ def main(argv=None):
                  fit=not (args.no_fit or args.small), small=args.small,
                  wave2=args.wave2,
                  sizes=[int(n) for n in args.sizes] if args.sizes else None)
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
-                    exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-    else:
-        json.dump(result, sys.stdout, indent=1)
-        print()
+    write_json(result, args.out)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ import resource
 import subprocess
 import sys
 
+from benchmarks import write_json
 from benchmarks import step_time
 
 MODELS = ("resnet", "transformer")
@@ -294,14 +295,7 @@ def main(argv=None):
               f"({record['optimizer_share']:.0%})  peak "
               f"{record['peak_rss_mb']:.0f} MB", flush=True)
     result["machine"]["load_after"] = _load()
-    if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)),
-                    exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump(result, f, indent=1)
-    else:
-        json.dump(result, sys.stdout, indent=1)
-        print()
+    write_json(result, args.out)
 
 
 if __name__ == "__main__":
