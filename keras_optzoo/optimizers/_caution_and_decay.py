@@ -6,7 +6,7 @@ leading underscore keeps this module out of auto-discovery).
   casts and applies ``maximize`` but no weight decay), for optimizers whose
   reference applies the decay somewhere else (after the update, before a
   saved initial point, without the learning rate); their ``_update``
-  applies it, asking :meth:`OwnWeightDecay._decays` whether this variable
+  applies it, asking :meth:`ZooOptimizer._decays` whether this variable
   gets any (which keeps ``exclude_from_weight_decay`` working on both
   execution paths).
 * :func:`timm_caution` / :func:`pto_caution`: the "cautious" masks of
@@ -30,13 +30,6 @@ class OwnWeightDecay:
     ``weight_decay_in_update``); see the module docstring."""
 
     weight_decay_in_update = True
-
-    def _decays(self, index):
-        """Whether the variable(s) at ``index`` get weight decay (the
-        multi-tensor path passes a tuple: its groups share the mask)."""
-        if isinstance(index, tuple):
-            index = index[0]
-        return self._decay_mask[index]
 
 
 def _mask(update, grad):

@@ -82,12 +82,6 @@ else:
         return ops.where(condition, x, y)
 
 
-def first_index(index):
-    """A variable index; the multi-tensor path passes a tuple of indices of
-    one param group, which share every static property."""
-    return index[0] if isinstance(index, tuple) else index
-
-
 def where(condition, x, y, dtype):
     """A 0-d select of scalars in ``dtype``; Python floats are converted
     exactly (``ops.cast`` of a Python float rounds it through float32 on

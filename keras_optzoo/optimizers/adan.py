@@ -105,8 +105,7 @@ class Adan(ZooOptimizer):
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype
         step = self._step(dtype)
-        first = index[0] if isinstance(index, tuple) else index
-        decays = self._decay_mask[first]
+        decays = self._decays(index)
         decay = self._weight_decay_value(dtype) if decays else 0.0
         beta_1, beta_2, beta_3 = self.beta_1, self.beta_2, self.beta_3
         # d_t = g_t - g_{t-1}; 0 on the first step (neg_pre_grad holds -g)

@@ -125,6 +125,12 @@ def _is_indexed_slices(value):
     return type(value).__name__ == "IndexedSlices"
 
 
+def first_index(index):
+    """A variable index; the multi-tensor path passes a tuple of indices of
+    one param group, which share every static property."""
+    return index[0] if isinstance(index, tuple) else index
+
+
 def _densify(gradient):
     """TF hands Embedding gradients over as IndexedSlices; make them dense
     (JAX BCOO and torch sparse gradients too, see :func:`_densify_sparse`)."""
@@ -539,6 +545,12 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         return self.add_variable_from_reference(
             variable, name=spec.name, initializer=initializer,
         )
+
+    def _decays(self, index):
+        """Whether the variable(s) at ``index`` get weight decay (an index,
+        or on the multi-tensor path the tuple of a param group's indices,
+        which share the mask)."""
+        return self._decay_mask[first_index(index)]
 
     def _weight_decay_mask(self, var_list):
         """Per variable: whether weight decay applies (decided in build)."""

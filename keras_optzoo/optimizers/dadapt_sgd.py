@@ -6,6 +6,7 @@ from keras_optzoo.optimizers import _global_state
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
+from keras_optzoo.optimizers.base import first_index
 from keras_optzoo.registry import register_optimizer
 
 
@@ -184,7 +185,7 @@ class DAdaptSGD(_global_state.GlobalStepState, ZooOptimizer):
     def _update(self, param, grad, state, lr, index):
         st = self._stats
         dtype = grad.dtype
-        i = _global_state.first_index(index)
+        i = first_index(index)
 
         def c(x):
             return _global_state.cast(x, dtype)

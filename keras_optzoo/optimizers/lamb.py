@@ -202,9 +202,7 @@ class Lamb(ZooOptimizer):
             update = exp_avg / (self._math.sqrt(exp_avg_sq) + self.epsilon)
         if self.caution:
             update = _layerwise.caution(update, grad)
-        # (a tuple on the multi-tensor path: a group shares its decay)
-        decays = self._decay_mask[
-            index[0] if isinstance(index, tuple) else index]
+        decays = self._decays(index)
         if decays and not self.decoupled_weight_decay:
             update = update + self._weight_decay_value(dtype) * param
         if decays or self.always_adapt:

@@ -116,9 +116,7 @@ class Lars(ZooOptimizer):
         return [SlotSpec("momentum_buffer")]
 
     def _update(self, param, grad, state, lr, index):
-        # (a tuple on the multi-tensor path: a group shares its decay)
-        decays = self._decay_mask[
-            index[0] if isinstance(index, tuple) else index]
+        decays = self._decays(index)
         wd = self._weight_decay_value(param.dtype) if decays else 0.0
         if decays or self.always_adapt:
             w_norm = _layerwise.norm(param)

@@ -131,9 +131,7 @@ class NovoGrad(ZooOptimizer):
             new["max_exp_avg_sq"] = second
         denom = ops.cast(ops.sqrt(second) + self.epsilon, dtype)
         update = grad / denom
-        # (a tuple on the multi-tensor path: a group shares its decay)
-        first = index[0] if isinstance(index, tuple) else index
-        if self._decay_mask[first] and not self.decoupled_weight_decay:
+        if self._decays(index) and not self.decoupled_weight_decay:
             update = update + self._weight_decay_value(dtype) * param
         if self.grad_averaging:
             update = update * (1.0 - self.beta_1)

@@ -12,6 +12,7 @@ from keras_optzoo import param_groups as _param_groups
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
+from keras_optzoo.optimizers.base import first_index
 from keras_optzoo.registry import register_optimizer
 
 _TORCH = keras.backend.backend() == "torch"
@@ -225,10 +226,8 @@ class _ScheduleFree(ZooOptimizer):
         return getattr(self, self._interpolation)
 
     def _group(self, index):
-        if isinstance(index, tuple):  # a multi-tensor group shares it
-            index = index[0]
         group_of = getattr(self, "_group_of", None)
-        return group_of[index] if group_of else 0
+        return group_of[first_index(index)] if group_of else 0
 
     def _first_of_groups(self):
         """{group: its first variable's index} for the non-empty groups
@@ -333,11 +332,6 @@ class _ScheduleFree(ZooOptimizer):
         return state.value.device.type == "cpu"
 
     # --------------------------------------------------------------- update
-    def _decays(self, index):
-        if isinstance(index, tuple):  # a multi-tensor group shares it
-            index = index[0]
-        return self._decay_mask[index]
-
     def _lerp(self, start, end, weight):
         """``torch.lerp`` for a 0-d tensor weight; on the torch
         multi-tensor path the pattern compiles to ``_foreach_lerp_``."""
