@@ -227,8 +227,7 @@ def _pin_step_statistics(opt):
 
     state = opt._multi_tensor
     state.pinned_stats = None
-    if not getattr(opt, "replay_step_statistics", False) or \
-            not opt._has_step_statistics():
+    if not opt.replay_step_statistics or not opt._has_step_statistics():
         return
     kept = state.stats_buffers
     pinned = {}
@@ -505,8 +504,7 @@ def _run(opt, layout, grads, learning_rate, fused):
                                         record=_replayable(opt))
             if replay is not None and replay.ok and replay.selects and \
                     not _no_host_reads(opt, group) and not (
-                        getattr(opt, "replay_selects", False)
-                        and not traced.workspace.large
+                        opt.replay_selects and not traced.workspace.large
                         and len(group.params) <= _REPLAY_SELECTS_TENSORS):
                 replay.ok, replay.problem = False, "where() on the CPU"
                 state.declined = True

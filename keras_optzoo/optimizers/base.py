@@ -199,10 +199,22 @@ class ZooOptimizer(keras.optimizers.Optimizer):
 
     #: Whether the torch multi-tensor path may run this optimizer's
     #: ``_update`` on lists of tensors. Set False on an optimizer whose
-    #: update needs per-tensor reductions (norms, means over rows) or matrix
-    #: math: the torch backend then runs the per-variable ``update_step``,
-    #: and :attr:`update_path` says so.
+    #: update needs what the lazy foreach math cannot express (reductions
+    #: along rows, matrix math): the torch backend then runs the
+    #: per-variable ``update_step``, and :attr:`update_path` says so.
+    #: Whole-tensor reductions (``self._math.norm/sum/mean/max``) are fine.
     supports_multi_tensor = True
+
+    #: Multi-tensor path on the CPU: replay the recorded step although it
+    #: selects between branches on the device (both computed), for small
+    #: groups of small tensors, instead of re-tracing ``_update`` every step
+    #: (``fastpath/runner.py``; RAdam).
+    replay_selects = False
+
+    #: The step statistics (``_step_statistics``) are tensors read only by
+    #: ``_update``: the multi-tensor path copies them each step into tensors
+    #: it keeps, so that a recorded step can be replayed (Lamb's clip).
+    replay_step_statistics = False
 
     #: Whether ``_update`` applies the weight decay itself (see the class
     #: docstring): ``_prepare`` then applies none. A class with a fused
