@@ -67,6 +67,7 @@ per-variable values are combined with arithmetic operators and
 the update on whole lists of variables at once.
 """
 
+import contextlib
 import math
 import numbers
 
@@ -481,11 +482,8 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         # the data-parallel mesh axis (keras_optzoo/optimizers/_sharding.py)
         state_distribution = (_sharding.active() if self.shard_state
                               else None)
-        object.__setattr__(self, "_state_distribution", state_distribution)
-        try:
+        with self._laying_out_state(state_distribution):
             super().build(var_list)
-        finally:
-            object.__setattr__(self, "_state_distribution", None)
         # Param groups: each variable's group (self._group_of); the mask,
         # rules and slots below are decided with its group's
         # hyperparameters in effect (param_groups.scope).
@@ -511,17 +509,25 @@ class ZooOptimizer(keras.optimizers.Optimizer):
                 if spec.name not in names:
                     names.append(spec.name)
         slots = {name: [None] * len(var_list) for name in names}
-        object.__setattr__(self, "_state_distribution", state_distribution)
-        try:
+        with self._laying_out_state(state_distribution):
             for index, (variable, specs) in enumerate(zip(var_list,
                                                           per_variable)):
                 with _param_groups.scope(self, index):
                     for spec in specs or ():
                         slots[spec.name][index] = self._make_slot(
                             variable, index, spec)
+        self._slots = slots
+
+    @contextlib.contextmanager
+    def _laying_out_state(self, distribution):
+        """While open, :meth:`add_variable` gives new variables the sharded
+        layout of ``distribution`` (None: Keras's layout); the attribute is
+        set past Keras's attribute tracking (``object.__setattr__``)."""
+        object.__setattr__(self, "_state_distribution", distribution)
+        try:
+            yield
         finally:
             object.__setattr__(self, "_state_distribution", None)
-        self._slots = slots
 
     def add_variable(self, shape, initializer="zeros", dtype=None,
                      aggregation="none", layout=None, name=None):
