@@ -248,3 +248,20 @@ def digits_model(optimizer, jit_compile=None):
         else jit_compile,
     )
     return model
+
+
+def run_worker(args, env, timeout, cwd=None):
+    """Runs ``python *args`` in a subprocess — for what must be set before
+    an import (XLA's device count, jax_enable_x64, tf.distribute devices) —
+    and returns the JSON its last ``RESULT `` line prints. A failed run fails
+    the test with the end of its stderr."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, *args], env=env, cwd=cwd,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = [x for x in proc.stdout.splitlines()
+            if x.startswith("RESULT ")][-1]
+    return json.loads(line[len("RESULT "):])

@@ -12,7 +12,6 @@ Tolerance: the replicas sum the gradient in another order, so the runs agree
 to float32 rounding, not bit-exactly (as tests/test_distributed.py).
 """
 
-import json
 import os
 import socket
 import subprocess
@@ -22,6 +21,8 @@ import numpy as np
 import pytest
 
 import keras
+
+import harness
 
 ATOL = 1e-6
 BACKEND = keras.backend.backend()
@@ -78,11 +79,7 @@ def test_torch_ddp_equals_single_process(tmp_path):
                     reason="keras.distribution / tf.distribute: the torch "
                     "backend's recipe is DDP, tested above")
 def test_param_groups_under_keras_data_parallel():
-    proc = subprocess.run([sys.executable, WORKER, BACKEND], env=_env(),
-                          capture_output=True, text=True, timeout=TIMEOUT)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")]
-    result = json.loads(line[-1][len("RESULT "):])
+    result = harness.run_worker([WORKER, BACKEND], _env(), TIMEOUT)
     assert result["replicas"] == 2
     assert sorted(set(result["group_of"])) == [0, 1, 2]
     assert result["moved"] > 1e-3

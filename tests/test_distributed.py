@@ -23,14 +23,13 @@ equivalent; torch's own DDP/FSDP run outside Keras's training loop, so
 there is no Keras multi-device path to test on it.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 import keras
+
+import harness
 
 import _distributed_worker as worker
 
@@ -50,13 +49,7 @@ if CASES:
         if BACKEND == "jax":
             env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
                                 " --xla_force_host_platform_device_count=4")
-        proc = subprocess.run([sys.executable, worker.__file__], env=env,
-                              capture_output=True, text=True,
-                              timeout=WORKER_TIMEOUT)
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        line = [x for x in proc.stdout.splitlines()
-                if x.startswith("RESULT ")][-1]
-        return json.loads(line[len("RESULT "):])
+        return harness.run_worker([worker.__file__], env, WORKER_TIMEOUT)
 
 
     @pytest.mark.slow

@@ -12,10 +12,7 @@ in tests/test_plateau.py; the layout of the saved state in
 tests/test_resume.py.
 """
 
-import json
 import os
-import subprocess
-import sys
 import textwrap
 import warnings
 
@@ -25,6 +22,7 @@ import pytest
 import keras
 from keras import ops
 
+import harness
 import specs
 import keras_optzoo as oz
 
@@ -296,13 +294,8 @@ if BACKEND == "tensorflow":
     def test_exclude_from_weight_decay_inside_mirrored_strategy_run():
         env = dict(os.environ, KERAS_BACKEND="tensorflow",
                    TF_CPP_MIN_LOG_LEVEL="3")
-        proc = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(_MIRRORED_SCRIPT)],
-            env=env, capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        line = [x for x in proc.stdout.splitlines()
-                if x.startswith("RESULT ")][-1]
-        result = json.loads(line[len("RESULT "):])
+        result = harness.run_worker(
+            ["-c", textwrap.dedent(_MIRRORED_SCRIPT)], env, 300)
         assert result["mask"] == [True, False]
         for a, b in zip(result["ours"], result["theirs"]):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

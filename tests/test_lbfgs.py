@@ -17,8 +17,6 @@ does not on JAX and torch; see `_Float64Dense`).
 import json
 import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -26,6 +24,8 @@ import torch
 
 import keras
 from keras import ops
+
+import harness
 
 import keras_optzoo as oz
 from keras_optzoo.optimizers.lbfgs import fit_lbfgs
@@ -188,12 +188,7 @@ def test_float64_matches_torch_float64():
         here = pathlib.Path(__file__).parent
         code = ("import json, test_lbfgs; "
                 "print('RESULT', json.dumps(test_lbfgs.float64_deviations()))")
-        proc = subprocess.run([sys.executable, "-c", code], cwd=here, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        line = [l for l in proc.stdout.splitlines()
-                if l.startswith("RESULT ")][-1]
-        deviations = json.loads(line[len("RESULT "):])
+        deviations = harness.run_worker(["-c", code], env, 300, cwd=here)
     else:
         deviations = float64_deviations()
     print("LBFGS float64 relative deviation from torch:", deviations)

@@ -7,10 +7,7 @@ NaN/Inf gradients (same propagation as torch: equal NaN and ±inf masks),
 float64 variables, and LossScaleOptimizer skipping non-finite steps.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -220,13 +217,7 @@ def test_float64_matches_torch_float64():
         # jax_enable_x64 must be set before JAX makes an array and changes
         # default dtypes process-wide: run the cases in a subprocess.
         env = dict(os.environ, JAX_ENABLE_X64="1", KERAS_BACKEND="jax")
-        proc = subprocess.run(
-            [sys.executable, _float64_helper.__file__], env=env,
-            capture_output=True, text=True, timeout=300)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        line = [x for x in proc.stdout.splitlines()
-                if x.startswith("RESULT ")][-1]
-        deviations = json.loads(line[len("RESULT "):])
+        deviations = harness.run_worker([_float64_helper.__file__], env, 300)
     else:
         deviations = {f"{s.name}-{c.id}": _float64_helper.deviation(s, c)
                       for s, c in _float64_helper.cases()}

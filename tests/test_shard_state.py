@@ -23,9 +23,7 @@ these backends, so ``shard_state=True`` raises a ValueError naming the
 argument and what to use instead; that is tested there.
 """
 
-import json
 import os
-import subprocess
 import sys
 import warnings
 
@@ -33,6 +31,8 @@ import numpy as np
 import pytest
 
 import keras
+
+import harness
 
 import keras_optzoo as oz
 
@@ -114,13 +114,7 @@ if BACKEND == "jax":
         env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
                             f" --xla_force_host_platform_device_count="
                             f"{DEVICES}")
-        proc = subprocess.run([sys.executable, WORKER], env=env,
-                              capture_output=True, text=True,
-                              timeout=TIMEOUT)
-        assert proc.returncode == 0, proc.stderr[-4000:]
-        line = [x for x in proc.stdout.splitlines()
-                if x.startswith("RESULT ")][-1]
-        return json.loads(line[len("RESULT "):])
+        return harness.run_worker([WORKER], env, TIMEOUT)
 
     def _case(results, mechanism):
         result = results[mechanism]
