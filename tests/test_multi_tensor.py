@@ -206,7 +206,8 @@ def _wd_config(spec):
 
 @pytest.mark.parametrize("spec,mode", _mode_cases(FEATURE_MODES))
 def test_exclude_from_weight_decay(spec, mode):
-    """Excluded variables form their own group (no weight decay)."""
+    """Excluded variables form their own group (no weight decay), as do
+    the variables of each update rule (``_rule_for``: MARS's 1-D ones)."""
     mask = [True, False, True, False]
 
     def exclude(opt, variables):
@@ -215,8 +216,9 @@ def test_exclude_from_weight_decay(spec, mode):
 
     fast, _, _ = _compare(spec, _wd_config(spec), mode, before_build=exclude)
     if ON_TORCH and mode == "foreach" and fast.supports_multi_tensor:
+        rules = len(set(fast._rules))
         assert len(next(iter(fast._multi_tensor.layouts.values())).groups) \
-            == (2 if fast.weight_decay else 1)
+            == (2 if fast.weight_decay else 1) * rules
 
 
 @pytest.mark.parametrize("spec,mode", _mode_cases(FEATURE_MODES))
@@ -249,8 +251,9 @@ def test_dtype_groups(spec, mode):
     if ON_TORCH and fast.supports_multi_tensor:  # (JAX: no float64)
         assert [v.dtype for v in variables] == dtypes
         layout = next(iter(fast._multi_tensor.layouts.values()))
-        assert sorted(str(g.dtype) for g in layout.groups) == [
-            "torch.float32", "torch.float64"]
+        # (and one per update rule: MARS's matrices and vectors)
+        assert sorted(str(g.dtype) for g in layout.groups) == sorted(
+            ["torch.float32", "torch.float64"] * len(set(fast._rules)))
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
@@ -756,7 +759,8 @@ def test_replay_is_used(spec, config):
         assert state.replayed == 0
         return
     assert state.not_replayed is None, state.not_replayed
-    assert state.replayed == 3
+    groups = len(next(iter(state.layouts.values())).groups)
+    assert state.replayed == 3 * groups
 
 
 @pytest.mark.skipif(not ON_TORCH, reason="the replay is torch's")

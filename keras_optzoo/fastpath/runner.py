@@ -150,27 +150,32 @@ class _Layout:
         for position, variable in enumerate(variables):
             index = opt._get_variable_index(variable)
             value = variable.value
-            if opt._overwrite_variable_with_gradient(variable) or any(
-                    slots[index] is None for slots in opt._slots.values()) \
+            if opt._overwrite_variable_with_gradient(variable) \
                     or value.dtype not in (torch.float32, torch.float64):
                 self.rest.append(position)
                 continue
             decay = opt._decay_mask[index]
             # one group per param group too: its hyperparameters and lr
-            # apply to the whole group (keras_optzoo/param_groups.py)
+            # apply to the whole group (keras_optzoo/param_groups.py); and
+            # per update rule (``_rule_for``) with the slots it declares:
+            # ``_update`` then takes one branch for the whole group
             param_group = opt._group_of[index] \
                 if getattr(opt, "_group_of", None) else 0
-            key = (value.dtype, value.device, decay, param_group)
+            slot_names = tuple(name for name, slots in opt._slots.items()
+                               if slots[index] is not None)
+            key = (value.dtype, value.device, decay, param_group,
+                   opt._rules[index], slot_names)
             group = groups.get(key)
             if group is None:
                 group = groups[key] = _Group(value.dtype, decay)
+                group.slots = dict.fromkeys(slot_names)
             group.positions.append(position)
             group.indices.append(index)
             group.params.append(value)
         for group in groups.values():
             group.slots = {
-                name: [slots[i].value for i in group.indices]
-                for name, slots in opt._slots.items()
+                name: [opt._slots[name][i].value for i in group.indices]
+                for name in group.slots
             }
         self.groups = list(groups.values())
 

@@ -110,7 +110,7 @@ class MatrixRouted(ZooOptimizer):
 
     # --------------------------------------------------------------- update
     def _update(self, param, grad, state, lr, index):
-        if self._rules[index] == self.matrix_rule:
+        if self._rule(index) == self.matrix_rule:
             return self._matrix_update(param, grad, state, lr, index)
         return self._adamw_update(param, grad, state, lr, index)
 

@@ -164,7 +164,7 @@ class AdaMuon(MatrixRouted):
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype
         if self._decay_allowed[index] and self.weight_decay:
-            decay_lr = lr if self._rules[index] == "adamuon" else \
+            decay_lr = lr if self._rule(index) == "adamuon" else \
                 lr * self.fallback_learning_rate_scale
             param = param * (1.0 - decay_lr * self._weight_decay_value(dtype))
         return super()._update(param, grad, state, lr, index)

@@ -465,10 +465,19 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         The second-rule mechanism: an optimizer that updates some variables
         with another algorithm (Muon hands non-matrix variables to AdamW)
         returns a short string here; ``_update`` reads it back with
-        ``self._rules[index]`` (never from the variable, whose name is not
+        ``self._rule(index)`` (never from the variable, whose name is not
         reliable inside ``update_step`` on TF). Defaults to ``None``.
+        The torch multi-tensor path groups variables by rule (and by the
+        slots ``_slot_specs_for`` gives them), so one ``_update`` call
+        takes one branch for its whole group.
         """
         return None
+
+    def _rule(self, index):
+        """The update rule of the variable(s) at ``index`` (an index, or on
+        the multi-tensor path the tuple of one group's indices, which share
+        their rule)."""
+        return self._rules[first_index(index)]
 
     def build(self, var_list):
         if self.built:

@@ -116,9 +116,13 @@ class MARS(ZooOptimizer):
                         "gamma", "mars_type", "optimize_1d", "lr_1d_factor",
                         "beta_1_1d", "beta_2_1d", "caution", "maximize")
     #: per-tensor norms and a rule per variable
-    supports_multi_tensor = False
     #: timm adds the decay to the update (inside the learning rate)
     weight_decay_in_update = True
+
+    #: torch fast path on the CPU: replay the recorded step (the first
+    #: step's plain gradient and the corrected one both computed, ``where``
+    #: selecting on the device) rather than re-trace ``_update`` every step
+    replay_selects = True
 
     def __init__(
         self,
@@ -179,7 +183,7 @@ class MARS(ZooOptimizer):
 
     # --------------------------------------------------------------- update
     def _update(self, param, grad, state, lr, index):
-        if self._rules[index] == "mars":
+        if self._rule(index) == "mars":
             return self._mars_update(param, grad, state, lr, index)
         return self._adamw_update(param, grad, state, lr, index)
 
@@ -191,13 +195,13 @@ class MARS(ZooOptimizer):
         bias_1 = ops.cast(one_minus_power(beta_1, step), dtype)
         bias_2_sqrt = ops.cast(ops.sqrt(one_minus_power(beta_2, step)),
                                dtype)
-        denom = ops.sqrt(exp_avg_sq) / bias_2_sqrt + self.epsilon
+        denom = self._math.sqrt(exp_avg_sq) / bias_2_sqrt + self.epsilon
         if self.caution:
             exp_avg = _layerwise.caution(exp_avg, grad)
         return (exp_avg / bias_1) / denom
 
     def _with_decay(self, update, param, index):
-        if not self._decay_mask[index]:
+        if not self._decays(index):
             return update
         return param * self._weight_decay_value(param.dtype) + update
 
@@ -207,7 +211,7 @@ class MARS(ZooOptimizer):
         scale = self.gamma * (beta_1 / (1.0 - beta_1))
         corrected = (grad - state["last_grad"]) * scale + grad
         # timm: the first step has no previous gradient (c_1 = g_1)
-        c_t = ops.where(ops.greater(step, 1.0), corrected, grad)
+        c_t = self._math.where(ops.greater(step, 1.0), corrected, grad)
         c_t = c_t / _minmax.maximum(_layerwise.norm(c_t), 1.0)
         exp_avg = beta_1 * state["exp_avg"] + (1.0 - beta_1) * c_t
         new = {"exp_avg": exp_avg, "last_grad": grad}

@@ -57,7 +57,6 @@ SPECS = [
         numpy_reference=NumpyMars,
         # the norm of the corrected gradient spreads a NaN through a tensor
         capabilities=frozenset({"weight_decay", "cross_element"}),
-        multi_tensor=False,
         configs=[
             # the (3, 4) and (2, 3, 2) tensors take MARS (their corrected
             # gradients' norms are ~3: the clip is active), the (5,) and ()
