@@ -40,7 +40,8 @@ How a new optimizer gets the fast path
 --------------------------------------
 Write ``_update`` with arithmetic operators on the per-variable values and
 ``self._math`` for elementwise functions (sqrt, abs, sign, maximum, minimum,
-where, exp, log, square, cast, negative, greater) and per-tensor reductions
+where, exp, log, square, cast, negative, greater, zero_where) and
+per-tensor reductions
 (``norm``, ``sum``, ``mean``, ``max``: a 0-d tensor per variable on the
 per-variable path, one value per tensor, as a 1-D per-variable tensor, on
 the fast path, computed by ``torch._foreach_norm`` where it applies; the

@@ -339,6 +339,19 @@ class _Math:
             return tl._new("where", cond, x, y)
         return ops.where(condition, x, y)
 
+    def zero_where(self, mask, x):
+        """``x`` with 0 where the 0/1 ``mask`` is 1: a per-element ``where``
+        on tensors. The foreach program has no per-element select, so on a
+        TensorList it clips ``x`` to ``[log(mask), -log(mask)]``, which is
+        ``[0, 0]`` where the mask is 1 and ``[-inf, inf]`` elsewhere: the
+        same values (inf and NaN included, up to the sign of a zero). The
+        clip costs a transcendental per element, which XLA does not spend
+        on a ``where``."""
+        if isinstance(mask, TensorList) or isinstance(x, TensorList):
+            bound = self.log(mask)
+            return self.minimum(self.maximum(x, bound), self.negative(bound))
+        return ops.where(ops.greater(mask, 0.5), ops.zeros_like(x), x)
+
     def greater(self, x, y):
         """``x > y`` elementwise: a boolean mask for tensors; for a
         TensorList the same mask as 0/1 values of ``x``'s dtype (what the

@@ -147,13 +147,14 @@ class ADOPT(OwnWeightDecay, ZooOptimizer):
             clip = ops.cast(ops.power(step, self.clip_exponent), dtype)
             normed = self._math.minimum(self._math.maximum(normed, -clip),
                                         clip)
-        new_avg = exp_avg + (1.0 - self.beta_1) * (normed - exp_avg)
+        where = self._math.where
+        new_avg = where(first, exp_avg,
+                        exp_avg + (1.0 - self.beta_1) * (normed - exp_avg))
         update = pto_caution(new_avg, normed) if self.caution else new_avg
         new_param = param - lr * update
         grad_sq = grad * grad
         new_sq = self.beta_2 * exp_avg_sq + (1.0 - self.beta_2) * grad_sq
-        where = self._math.where
         return where(first, param, new_param), {
-            "exp_avg": where(first, exp_avg, new_avg),
+            "exp_avg": new_avg,
             "exp_avg_sq": where(first, exp_avg_sq + grad_sq, new_sq),
         }

@@ -2,7 +2,6 @@
 
 import numbers
 
-import keras
 from keras import ops
 
 from keras_optzoo.optimizers.base import SlotSpec
@@ -70,9 +69,9 @@ class Rprop(ZooOptimizer):
     weight decay (torch's Rprop has none): `weight_decay` is refused.
 
     The per-element selections are written with arithmetic on
-    $|s_t|$ and $s_t$ (and a `log` that maps the "sign flipped" mask to a
-    clipping bound of 0 or ∞), so the update is elementwise and runs on the
-    torch multi-tensor path.
+    $|s_t|$ and $s_t$ and `self._math.zero_where` (a `where` on tensors; a
+    clip to bounds of 0 or ∞ on the torch multi-tensor path, which has no
+    per-element select), so the update runs on that path too.
 
     Differs from `keras.optimizers.*`: Keras has no Rprop. `optax.rprop`
     (0.2.8) computes something else: it does not clamp the step size where
@@ -120,19 +119,12 @@ class Rprop(ZooOptimizer):
     def _slot_specs(self):
         return [SlotSpec("prev"), SlotSpec("step_size")]
 
-    def _sign(self, x):
-        """torch's sign: 0 for NaN (JAX's and TF's give NaN)."""
-        sign = self._math.sign(x)
-        if keras.backend.backend() == "torch":
-            return sign  # torch.sign, also on the multi-tensor path
-        return ops.where(ops.isnan(x), ops.zeros_like(sign), sign)
-
     def _update(self, param, grad, state, lr, index):
         eta_minus, eta_plus = self.etas
         size_min, size_max = self.step_sizes
         first = ops.equal(self.iterations, 0)
         step_size = self._math.where(first, lr, state["step_size"])
-        sign = self._sign(grad * state["prev"])
+        sign = self._math.sign(grad * state["prev"])
         magnitude = self._math.abs(sign)
         # 0/1 masks of sign > 0, sign < 0: exact in any float type
         grew = (magnitude + sign) * 0.5
@@ -140,13 +132,8 @@ class Rprop(ZooOptimizer):
         factor = grew * eta_plus + flipped * eta_minus + (1.0 - magnitude)
         step_size = self._math.minimum(
             self._math.maximum(step_size * factor, size_min), size_max)
-        # bound = log(flipped): 0 where the sign flipped, -inf elsewhere, so
-        # clipping to [bound, -bound] zeroes exactly those elements (inf
-        # included) and leaves the others, NaN included, as they are.
-        bound = self._math.log(flipped)
-        grad = self._math.minimum(self._math.maximum(grad, bound),
-                                  self._math.negative(bound))
-        param = param - self._sign(grad) * step_size
+        grad = self._math.zero_where(flipped, grad)
+        param = param - self._math.sign(grad) * step_size
         return param, {"prev": grad, "step_size": step_size}
 
 
