@@ -332,7 +332,14 @@ class _Math:
                 raise Unsupported("where() with a per-element condition")
             if not tl.trace.device_scalars or not hasattr(condition,
                                                           "ndim"):
-                return x if bool(ops.convert_to_numpy(condition)) else y
+                if not per_var:
+                    return x if bool(ops.convert_to_numpy(condition)) else y
+                # read on the host: one Python bool per tensor
+                flags = tuple(bool(c) for c in condition.tolist())
+                if all(flags) or not any(flags):
+                    return x if flags[0] else y
+                return tl._new("where", flags, tl._operand(x),
+                               tl._operand(y))
             cond = _PerVar(condition) if per_var else condition.reshape(())
             x = tl._operand(x)
             y = tl._operand(y)
@@ -356,14 +363,24 @@ class _Math:
     # tensor that the scalar math and later TensorList arithmetic take as
     # per-variable scalars (see ``_Reduction``)
 
-    def norm(self, x):
+    def norm(self, x, axis=None, keepdims=False):
         """The 2-norm of a whole tensor, as torch's CPU ``Tensor.norm``
         computes it in float32: ``sqrt(sum(x**2))``, which overflows (1e30)
         and underflows (1e-30) as torch's does, except for a one-element
         tensor, whose norm torch returns as ``|x|`` exactly. On a TensorList:
-        ``torch._foreach_norm`` (the same per-tensor norm)."""
+        ``torch._foreach_norm`` (the same per-tensor norm).
+
+        ``axis`` (with ``keepdims=True``): the norm over those axes only,
+        ``sqrt(sum(x**2, axis))``; on a TensorList ``axis`` holds one tuple
+        of axes per tensor (see :meth:`sum`), computed by
+        ``torch.linalg.vector_norm``."""
         if isinstance(x, TensorList):
+            if axis is not None:
+                return _reduce_axes(x, "norm", axis, keepdims)
             return _reduce(x, "norm")
+        if axis is not None:
+            return ops.sqrt(ops.sum(ops.square(x), axis=axis,
+                                    keepdims=keepdims))
         size = 1
         for dim in x.shape:
             # an unknown dimension (a densified IndexedSlices in a
@@ -373,11 +390,22 @@ class _Math:
             return ops.abs(ops.reshape(x, ()))
         return ops.sqrt(ops.sum(ops.square(x)))
 
-    def sum(self, x):
-        """The sum of a whole tensor."""
+    def sum(self, x, axis=None, keepdims=False):
+        """The sum of a whole tensor, or over ``axis``.
+
+        On a TensorList, ``axis`` (with ``keepdims=True``, so that the
+        result broadcasts against the full tensors) holds one tuple of axes
+        per tensor, since the tensors of a group differ in shape and layout
+        (a channel's row is not along the same axes of a Dense kernel and a
+        convolution kernel): the result is a TensorList of the
+        keepdims-shaped sums, which later arithmetic broadcasts per tensor.
+        Computed at once (one ``torch.sum`` per tensor, a reduction along
+        axes has no foreach kernel), like the whole-tensor reductions."""
         if isinstance(x, TensorList):
+            if axis is not None:
+                return _reduce_axes(x, "sum", axis, keepdims)
             return _reduce(x, "sum")
-        return ops.sum(x)
+        return ops.sum(x, axis=axis, keepdims=keepdims)
 
     def mean(self, x, axis=None, keepdims=False):
         """The mean of a whole tensor (or over ``axis``, on plain tensors
@@ -403,6 +431,26 @@ class _Math:
         if isinstance(x, TensorList):
             return _reduce(x, "max")
         return ops.max(x)
+
+    def amax(self, x):
+        """The largest element of a whole tensor, NaN if any element is NaN
+        on every backend (``_minmax.amax``; torch's ``amax`` per tensor on a
+        TensorList)."""
+        if isinstance(x, TensorList):
+            return _reduce(x, "max")
+        return _minmax.amax(x)
+
+    def constant(self, values, dtype):
+        """A Python float as a 0-d tensor of ``dtype`` (converted directly,
+        not through float32); a tuple of floats, one per variable of a
+        fast-path group (a shape-dependent threshold, say), as a 1-D tensor
+        on Keras's device. That tensor is not marked per-variable (a
+        recording of the step could not follow the marking): combine it
+        with a per-variable value, such as a per-tensor reduction, whose
+        marking the result keeps."""
+        if isinstance(values, tuple):
+            values = list(values)
+        return ops.convert_to_tensor(values, dtype=dtype)
 
     def cast(self, x, dtype):
         if not isinstance(x, TensorList):
@@ -447,13 +495,44 @@ def _reduce(x, kind):
     return out
 
 
+def _reduce_axes(x, kind, axis, keepdims):
+    """``kind`` ("sum", "norm") of every tensor of ``x`` over its own axes
+    (``axis[i]`` for tensor i), keepdims-shaped: a new leaf TensorList whose
+    tensors each call of the reduction sets (see ``_Reduction``)."""
+    import torch
+
+    if not keepdims:
+        raise Unsupported("a reduction along axes needs keepdims=True")
+    if not (isinstance(axis, tuple) and len(axis) == x.n and all(
+            isinstance(a, tuple) for a in axis)):
+        raise Unsupported("a reduction of a TensorList along axes takes one "
+                          "tuple of axes per tensor")
+    out = TensorList("leaf", (), x.dtype, x.n, x.trace,
+                     role=(kind, axis))
+    reduction = _Reduction(x, kind, axis, out)
+    recorder = x.trace.recorder
+    if recorder is None:
+        reduction(*reduction.inputs)
+        return out
+    with torch._C.DisableTorchFunction():  # the recorder sees one call
+        values = reduction(*reduction.inputs)
+    recorder.observe(reduction, tuple(reduction.inputs), {}, values)
+    return out
+
+
 class _Reduction:
     """Computes ``kind`` of every tensor of a TensorList (and the
-    sub-graph's values, kept in its nodes, now leaves)."""
+    sub-graph's values, kept in its nodes, now leaves).
+
+    With ``axes`` (one tuple per tensor) the reduction runs over those axes
+    only and its keepdims-shaped results become the tensors of the leaf
+    ``out``; the call returns them too (so a recorder sees them made)."""
 
     _UNARY = frozenset({"neg", "abs", "sqrt", "sign", "exp", "log"})
 
-    def __init__(self, x, kind):
+    def __init__(self, x, kind, axes=None, out=None):
+        self.axes = axes
+        self.out = out
         self.kind = kind
         self.target = x
         self.n = x.n
@@ -520,6 +599,15 @@ class _Reduction:
             node.tensors = _evaluate(op, vals, is_list, n, dtype)
         values = self.target.tensors
         kind = self.kind
+        if self.axes is not None:
+            if kind == "norm":
+                out = [torch.linalg.vector_norm(t, 2, dim=a, keepdim=True)
+                       for t, a in zip(values, self.axes)]
+            else:
+                out = [torch.sum(t, dim=a, keepdim=True)
+                       for t, a in zip(values, self.axes)]
+            self.out.tensors = out
+            return out
         if kind == "norm":
             out = torch.stack(torch._foreach_norm(values))
         elif kind in ("sum", "mean") and self.nonnegative:
@@ -567,7 +655,8 @@ def _evaluate(op, vals, is_list, n, dtype):
     if op == "where":
         cond, x, y = (v if lst else _per_tensor(v, n)
                       for v, lst in zip(vals, is_list))
-        return [torch.where(c, a, b) for c, a, b in zip(cond, x, y)]
+        return [(a if c else b) if isinstance(c, bool)
+                else torch.where(c, a, b) for c, a, b in zip(cond, x, y)]
     if op == "greater":  # as 0/1 of the dtype (see ``_Math.greater``)
         if isinstance(vals[1], float):
             # x > c  <=>  sign(x - c) = 1 (NaN: torch's sign gives 0)
@@ -1147,11 +1236,18 @@ def _where(buf, params):
     the device (one value for all, or one per tensor)."""
     import torch
 
-    cond, x, y = params
     n = len(buf)
-    cond, x, y = _as_list(cond, n), _as_list(x, n), _as_list(y, n)
+    # (a leaf computed by a reduction may hold a tuple of tensors)
+    cond, x, y = (_as_list(list(p) if isinstance(p, tuple) else p, n)
+                  for p in params)
     for b, c, xi, yi in zip(buf, cond, x, y):
-        if isinstance(xi, float) or isinstance(yi, float):
+        if isinstance(c, bool):  # read on the host (no device scalars)
+            chosen = xi if c else yi
+            if isinstance(chosen, float):
+                b.fill_(chosen)
+            else:
+                b.copy_(chosen)
+        elif isinstance(xi, float) or isinstance(yi, float):
             b.copy_(torch.where(c, xi, yi))
         else:
             torch.where(c, xi, yi, out=b)

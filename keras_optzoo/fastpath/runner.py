@@ -160,7 +160,8 @@ class _Layout:
             # apply to the whole group (keras_optzoo/param_groups.py)
             param_group = opt._group_of[index] \
                 if getattr(opt, "_group_of", None) else 0
-            key = (value.dtype, value.device, decay, param_group)
+            key = (value.dtype, value.device, decay, param_group,
+                   opt._multi_tensor_group(index))
             group = groups.get(key)
             if group is None:
                 group = groups[key] = _Group(value.dtype, decay)

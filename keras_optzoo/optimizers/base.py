@@ -203,7 +203,9 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     #: update needs what the lazy foreach math cannot express (reductions
     #: along rows, matrix math): the torch backend then runs the
     #: per-variable ``update_step``, and :attr:`update_path` says so.
-    #: Whole-tensor reductions (``self._math.norm/sum/mean/max``) are fine.
+    #: Whole-tensor reductions (``self._math.norm/sum/mean/max``) are fine,
+    #: and so are reductions along axes with one tuple of axes per tensor
+    #: (``self._math.sum(x, axis=..., keepdims=True)``, AdamP's rows).
     supports_multi_tensor = True
 
     #: Multi-tensor path on the CPU: replay the recorded step although it
@@ -458,6 +460,15 @@ class ZooOptimizer(keras.optimizers.Optimizer):
         if isinstance(variable, int):
             return self._layouts[variable]
         return _layout.resolve(variable, self.layouts)
+
+    def _multi_tensor_group(self, index):
+        """A hashable that splits the multi-tensor path's groups further:
+        variables with different values here are traced as separate groups,
+        so that ``_update`` can take a Python decision that depends on the
+        variable's shape (AdamP projects matrices, not vectors) for a whole
+        group, from its first index. Defaults to ``None`` (one group per
+        dtype, device, weight decay and param group)."""
+        return None
 
     def _rule_for(self, variable):
         """Which update rule a variable gets, decided once in ``build``.
