@@ -59,7 +59,8 @@ class TensorList:
 
     __array_ufunc__ = None  # numpy scalars defer to our reflected operators
     __slots__ = ("op", "args", "dtype", "n", "tensors", "trace", "pos",
-                 "refs", "is_output", "absorbed", "instr", "dest_out", "hint")
+                 "refs", "is_output", "absorbed", "instr", "dest_out", "hint",
+                 "rows")
 
     def __init__(self, op, args, dtype, n, trace, tensors=None, role=None):
         self.op = op
@@ -76,7 +77,12 @@ class TensorList:
             trace.signature.append((op,) + tuple(
                 a.pos if isinstance(a, TensorList)
                 else _scalar_kind(a, op)
-                for a in args) + ((dtype,) if op == "cast" else ()))
+                for a in args) + ((dtype,) if op == "cast" else ())
+                + ((args[1],) if op in _AXES_OPS else ()))
+        # keepdims-shaped (a reduction along axes, or math on such values
+        # only): never computed into a full-size workspace buffer
+        self.rows = op in _AXES_OPS or (op != "leaf" and all(
+            a.rows for a in args if isinstance(a, TensorList)))
         # planning state
         self.refs = 0
         self.is_output = False
@@ -495,44 +501,43 @@ def _reduce(x, kind):
     return out
 
 
+#: reductions along axes (one tuple of axes per tensor), keepdims-shaped
+_AXES_OPS = {"sum_axes": "sum", "norm_axes": "norm"}
+
+
 def _reduce_axes(x, kind, axis, keepdims):
     """``kind`` ("sum", "norm") of every tensor of ``x`` over its own axes
-    (``axis[i]`` for tensor i), keepdims-shaped: a new leaf TensorList whose
-    tensors each call of the reduction sets (see ``_Reduction``)."""
-    import torch
-
+    (``axis[i]`` for tensor i), keepdims-shaped: a lazy node, computed by
+    the program only where its value is used (a ``where`` that the host
+    resolves for the whole group leaves the other branch's rows
+    uncomputed), or at once when a per-tensor reduction needs it."""
     if not keepdims:
         raise Unsupported("a reduction along axes needs keepdims=True")
     if not (isinstance(axis, tuple) and len(axis) == x.n and all(
             isinstance(a, tuple) for a in axis)):
         raise Unsupported("a reduction of a TensorList along axes takes one "
                           "tuple of axes per tensor")
-    out = TensorList("leaf", (), x.dtype, x.n, x.trace,
-                     role=(kind, axis))
-    reduction = _Reduction(x, kind, axis, out)
-    recorder = x.trace.recorder
-    if recorder is None:
-        reduction(*reduction.inputs)
-        return out
-    with torch._C.DisableTorchFunction():  # the recorder sees one call
-        values = reduction(*reduction.inputs)
-    recorder.observe(reduction, tuple(reduction.inputs), {}, values)
-    return out
+    return x._new(kind + "_axes", x, axis)
+
+
+def _along_axes(kind, tensors, axes):
+    """The keepdims-shaped sums or 2-norms of each tensor over its axes
+    (a reduction along axes has no foreach kernel: one call per tensor)."""
+    import torch
+
+    if kind == "norm":
+        return [torch.linalg.vector_norm(t, 2, dim=a, keepdim=True)
+                for t, a in zip(tensors, axes)]
+    return [torch.sum(t, dim=a, keepdim=True) for t, a in zip(tensors, axes)]
 
 
 class _Reduction:
     """Computes ``kind`` of every tensor of a TensorList (and the
-    sub-graph's values, kept in its nodes, now leaves).
-
-    With ``axes`` (one tuple per tensor) the reduction runs over those axes
-    only and its keepdims-shaped results become the tensors of the leaf
-    ``out``; the call returns them too (so a recorder sees them made)."""
+    sub-graph's values, kept in its nodes, now leaves)."""
 
     _UNARY = frozenset({"neg", "abs", "sqrt", "sign", "exp", "log"})
 
-    def __init__(self, x, kind, axes=None, out=None):
-        self.axes = axes
-        self.out = out
+    def __init__(self, x, kind):
         self.kind = kind
         self.target = x
         self.n = x.n
@@ -596,18 +601,10 @@ class _Reduction:
                     vals.append(list(a))
                 else:
                     vals.append(a)
-            node.tensors = _evaluate(op, vals, is_list, n, dtype)
+            # (a list: the kernels take a tuple of tensors for a scalar)
+            node.tensors = list(_evaluate(op, vals, is_list, n, dtype))
         values = self.target.tensors
         kind = self.kind
-        if self.axes is not None:
-            if kind == "norm":
-                out = [torch.linalg.vector_norm(t, 2, dim=a, keepdim=True)
-                       for t, a in zip(values, self.axes)]
-            else:
-                out = [torch.sum(t, dim=a, keepdim=True)
-                       for t, a in zip(values, self.axes)]
-            self.out.tensors = out
-            return out
         if kind == "norm":
             out = torch.stack(torch._foreach_norm(values))
         elif kind in ("sum", "mean") and self.nonnegative:
@@ -630,7 +627,8 @@ class _Reduction:
 
 
 _EVAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum",
-                       "pow", "where", "cast", "greater"}) | _Reduction._UNARY
+                       "pow", "where", "cast", "greater"}) | \
+    _Reduction._UNARY | frozenset(_AXES_OPS)
 
 
 def _per_tensor(value, n):
@@ -648,6 +646,8 @@ def _evaluate(op, vals, is_list, n, dtype):
 
     if op in _Reduction._UNARY:
         return getattr(torch, f"_foreach_{op}")(vals[0])
+    if op in _AXES_OPS:
+        return _along_axes(_AXES_OPS[op], vals[0], vals[1])
     if op == "cast":
         return [t if t.dtype == dtype else t.to(dtype) for t in vals[0]]
     if op == "pow":
@@ -806,6 +806,11 @@ def _acc_score(x, hint):
 def _select(node):
     """Chooses the foreach instruction computing ``node``."""
     op, args, hint = node.op, node.args, node.hint
+    if node.rows and op not in _AXES_OPS:
+        # keepdims-shaped math (``norm + eps``): computed out of place, in
+        # its own shape (the workspace's buffers are full-size)
+        return _Instr("eval", next(a for a in args if _tensor(a)),
+                      tuple(_n(a) for a in args if _tensor(a)))
     if op == "greater":
         raise Unsupported("a comparison outside a reduction's input")
     if op in ("add", "sub") and _tensor(args[0]) and _tensor(args[1]):
@@ -857,6 +862,8 @@ def _select(node):
         instr = _Instr("where", x if _tensor(x) else y, (
             _s(node, 0), _n(x) if _tensor(x) else _s(node, 1),
             _n(y) if _tensor(y) else _s(node, 2)))
+    elif op in _AXES_OPS:
+        instr = _Instr("axes", args[0], (_AXES_OPS[op], ("k", args[1])))
     elif op == "pow":
         instr = _Instr("pow", args[0], (_s(node, 1),))
     elif op == "cast":
@@ -953,7 +960,7 @@ class _Program:
             chain = [value]
             while True:
                 instr = chain[-1].instr
-                if instr.kind in ("cast", "rdiv", "where"):
+                if instr.kind in ("cast", "rdiv", "where", "axes", "eval"):
                     chain = None
                     break
                 acc = instr.acc
@@ -980,7 +987,9 @@ class _Program:
         for index, node in enumerate(instrs):
             instr = node.instr
             acc = instr.acc
-            if instr.kind in ("cast", "rdiv", "where"):
+            if instr.kind in ("axes", "eval"):
+                target = "rows"  # new keepdims-shaped tensors, no buffer
+            elif instr.kind in ("cast", "rdiv", "where"):
                 target = "new"
             elif node.dest_out is not None:
                 target = node.dest_out
@@ -989,7 +998,7 @@ class _Program:
                 owned.discard(acc.pos)
             else:
                 target = "new"
-            if not isinstance(target, int):
+            if not isinstance(target, int) and target != "rows":
                 owned.add(node.pos)
             release = tuple(sorted(
                 {x.pos for x in instr.reads
@@ -1034,6 +1043,14 @@ class _Program:
 
         for pos, kind, acc, params, target, release, dtype in self.steps:
             start = resolve(("n", acc))
+            if target == "rows":
+                if kind == "axes":
+                    bufs[pos] = _along_axes(params[0], start, params[1][1])
+                else:
+                    bufs[pos] = _evaluate_node(nodes[pos], resolve)
+                for r in release:
+                    workspace.give(bufs.pop(r))
+                continue
             if target == "new":
                 buf = workspace.take(dtype)
                 if kind == "rdiv":
@@ -1064,6 +1081,22 @@ class _Program:
         for out, kind, pos in self.writes:
             source = nodes[pos].tensors if kind == "leaf" else bufs[pos]
             torch._foreach_copy_(outputs[out][0], source)
+
+
+def _evaluate_node(node, resolve):
+    """A node's value out of place (``_evaluate``), its operands read from
+    the program's values (``resolve``)."""
+    vals, is_list = [], []
+    for i, a in enumerate(node.args):
+        is_list.append(_tensor(a))
+        if _tensor(a):
+            vals.append(resolve(("n", a.pos)))
+        elif isinstance(a, (tuple, _PerVar)) and not (
+                node.op in _AXES_OPS and i == 1):
+            vals.append(resolve(("s", node.pos, i, False)))
+        else:
+            vals.append(a)
+    return list(_evaluate(node.op, vals, is_list, node.n, node.dtype))
 
 
 class Workspace:
@@ -1237,9 +1270,7 @@ def _where(buf, params):
     import torch
 
     n = len(buf)
-    # (a leaf computed by a reduction may hold a tuple of tensors)
-    cond, x, y = (_as_list(list(p) if isinstance(p, tuple) else p, n)
-                  for p in params)
+    cond, x, y = (_as_list(p, n) for p in params)
     for b, c, xi, yi in zip(buf, cond, x, y):
         if isinstance(c, bool):  # read on the host (no device scalars)
             chosen = xi if c else yi
