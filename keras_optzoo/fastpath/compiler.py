@@ -47,6 +47,9 @@ class _Trace:
         #: the replay recorder of this trace (``replay.py``), if any: a
         #: per-tensor reduction is recorded as one call (``_Reduction``)
         self.recorder = None
+        #: the group's scratch Workspace for the values a reduction computes
+        #: at once (reset at the start of each step), or None
+        self.scratch = None
 
 
 class TensorList:
@@ -539,6 +542,10 @@ class _Reduction:
 
     def __init__(self, x, kind):
         self.kind = kind
+        # the values written into kept buffers: fresh memory for every
+        # operation's result costs several times the arithmetic on the CPU
+        # (page faults: a 400 kB tensor, or the heap trimmed between steps)
+        self.scratch = x.trace.scratch
         self.target = x
         self.n = x.n
         self.inputs = []  # the tensor scalars of the sub-graph
@@ -601,6 +608,13 @@ class _Reduction:
                     vals.append(list(a))
                 else:
                     vals.append(a)
+            if self.scratch is not None and not node.rows:
+                buf = self.scratch.take(dtype)
+                if _evaluate_into(op, vals, is_list, buf,
+                                  self.scratch.large):
+                    node.tensors = buf
+                    continue
+                self.scratch.give(buf)
             # (a list: the kernels take a tuple of tensors for a scalar)
             node.tensors = list(_evaluate(op, vals, is_list, n, dtype))
         values = self.target.tensors
@@ -635,6 +649,42 @@ def _per_tensor(value, n):
     """A scalar operand as a per-tensor list (a number or 0-d tensor
     repeated; a list of numbers or 0-d tensors is one already)."""
     return value if isinstance(value, list) else [value] * n
+
+
+def _evaluate_into(op, vals, is_list, buf, large):
+    """``_evaluate`` written into ``buf`` (full-size tensors), for the
+    common ops with a TensorList first; False (nothing written) for the
+    others. ``large``: one ``out=`` call per tensor (one pass over memory),
+    else a foreach copy and the in-place foreach kernel (two passes, no
+    Python loop over the tensors)."""
+    import torch
+
+    unary = op in _Reduction._UNARY
+    if not unary and (op not in ("add", "sub", "mul", "div", "maximum",
+                                 "minimum") or not is_list[0]):
+        return False
+    if not large:
+        torch._foreach_copy_(buf, vals[0])  # (broadcasts a keepdims one)
+        if unary:
+            getattr(torch, f"_foreach_{op}_")(buf)
+        else:
+            _k_binary(buf, (op, vals[1]))
+        return True
+    if unary:
+        fn = getattr(torch, op)
+        for b, t in zip(buf, vals[0]):
+            fn(t, out=b)
+        return True
+    other = vals[1]
+    if not is_list[1]:
+        if op in ("maximum", "minimum") and not isinstance(other, list):
+            return False  # torch.maximum takes no number
+        if not isinstance(other, list):
+            other = [other] * len(buf)
+    fn = getattr(torch, op)
+    for b, t, o in zip(buf, vals[0], other):
+        fn(t, o, out=b)
+    return True
 
 
 def _evaluate(op, vals, is_list, n, dtype):
