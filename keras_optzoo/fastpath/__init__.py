@@ -44,7 +44,12 @@ where, exp, log, square, cast, negative, greater) and per-tensor reductions
 (``norm``, ``sum``, ``mean``, ``max``: a 0-d tensor per variable on the
 per-variable path, one value per tensor, as a 1-D per-variable tensor, on
 the fast path, computed by ``torch._foreach_norm`` where it applies; the
-scalar math on them is ordinary ``keras.ops`` code); keep scalar math (bias
+scalar math on them is ordinary ``keras.ops`` code) and reductions along
+axes (``sum``/``norm`` with ``axis=`` one tuple of axes per tensor and
+``keepdims=True``: a TensorList of keepdims-shaped values that later
+arithmetic broadcasts per tensor, computed by one torch call per tensor only
+where the program uses it; AdamP's per-channel rows, see
+``optimizers/_layerwise.py``); keep scalar math (bias
 corrections, schedule values) in ``keras.ops`` on 0-d tensors, with no
 Python decision on a tensor's value (``if step > 1``: use
 ``self._math.where``), so that the step needs no host read and its
@@ -54,9 +59,12 @@ the spec database's ``multi_tensor=True`` (the default) then makes
 path for it. If torch has a fused kernel computing exactly the rule, add it
 to ``fused.KERNELS`` and declare ``fused_kernel = "<name>"`` on the class.
 
-When ``_update`` needs something a TensorList cannot express (reductions
-along some axes only, such as AdamP's per-channel cosines, matrix products,
-a reshape, a tensor's shape, per-variable Python decisions such as
+A Python decision that depends on a variable's shape (AdamP projects
+matrices only) is taken for a whole group from its first index when the
+class splits the groups by it (``ZooOptimizer._multi_tensor_group``).
+
+When ``_update`` needs something a TensorList cannot express (matrix
+products, a reshape, a tensor's shape, per-variable Python decisions such as
 ``self._rules[index]``): set the class attribute
 ``supports_multi_tensor = False`` (or the instance attribute, when only some
 configurations need it, e.g. ``caution=True``) and ``multi_tensor=False`` in
