@@ -45,7 +45,12 @@ per-tensor reductions
 (``norm``, ``sum``, ``mean``, ``max``: a 0-d tensor per variable on the
 per-variable path, one value per tensor, as a 1-D per-variable tensor, on
 the fast path, computed by ``torch._foreach_norm`` where it applies; the
-scalar math on them is ordinary ``keras.ops`` code); keep scalar math (bias
+scalar math on them is ordinary ``keras.ops`` code) and reductions along
+axes (``sum``/``norm`` with ``axis=`` one tuple of axes per tensor and
+``keepdims=True``: a TensorList of keepdims-shaped values that later
+arithmetic broadcasts per tensor, computed by one torch call per tensor only
+where the program uses it; AdamP's per-channel rows, see
+``optimizers/_layerwise.py``); keep scalar math (bias
 corrections, schedule values) in ``keras.ops`` on 0-d tensors, with no
 Python decision on a tensor's value (``if step > 1``: use
 ``self._math.where``), so that the step needs no host read and its
@@ -55,10 +60,14 @@ the spec database's ``multi_tensor=True`` (the default) then makes
 path for it. If torch has a fused kernel computing exactly the rule, add it
 to ``fused.KERNELS`` and declare ``fused_kernel = "<name>"`` on the class.
 
-When ``_update`` needs something a TensorList cannot express (reductions
-along some axes only, such as AdamP's per-channel cosines, matrix products,
-a reshape, a tensor's shape, per-variable Python decisions such as
-``self._rules[index]``): set the class attribute
+A Python decision per variable (AdamP projects matrices only, MARS gives
+vectors AdamW) is an update rule: ``ZooOptimizer._rule_for`` decides it in
+``build``, ``_update`` reads ``self._rule(index)``, and the runner groups
+variables by rule (and by the slots the rule declares), so one ``_update``
+call takes one branch for its whole group.
+
+When ``_update`` needs something a TensorList cannot express (matrix
+products, a reshape, a tensor's shape): set the class attribute
 ``supports_multi_tensor = False`` (or the instance attribute, when only some
 configurations need it, e.g. ``caution=True``) and ``multi_tensor=False`` in
 the spec. The per-variable ``update_step`` then runs on torch, and

@@ -47,6 +47,9 @@ class _Trace:
         #: the replay recorder of this trace (``replay.py``), if any: a
         #: per-tensor reduction is recorded as one call (``_Reduction``)
         self.recorder = None
+        #: the group's scratch Workspace for the values a reduction computes
+        #: at once (reset at the start of each step), or None
+        self.scratch = None
 
 
 class TensorList:
@@ -59,7 +62,8 @@ class TensorList:
 
     __array_ufunc__ = None  # numpy scalars defer to our reflected operators
     __slots__ = ("op", "args", "dtype", "n", "tensors", "trace", "pos",
-                 "refs", "is_output", "absorbed", "instr", "dest_out", "hint")
+                 "refs", "is_output", "absorbed", "instr", "dest_out", "hint",
+                 "rows")
 
     def __init__(self, op, args, dtype, n, trace, tensors=None, role=None):
         self.op = op
@@ -76,7 +80,12 @@ class TensorList:
             trace.signature.append((op,) + tuple(
                 a.pos if isinstance(a, TensorList)
                 else _scalar_kind(a, op)
-                for a in args) + ((dtype,) if op == "cast" else ()))
+                for a in args) + ((dtype,) if op == "cast" else ())
+                + ((args[1],) if op in _AXES_OPS else ()))
+        # keepdims-shaped (a reduction along axes, or math on such values
+        # only): never computed into a full-size workspace buffer
+        self.rows = op in _AXES_OPS or (op != "leaf" and all(
+            a.rows for a in args if isinstance(a, TensorList)))
         # planning state
         self.refs = 0
         self.is_output = False
@@ -332,7 +341,14 @@ class _Math:
                 raise Unsupported("where() with a per-element condition")
             if not tl.trace.device_scalars or not hasattr(condition,
                                                           "ndim"):
-                return x if bool(ops.convert_to_numpy(condition)) else y
+                if not per_var:
+                    return x if bool(ops.convert_to_numpy(condition)) else y
+                # read on the host: one Python bool per tensor
+                flags = tuple(bool(c) for c in condition.tolist())
+                if all(flags) or not any(flags):
+                    return x if flags[0] else y
+                return tl._new("where", flags, tl._operand(x),
+                               tl._operand(y))
             cond = _PerVar(condition) if per_var else condition.reshape(())
             x = tl._operand(x)
             y = tl._operand(y)
@@ -369,14 +385,24 @@ class _Math:
     # tensor that the scalar math and later TensorList arithmetic take as
     # per-variable scalars (see ``_Reduction``)
 
-    def norm(self, x):
+    def norm(self, x, axis=None, keepdims=False):
         """The 2-norm of a whole tensor, as torch's CPU ``Tensor.norm``
         computes it in float32: ``sqrt(sum(x**2))``, which overflows (1e30)
         and underflows (1e-30) as torch's does, except for a one-element
         tensor, whose norm torch returns as ``|x|`` exactly. On a TensorList:
-        ``torch._foreach_norm`` (the same per-tensor norm)."""
+        ``torch._foreach_norm`` (the same per-tensor norm).
+
+        ``axis`` (with ``keepdims=True``): the norm over those axes only,
+        ``sqrt(sum(x**2, axis))``; on a TensorList ``axis`` holds one tuple
+        of axes per tensor (see :meth:`sum`), computed by
+        ``torch.linalg.vector_norm``."""
         if isinstance(x, TensorList):
+            if axis is not None:
+                return _reduce_axes(x, "norm", axis, keepdims)
             return _reduce(x, "norm")
+        if axis is not None:
+            return ops.sqrt(ops.sum(ops.square(x), axis=axis,
+                                    keepdims=keepdims))
         size = 1
         for dim in x.shape:
             # an unknown dimension (a densified IndexedSlices in a
@@ -386,11 +412,22 @@ class _Math:
             return ops.abs(ops.reshape(x, ()))
         return ops.sqrt(ops.sum(ops.square(x)))
 
-    def sum(self, x):
-        """The sum of a whole tensor."""
+    def sum(self, x, axis=None, keepdims=False):
+        """The sum of a whole tensor, or over ``axis``.
+
+        On a TensorList, ``axis`` (with ``keepdims=True``, so that the
+        result broadcasts against the full tensors) holds one tuple of axes
+        per tensor, since the tensors of a group differ in shape and layout
+        (a channel's row is not along the same axes of a Dense kernel and a
+        convolution kernel): the result is a TensorList of the
+        keepdims-shaped sums, which later arithmetic broadcasts per tensor.
+        Computed at once (one ``torch.sum`` per tensor, a reduction along
+        axes has no foreach kernel), like the whole-tensor reductions."""
         if isinstance(x, TensorList):
+            if axis is not None:
+                return _reduce_axes(x, "sum", axis, keepdims)
             return _reduce(x, "sum")
-        return ops.sum(x)
+        return ops.sum(x, axis=axis, keepdims=keepdims)
 
     def mean(self, x, axis=None, keepdims=False):
         """The mean of a whole tensor (or over ``axis``, on plain tensors
@@ -416,6 +453,26 @@ class _Math:
         if isinstance(x, TensorList):
             return _reduce(x, "max")
         return ops.max(x)
+
+    def amax(self, x):
+        """The largest element of a whole tensor, NaN if any element is NaN
+        on every backend (``_minmax.amax``; torch's ``amax`` per tensor on a
+        TensorList)."""
+        if isinstance(x, TensorList):
+            return _reduce(x, "max")
+        return _minmax.amax(x)
+
+    def constant(self, values, dtype):
+        """A Python float as a 0-d tensor of ``dtype`` (converted directly,
+        not through float32); a tuple of floats, one per variable of a
+        fast-path group (a shape-dependent threshold, say), as a 1-D tensor
+        on Keras's device. That tensor is not marked per-variable (a
+        recording of the step could not follow the marking): combine it
+        with a per-variable value, such as a per-tensor reduction, whose
+        marking the result keeps."""
+        if isinstance(values, tuple):
+            values = list(values)
+        return ops.convert_to_tensor(values, dtype=dtype)
 
     def cast(self, x, dtype):
         if not isinstance(x, TensorList):
@@ -460,6 +517,36 @@ def _reduce(x, kind):
     return out
 
 
+#: reductions along axes (one tuple of axes per tensor), keepdims-shaped
+_AXES_OPS = {"sum_axes": "sum", "norm_axes": "norm"}
+
+
+def _reduce_axes(x, kind, axis, keepdims):
+    """``kind`` ("sum", "norm") of every tensor of ``x`` over its own axes
+    (``axis[i]`` for tensor i), keepdims-shaped: a lazy node, computed by
+    the program only where its value is used (a ``where`` that the host
+    resolves for the whole group leaves the other branch's rows
+    uncomputed), or at once when a per-tensor reduction needs it."""
+    if not keepdims:
+        raise Unsupported("a reduction along axes needs keepdims=True")
+    if not (isinstance(axis, tuple) and len(axis) == x.n and all(
+            isinstance(a, tuple) for a in axis)):
+        raise Unsupported("a reduction of a TensorList along axes takes one "
+                          "tuple of axes per tensor")
+    return x._new(kind + "_axes", x, axis)
+
+
+def _along_axes(kind, tensors, axes):
+    """The keepdims-shaped sums or 2-norms of each tensor over its axes
+    (a reduction along axes has no foreach kernel: one call per tensor)."""
+    import torch
+
+    if kind == "norm":
+        return [torch.linalg.vector_norm(t, 2, dim=a, keepdim=True)
+                for t, a in zip(tensors, axes)]
+    return [torch.sum(t, dim=a, keepdim=True) for t, a in zip(tensors, axes)]
+
+
 class _Reduction:
     """Computes ``kind`` of every tensor of a TensorList (and the
     sub-graph's values, kept in its nodes, now leaves)."""
@@ -468,6 +555,10 @@ class _Reduction:
 
     def __init__(self, x, kind):
         self.kind = kind
+        # the values written into kept buffers: fresh memory for every
+        # operation's result costs several times the arithmetic on the CPU
+        # (page faults: a 400 kB tensor, or the heap trimmed between steps)
+        self.scratch = x.trace.scratch
         self.target = x
         self.n = x.n
         self.inputs = []  # the tensor scalars of the sub-graph
@@ -530,7 +621,15 @@ class _Reduction:
                     vals.append(list(a))
                 else:
                     vals.append(a)
-            node.tensors = _evaluate(op, vals, is_list, n, dtype)
+            if self.scratch is not None and not node.rows:
+                buf = self.scratch.take(dtype)
+                if _evaluate_into(op, vals, is_list, buf,
+                                  self.scratch.large):
+                    node.tensors = buf
+                    continue
+                self.scratch.give(buf)
+            # (a list: the kernels take a tuple of tensors for a scalar)
+            node.tensors = list(_evaluate(op, vals, is_list, n, dtype))
         values = self.target.tensors
         kind = self.kind
         if kind == "norm":
@@ -555,13 +654,50 @@ class _Reduction:
 
 
 _EVAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum",
-                       "pow", "where", "cast", "greater"}) | _Reduction._UNARY
+                       "pow", "where", "cast", "greater"}) | \
+    _Reduction._UNARY | frozenset(_AXES_OPS)
 
 
 def _per_tensor(value, n):
     """A scalar operand as a per-tensor list (a number or 0-d tensor
     repeated; a list of numbers or 0-d tensors is one already)."""
     return value if isinstance(value, list) else [value] * n
+
+
+def _evaluate_into(op, vals, is_list, buf, large):
+    """``_evaluate`` written into ``buf`` (full-size tensors), for the
+    common ops with a TensorList first; False (nothing written) for the
+    others. ``large``: one ``out=`` call per tensor (one pass over memory),
+    else a foreach copy and the in-place foreach kernel (two passes, no
+    Python loop over the tensors)."""
+    import torch
+
+    unary = op in _Reduction._UNARY
+    if not unary and (op not in ("add", "sub", "mul", "div", "maximum",
+                                 "minimum") or not is_list[0]):
+        return False
+    if not large:
+        torch._foreach_copy_(buf, vals[0])  # (broadcasts a keepdims one)
+        if unary:
+            getattr(torch, f"_foreach_{op}_")(buf)
+        else:
+            _k_binary(buf, (op, vals[1]))
+        return True
+    if unary:
+        fn = getattr(torch, op)
+        for b, t in zip(buf, vals[0]):
+            fn(t, out=b)
+        return True
+    other = vals[1]
+    if not is_list[1]:
+        if op in ("maximum", "minimum") and not isinstance(other, list):
+            return False  # torch.maximum takes no number
+        if not isinstance(other, list):
+            other = [other] * len(buf)
+    fn = getattr(torch, op)
+    for b, t, o in zip(buf, vals[0], other):
+        fn(t, o, out=b)
+    return True
 
 
 def _evaluate(op, vals, is_list, n, dtype):
@@ -573,6 +709,8 @@ def _evaluate(op, vals, is_list, n, dtype):
 
     if op in _Reduction._UNARY:
         return getattr(torch, f"_foreach_{op}")(vals[0])
+    if op in _AXES_OPS:
+        return _along_axes(_AXES_OPS[op], vals[0], vals[1])
     if op == "cast":
         return [t if t.dtype == dtype else t.to(dtype) for t in vals[0]]
     if op == "pow":
@@ -580,7 +718,8 @@ def _evaluate(op, vals, is_list, n, dtype):
     if op == "where":
         cond, x, y = (v if lst else _per_tensor(v, n)
                       for v, lst in zip(vals, is_list))
-        return [torch.where(c, a, b) for c, a, b in zip(cond, x, y)]
+        return [(a if c else b) if isinstance(c, bool)
+                else torch.where(c, a, b) for c, a, b in zip(cond, x, y)]
     if op == "greater":  # as 0/1 of the dtype (see ``_Math.greater``)
         if isinstance(vals[1], float):
             # x > c  <=>  sign(x - c) = 1 (NaN: torch's sign gives 0)
@@ -730,6 +869,11 @@ def _acc_score(x, hint):
 def _select(node):
     """Chooses the foreach instruction computing ``node``."""
     op, args, hint = node.op, node.args, node.hint
+    if node.rows and op not in _AXES_OPS:
+        # keepdims-shaped math (``norm + eps``): computed out of place, in
+        # its own shape (the workspace's buffers are full-size)
+        return _Instr("eval", next(a for a in args if _tensor(a)),
+                      tuple(_n(a) for a in args if _tensor(a)))
     if op == "greater":
         raise Unsupported("a comparison outside a reduction's input")
     if op in ("add", "sub") and _tensor(args[0]) and _tensor(args[1]):
@@ -781,6 +925,8 @@ def _select(node):
         instr = _Instr("where", x if _tensor(x) else y, (
             _s(node, 0), _n(x) if _tensor(x) else _s(node, 1),
             _n(y) if _tensor(y) else _s(node, 2)))
+    elif op in _AXES_OPS:
+        instr = _Instr("axes", args[0], (_AXES_OPS[op], ("k", args[1])))
     elif op == "pow":
         instr = _Instr("pow", args[0], (_s(node, 1),))
     elif op == "cast":
@@ -877,7 +1023,7 @@ class _Program:
             chain = [value]
             while True:
                 instr = chain[-1].instr
-                if instr.kind in ("cast", "rdiv", "where"):
+                if instr.kind in ("cast", "rdiv", "where", "axes", "eval"):
                     chain = None
                     break
                 acc = instr.acc
@@ -904,7 +1050,9 @@ class _Program:
         for index, node in enumerate(instrs):
             instr = node.instr
             acc = instr.acc
-            if instr.kind in ("cast", "rdiv", "where"):
+            if instr.kind in ("axes", "eval"):
+                target = "rows"  # new keepdims-shaped tensors, no buffer
+            elif instr.kind in ("cast", "rdiv", "where"):
                 target = "new"
             elif node.dest_out is not None:
                 target = node.dest_out
@@ -913,7 +1061,7 @@ class _Program:
                 owned.discard(acc.pos)
             else:
                 target = "new"
-            if not isinstance(target, int):
+            if not isinstance(target, int) and target != "rows":
                 owned.add(node.pos)
             release = tuple(sorted(
                 {x.pos for x in instr.reads
@@ -958,6 +1106,14 @@ class _Program:
 
         for pos, kind, acc, params, target, release, dtype in self.steps:
             start = resolve(("n", acc))
+            if target == "rows":
+                if kind == "axes":
+                    bufs[pos] = _along_axes(params[0], start, params[1][1])
+                else:
+                    bufs[pos] = _evaluate_node(nodes[pos], resolve)
+                for r in release:
+                    workspace.give(bufs.pop(r))
+                continue
             if target == "new":
                 buf = workspace.take(dtype)
                 if kind == "rdiv":
@@ -988,6 +1144,22 @@ class _Program:
         for out, kind, pos in self.writes:
             source = nodes[pos].tensors if kind == "leaf" else bufs[pos]
             torch._foreach_copy_(outputs[out][0], source)
+
+
+def _evaluate_node(node, resolve):
+    """A node's value out of place (``_evaluate``), its operands read from
+    the program's values (``resolve``)."""
+    vals, is_list = [], []
+    for i, a in enumerate(node.args):
+        is_list.append(_tensor(a))
+        if _tensor(a):
+            vals.append(resolve(("n", a.pos)))
+        elif isinstance(a, (tuple, _PerVar)) and not (
+                node.op in _AXES_OPS and i == 1):
+            vals.append(resolve(("s", node.pos, i, False)))
+        else:
+            vals.append(a)
+    return list(_evaluate(node.op, vals, is_list, node.n, node.dtype))
 
 
 class Workspace:
@@ -1160,11 +1332,16 @@ def _where(buf, params):
     the device (one value for all, or one per tensor)."""
     import torch
 
-    cond, x, y = params
     n = len(buf)
-    cond, x, y = _as_list(cond, n), _as_list(x, n), _as_list(y, n)
+    cond, x, y = (_as_list(p, n) for p in params)
     for b, c, xi, yi in zip(buf, cond, x, y):
-        if isinstance(xi, float) or isinstance(yi, float):
+        if isinstance(c, bool):  # read on the host (no device scalars)
+            chosen = xi if c else yi
+            if isinstance(chosen, float):
+                b.fill_(chosen)
+            else:
+                b.copy_(chosen)
+        elif isinstance(xi, float) or isinstance(yi, float):
             b.copy_(torch.where(c, xi, yi))
         else:
             torch.where(c, xi, yi, out=b)

@@ -185,6 +185,7 @@ class Replay:
         self.ops = recorder.ops
         self._program = _straight_line(self.ops)
         self.traced = traced
+        self.scratch = trace.scratch  # reset before the reductions rerun
         self.fingerprint = _fingerprint(opt)
         # the attributes compared at every replay, read with one C call
         self._attrs = operator.attrgetter(
@@ -275,6 +276,8 @@ class Replay:
         # (first: a recorded per-tensor reduction reads the gradients)
         for leaf in self.grad_leaves:
             leaf.tensors = group.grads
+        if self.scratch is not None:
+            self.scratch.reset()
         values.extend(self._program(learning_rate))
         for node, i, ref, per_var in self.slots:
             value = get(ref)

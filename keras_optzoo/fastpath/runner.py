@@ -321,6 +321,10 @@ def _trace_in(opt, group, learning_rate, scalar_names, device_scalars,
 
     trace = _Trace(device_scalars)
     trace.recorder = recorder
+    cache = opt._multi_tensor
+    trace.scratch = _workspace(cache, ("reductions",)
+                               + tuple(group.indices), group)
+    trace.scratch.reset()
     dtype, n = group.dtype, len(group.params)
     param = TensorList("leaf", (), dtype, n, trace, group.params, "param")
     grad = TensorList("leaf", (), dtype, n, trace, group.grads, "grad")
@@ -365,7 +369,6 @@ def _trace_in(opt, group, learning_rate, scalar_names, device_scalars,
         if not isinstance(value, TensorList):  # update_step would not
             raise Unsupported("a new value that is not per-variable")
         out_signature.append(value.pos)
-    cache = opt._multi_tensor
     key = (dtype, tuple(trace.signature), tuple(out_signature))
     program = cache.programs.get(key)
     if program is None:
@@ -373,16 +376,22 @@ def _trace_in(opt, group, learning_rate, scalar_names, device_scalars,
             cache.programs.clear()
         program = cache.programs[key] = _Program(trace.nodes,
                                                  traced.outputs)
-    workspace = cache.workspaces.get(tuple(group.indices))
-    if workspace is None:
-        if len(cache.workspaces) >= 16:  # variable subsets that keep changing
-            cache.workspaces.clear()
-        workspace = cache.workspaces[tuple(group.indices)] = Workspace(
-            group.params)
+    workspace = _workspace(cache, tuple(group.indices), group)
     traced.program = program
     traced.nodes = trace.nodes
     traced.workspace = workspace
     return traced, trace
+
+
+def _workspace(cache, key, group):
+    """The group's Workspace under ``key`` (its indices: the program's;
+    ("reductions",) + indices: the values reductions compute at once)."""
+    workspace = cache.workspaces.get(key)
+    if workspace is None:
+        if len(cache.workspaces) >= 32:  # variable subsets that keep changing
+            cache.workspaces.clear()
+        workspace = cache.workspaces[key] = Workspace(group.params)
+    return workspace
 
 
 def _kernel_lr(learning_rate, group, device_scalars):

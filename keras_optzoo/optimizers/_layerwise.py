@@ -85,11 +85,77 @@ def caution(update, grad):
     return update * (mask / scale)
 
 
-def projection(param, grad, perturb, delta, wd_ratio, eps, use_caution):
+def _row_axes(layout):
+    """The Keras axes a channel's row runs along (all but the unit axes)."""
+    units = set(layout.unit_axes)
+    return tuple(a for a in range(len(layout.shape)) if a not in units)
+
+
+def _unit_count(layout):
+    count = 1
+    for a in layout.unit_axes:
+        count *= layout.shape[a]
+    return count
+
+
+def _size(layout):
+    size = 1
+    for dim in layout.shape:
+        size *= dim
+    return size
+
+
+def _keepdims_from_rows(values, layout):
+    """One value per torch row (torch's row order) as a keepdims-shaped
+    tensor in the Keras layout (1 along the row axes)."""
+    units = tuple(layout.unit_axes)
+    values = ops.reshape(values, tuple(layout.shape[a] for a in units))
+    order = sorted(range(len(units)), key=lambda i: units[i])
+    if order != list(range(len(units))):
+        values = ops.transpose(values, order)
+    return ops.reshape(values, tuple(
+        dim if a in units else 1 for a, dim in enumerate(layout.shape)))
+
+
+def _view_reduce(x, layouts, by_channel, kind):
+    """``kind`` ("sum", "norm") of each row of a view of ``x`` (laid out as
+    its Keras variable), keepdims-shaped so that it broadcasts against
+    ``x``: the rows of the channel view (torch's first axis, the unit axes
+    of ``layouts``) or the one row of the layer view.
+
+    ``layouts`` is the variable's Layout, or on the fast path the tuple of
+    a group's Layouts (``x`` a TensorList): there the channel view reduces
+    over each tensor's own row axes and the layer view is the whole-tensor
+    reduction (one value per tensor). A single variable is reduced through
+    the torch view, as the reference computes it (the same sums, in the
+    same order, as before the fast path took AdamP)."""
+    if isinstance(layouts, tuple):
+        if not by_channel:
+            return MATH.norm(x) if kind == "norm" else MATH.sum(x)
+        axes = tuple(_row_axes(layout) for layout in layouts)
+        if kind == "norm":
+            return MATH.norm(x, axis=axes, keepdims=True)
+        return MATH.sum(x, axis=axes, keepdims=True)
+    layout = layouts
+    rows = _unit_count(layout) if by_channel else 1
+    view = ops.reshape(layout.to_torch(x), (rows, -1))
+    if kind == "norm":
+        out = ops.sqrt(ops.sum(ops.square(view), axis=1))
+    else:
+        out = ops.sum(view, axis=1)
+    if by_channel:
+        return _keepdims_from_rows(out, layout)
+    return ops.reshape(out, (1,) * len(layout.shape))
+
+
+def projection(param, grad, perturb, layouts, delta, wd_ratio, eps,
+               use_caution):
     """AdamP/SGDP's projection (clovaai's code, as in timm), for a variable
     of rank >= 2: returns ``(perturb, decay_factor)``.
 
-    The views are the channel view ``(shape[0], -1)`` and the layer view
+    The views are the channel view ``(shape[0], -1)`` of the torch tensor
+    the variable maps to (``layouts``: its Layout; on the fast path the
+    tuple of a group's Layouts, with TensorList values) and the layer view
     ``(1, -1)``, tried in that order. If the largest absolute cosine
     similarity between the gradient and the parameter rows of a view is
     below ``delta / sqrt(row length)``, the radial component (along each
@@ -99,38 +165,43 @@ def projection(param, grad, perturb, delta, wd_ratio, eps, use_caution):
     ``use_caution`` the projected direction is masked against the tangential
     gradient and projected again (timm's spherical caution), the
     unprojected one against the gradient.
+
+    Everything is computed in the Keras layout: a row of the torch view is
+    the set of elements sharing their unit-axis indices (``Layout``), so the
+    per-row sums are reductions over the other axes, kept as
+    keepdims-shaped tensors that broadcast back over the rows (no
+    transposes of the full tensors). The selection between the views is a
+    ``where`` on the conditions (no host read).
     """
-    shape = tuple(param.shape)
-    size = 1
-    for dim in shape:
-        size *= int(dim)
-    expand = (-1,) + (1,) * (len(shape) - 1)
+    group = isinstance(layouts, tuple)
+    every = layouts if group else (layouts,)
     dtype = param.dtype
     eps_t = constant(eps, dtype)
     candidates = []
-    for rows in (int(shape[0]), 1):
-        cols = size // rows if rows else 0
-        param_view = ops.reshape(param, (rows, cols))
-        grad_view = ops.reshape(grad, (rows, cols))
-        p_norm = ops.sqrt(ops.sum(ops.square(param_view), axis=1))
-        g_norm = ops.sqrt(ops.sum(ops.square(grad_view), axis=1))
+    for by_channel in (True, False):
+        def total(x, kind="sum", by_channel=by_channel):
+            return _view_reduce(x, layouts, by_channel, kind)
+
+        cols = tuple(_size(layout) // (_unit_count(layout) if by_channel
+                                       else 1) for layout in every)
+        thresholds = tuple(delta / (c ** 0.5) for c in cols)
+        p_norm = total(param, "norm")
+        g_norm = total(grad, "norm")
         # torch.nn.functional.cosine_similarity: each row divided by its
         # norm clamped at eps, then the dot product
-        cosine = ops.abs(ops.sum(
-            (grad_view / ops.expand_dims(_minmax.maximum(g_norm, eps), 1))
-            * (param_view
-               / ops.expand_dims(_minmax.maximum(p_norm, eps), 1)),
-            axis=1))
-        threshold = delta / (cols ** 0.5)
+        cosine = MATH.abs(total(
+            (grad / MATH.maximum(g_norm, eps))
+            * (param / MATH.maximum(p_norm, eps))))
         # NaN-propagating max: a NaN cosine fails the test (no projection),
-        # as `cosine_sim.max() < threshold` does in torch
-        condition = ops.less(_minmax.amax(cosine),
-                             constant(threshold, dtype))
-        p_n = param / ops.reshape(p_norm + eps_t, expand)
+        # as `cosine_sim.max() < threshold` does in torch. (A group's layer
+        # view has one value per tensor already.)
+        largest = cosine if group and not by_channel else MATH.amax(cosine)
+        condition = ops.less(largest, MATH.constant(
+            thresholds if group else thresholds[0], dtype))
+        p_n = param / (p_norm + eps_t)
 
-        def radial(x, p_n=p_n, rows=rows, cols=cols):
-            dots = ops.sum(ops.reshape(p_n * x, (rows, cols)), axis=1)
-            return p_n * ops.reshape(dots, expand)
+        def radial(x, p_n=p_n, total=total):
+            return p_n * total(p_n * x)
 
         projected = perturb - radial(perturb)
         if use_caution:
@@ -140,7 +211,7 @@ def projection(param, grad, perturb, delta, wd_ratio, eps, use_caution):
         candidates.append((condition, projected))
     plain = caution(perturb, grad) if use_caution else perturb
     (by_channel, channel), (by_layer, layer) = candidates
-    out = ops.where(by_channel, channel, ops.where(by_layer, layer, plain))
+    out = MATH.where(by_channel, channel, MATH.where(by_layer, layer, plain))
     factor = ops.where(ops.logical_or(by_channel, by_layer),
                        constant(wd_ratio, dtype), constant(1.0, dtype))
     return out, factor

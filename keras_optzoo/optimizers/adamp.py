@@ -85,7 +85,6 @@ class AdamP(ZooOptimizer):
                         "delta", "wd_ratio", "nesterov", "caution",
                         "maximize")
 
-    supports_multi_tensor = False
     #: the reference's decay is applied in _update
     weight_decay_in_update = True
 
@@ -121,6 +120,9 @@ class AdamP(ZooOptimizer):
     def _slot_specs(self):
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq")]
 
+    def _rule_for(self, variable):
+        return _projection_rule(variable)
+
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype
         beta_1, beta_2 = self.beta_1, self.beta_2
@@ -130,18 +132,25 @@ class AdamP(ZooOptimizer):
         step = self._step(dtype)
         bias_1 = one_minus_power(beta_1, step)
         bias_2_sqrt = ops.cast(ops.sqrt(one_minus_power(beta_2, step)), dtype)
-        denom = ops.sqrt(exp_avg_sq) / bias_2_sqrt + self.epsilon
+        denom = self._math.sqrt(exp_avg_sq) / bias_2_sqrt + self.epsilon
         step_size = ops.cast(ops.cast(lr, step.dtype) / bias_1, dtype)
         if self.nesterov:
             perturb = (beta_1 * exp_avg + (1.0 - beta_1) * grad) / denom
         else:
             perturb = exp_avg / denom
         perturb, factor = project(self, param, grad, perturb, index)
-        if self._decay_mask[index]:
+        if self._decays(index):
             param = param * (1.0 - lr * self._weight_decay_value(
                 param.dtype) * factor)
         new_param = param - step_size * perturb
         return new_param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+
+
+def _projection_rule(variable):
+    """AdamP/SGDP's rule (``ZooOptimizer._rule_for``): "projected" for a
+    variable of rank >= 2, else None (caution alone). The fast path groups
+    variables by rule, so ``_update`` decides once for a whole group."""
+    return "projected" if len(variable.shape) > 1 else None
 
 
 def project(optimizer, param, grad, perturb, index):
@@ -150,14 +159,17 @@ def project(optimizer, param, grad, perturb, index):
     The channel view is the first axis of the torch tensor the variable
     maps to (``keras_optzoo/layout.py``): a Dense kernel's output units, a
     convolution's filters, an Embedding's rows, as the reference sees them
-    on the same model written in torch."""
-    if len(param.shape) > 1:
-        layout = optimizer.layout_of(index)
-        out, factor = _layerwise.projection(
-            layout.to_torch(param), layout.to_torch(grad),
-            layout.to_torch(perturb), optimizer.delta, optimizer.wd_ratio,
-            optimizer.epsilon, optimizer.caution)
-        return layout.from_torch(out), factor
+    on the same model written in torch. ``index`` is a variable's index, or
+    on the fast path the tuple of a group's (``param`` and co. TensorLists).
+    """
+    if optimizer._rule(index) == "projected":
+        if isinstance(index, tuple):
+            layouts = tuple(optimizer.layout_of(i) for i in index)
+        else:
+            layouts = optimizer.layout_of(index)
+        return _layerwise.projection(
+            param, grad, perturb, layouts, optimizer.delta,
+            optimizer.wd_ratio, optimizer.epsilon, optimizer.caution)
     if optimizer.caution:
         perturb = _layerwise.caution(perturb, grad)
     return perturb, 1.0

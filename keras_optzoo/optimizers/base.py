@@ -203,7 +203,9 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     #: update needs what the lazy foreach math cannot express (reductions
     #: along rows, matrix math): the torch backend then runs the
     #: per-variable ``update_step``, and :attr:`update_path` says so.
-    #: Whole-tensor reductions (``self._math.norm/sum/mean/max``) are fine.
+    #: Whole-tensor reductions (``self._math.norm/sum/mean/max``) are fine,
+    #: and so are reductions along axes with one tuple of axes per tensor
+    #: (``self._math.sum(x, axis=..., keepdims=True)``, AdamP's rows).
     supports_multi_tensor = True
 
     #: Multi-tensor path on the CPU: replay the recorded step although it

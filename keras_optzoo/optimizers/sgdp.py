@@ -4,6 +4,7 @@
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.adamp import check_projection
 from keras_optzoo.optimizers.adamp import project
+from keras_optzoo.optimizers.adamp import _projection_rule
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
 from keras_optzoo.registry import register_optimizer
@@ -67,7 +68,6 @@ class SGDP(ZooOptimizer):
                         "epsilon", "delta", "wd_ratio", "caution",
                         "maximize")
 
-    supports_multi_tensor = False
     #: the reference's decay is applied in _update
     weight_decay_in_update = True
 
@@ -103,12 +103,15 @@ class SGDP(ZooOptimizer):
     def _slot_specs(self):
         return [SlotSpec("momentum")]
 
+    def _rule_for(self, variable):
+        return _projection_rule(variable)
+
     def _update(self, param, grad, state, lr, index):
         momentum = self.momentum
         buf = momentum * state["momentum"] + (1.0 - self.dampening) * grad
         direction = grad + momentum * buf if self.nesterov else buf
         direction, factor = project(self, param, grad, direction, index)
-        if self._decay_mask[index]:
+        if self._decays(index):
             param = param * (1.0 - lr * self._weight_decay_value(
                 param.dtype) * factor
                              / (1.0 - momentum))

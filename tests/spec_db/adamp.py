@@ -47,7 +47,6 @@ SPECS = [
         reference_name="timm 1.0.31 AdamP",
         numpy_reference=NumpyAdamP,
         capabilities=frozenset({"weight_decay", "cross_element"}),
-        multi_tensor=False,
         configs=[
             Config("default", {"learning_rate": 0.01}),
             # delta 1: the projection is taken on most steps (by channel
@@ -74,7 +73,6 @@ SPECS = [
         reference_name="timm 1.0.31 SGDP",
         numpy_reference=NumpySGDP,
         capabilities=frozenset({"weight_decay", "cross_element"}),
-        multi_tensor=False,
         configs=[
             Config("momentum", {"learning_rate": 0.05, "momentum": 0.9}),
             Config("projection_wd", {"learning_rate": 0.05, "momentum": 0.9,
