@@ -99,7 +99,21 @@ def _assert_same_propagation(ours, theirs, rtol, atol=0.0, init=None):
 ZERO_GRADIENT_STEPS = {name: 1000 for name in specs.MECHANISMS}
 
 
-@pytest.mark.parametrize("spec,config", _params())
+def _zero_gradient_params():
+    """Every optimizer on torch and JAX; on TensorFlow the optimizers of
+    specs.MECHANISMS. Both JAX and TF run the step compiled by XLA's CPU
+    compiler, and under zero gradients an optimizer's arithmetic is plain
+    IEEE float32 (products, sums, divisions, square roots of zeros and of
+    the decayed parameters), which JAX's run checks for every optimizer;
+    what TF adds is its own lowering of the ops, the same for every
+    optimizer of a mechanism (the CI budget: ~70 s of the TF suite)."""
+    params = _params()
+    if harness.backend() != "tensorflow":
+        return params
+    return [p for p in params if p.values[0].name in specs.MECHANISMS]
+
+
+@pytest.mark.parametrize("spec,config", _zero_gradient_params())
 def test_zero_gradients_1000_steps(spec, config):
     rng = np.random.default_rng(0)
     init = [rng.normal(size=s).astype("float32") for s in SHAPES]

@@ -41,12 +41,15 @@ RESUME_CONFIGS = {
 }
 
 
-#: On TensorFlow, one optimizer per way of keeping state (specs.MECHANISMS)
-#: plus the two newer ones (Kron's seed-generator state, 8-bit uint8 codes
-#: with per-block scales): what a resume can lose is an optimizer variable
-#: left out of the file or restored in the wrong order, which is Python
-#: shared by the backends and found for every optimizer on JAX and torch;
-#: TF adds three compiled fits per optimizer (~9 s each, the CI budget).
+#: On TensorFlow and JAX, one optimizer per way of keeping state
+#: (specs.MECHANISMS) plus the two newer ones (Kron's seed-generator state,
+#: 8-bit uint8 codes with per-block scales): what a resume can lose is an
+#: optimizer variable left out of the file or restored in the wrong order,
+#: which is Python shared by the backends and found for every optimizer on
+#: torch; what is backend-specific (how a backend's variables are written
+#: and read, the compiled fit's state threading) is the same for every
+#: optimizer of a mechanism. TF adds three compiled fits per optimizer
+#: (~9 s each), JAX ~4.5 s per optimizer (~200 s for all): the CI budget.
 TF_RESUME = set(specs.MECHANISMS) | {"kron", "adamw8bit"}
 
 
@@ -59,8 +62,7 @@ def _resume_params():
     and, on TF, train under XLA (see harness.fit_jit_compile)."""
     out = []
     for spec in specs.SPECS:
-        if harness.backend() == "tensorflow" and \
-                spec.name not in TF_RESUME:
+        if harness.backend() != "torch" and spec.name not in TF_RESUME:
             continue
         ids = (RESUME_CONFIGS.get(spec.name) or [spec.configs[-1].id])[:1]
         for config_id in ids:
