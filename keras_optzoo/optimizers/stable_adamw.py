@@ -4,7 +4,6 @@
 import keras
 from keras import ops
 
-from keras_optzoo import _minmax
 from keras_optzoo.optimizers import _layerwise
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
@@ -99,7 +98,6 @@ class StableAdamW(ZooOptimizer):
     _hyperparameters = ("beta_1", "beta_2", "weight_decay", "epsilon",
                         "decouple_lr", "max_lr", "kahan_sum", "maximize")
     #: the per-tensor RMS of the update
-    supports_multi_tensor = False
     #: the decay uses the clipped rate, known only inside _update
     weight_decay_in_update = True
 
@@ -200,19 +198,21 @@ class StableAdamW(ZooOptimizer):
         # per-tensor RMS of g^2 / max(v, eps^2), each result rounded as
         # optimi's (eps^2 in the variable's dtype: 0 in float16)
         eps_sq = up(_layerwise.constant(self.epsilon ** 2, dtype))
-        ratio = down(up(down(g * g)) / _minmax.maximum(exp_avg_sq, eps_sq))
+        ratio = down(up(down(g * g)) / self._math.maximum(exp_avg_sq,
+                                                           eps_sq))
         rms = up(down(ops.sqrt(up(down(_layerwise.mean(up(ratio)))))))
         # Python's max(1, rms): a NaN RMS leaves the rate as it is
         clip = ops.where(ops.greater(rms, 1.0), rms, ops.ones_like(rms))
         lr = lr / clip
-        if self._decay_mask[index]:
+        if self._decays(index):
             decay = cast_scalar(self._weight_decay_value(compute), compute)
             if self.decouple_lr:
                 factor = 1.0 - (lr / self.max_lr) * decay
             else:
                 factor = 1.0 - lr * decay
             param = down(up(param) * factor)
-        denom = up(down(up(down(ops.sqrt(exp_avg_sq))) + self.epsilon))
+        root = down(self._math.sqrt(exp_avg_sq))
+        denom = up(down(up(root) + self.epsilon))
         step_value = -lr * (exp_avg / denom)
         if self._kahan(dtype):
             # Kahan summation: the compensation takes the step, the

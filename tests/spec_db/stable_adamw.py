@@ -61,7 +61,6 @@ SPECS = [
         reference_name="torch-optimi 0.3.3 StableAdamW",
         numpy_reference=NumpyStableAdamW,
         capabilities=frozenset({"weight_decay"}),
-        multi_tensor=False,
         configs=[
             # the RMS exceeds 1 on about half of the steps (the clip is
             # active); default decay 1e-2
