@@ -345,6 +345,8 @@ def _kernels_per_step(opt, n_tensors):
     pytest.param(lambda: oz.Lamb(learning_rate=1e-3, max_grad_norm=None),
                  id="lamb"),
     pytest.param(lambda: oz.NovoGrad(learning_rate=1e-3), id="novograd"),
+    # (the (4, 3) matrices: one batched Newton-Schulz for all of them)
+    pytest.param(lambda: oz.Muon(learning_rate=1e-3), id="muon"),
 ])
 def test_kernels_per_step_do_not_grow_with_tensors(make):
     """The foreach path launches a number of operators per step that does
