@@ -253,9 +253,10 @@ def test_dtype_groups(spec, mode):
     if ON_TORCH and fast.supports_multi_tensor:  # (JAX: no float64)
         assert [v.dtype for v in variables] == dtypes
         layout = next(iter(fast._multi_tensor.layouts.values()))
-        splits = len({fast._rules[i] for i in range(4)})
+        # one group per (update rule, dtype) present
+        pairs = {(fast._rules[i], dtypes[i]) for i in range(4)}
         assert sorted(str(g.dtype) for g in layout.groups) == sorted(
-            ["torch.float32", "torch.float64"] * splits)
+            f"torch.{dtype}" for _, dtype in pairs)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
@@ -344,6 +345,8 @@ def _kernels_per_step(opt, n_tensors):
     pytest.param(lambda: oz.Lamb(learning_rate=1e-3, max_grad_norm=None),
                  id="lamb"),
     pytest.param(lambda: oz.NovoGrad(learning_rate=1e-3), id="novograd"),
+    # (the (4, 3) matrices: one batched Newton-Schulz for all of them)
+    pytest.param(lambda: oz.Muon(learning_rate=1e-3), id="muon"),
 ])
 def test_kernels_per_step_do_not_grow_with_tensors(make):
     """The foreach path launches a number of operators per step that does

@@ -66,8 +66,16 @@ vectors AdamW) is an update rule: ``ZooOptimizer._rule_for`` decides it in
 variables by rule (and by the slots the rule declares), so one ``_update``
 call takes one branch for its whole group.
 
-When ``_update`` needs something a TensorList cannot express (matrix
-products, a reshape, a tensor's shape): set the class attribute
+A function of whole matrices (Muon's Newton-Schulz) is
+``self._math.per_matrix(fn, x, views)``: the sub-graph below ``x`` is
+computed at once, like a reduction's, the tensors (viewed through their
+layouts) are stacked by shape and ``fn`` runs once per shape (batched
+matrix products); the result is a TensorList for later foreach math.
+A per-tensor Python constant (a shape-dependent ratio) may be a tuple
+of floats, one per tensor.
+
+When ``_update`` needs something else a TensorList cannot express (a
+reshape, a tensor's shape): set the class attribute
 ``supports_multi_tensor = False`` (or the instance attribute, when only some
 configurations need it, e.g. ``caution=True``) and ``multi_tensor=False`` in
 the spec. The per-variable ``update_step`` then runs on torch, and

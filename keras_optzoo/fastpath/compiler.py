@@ -130,6 +130,10 @@ class TensorList:
                 return tuple(float(v) for v in values)
         if isinstance(value, np.ndarray) and value.ndim == 0:
             return float(value)
+        if isinstance(value, tuple) and len(value) == self.n and all(
+                isinstance(v, (int, float)) for v in value):
+            # one Python number per tensor (a shape-dependent constant)
+            return tuple(float(v) for v in value)
         raise Unsupported(
             f"cannot combine a TensorList with {type(value).__name__}"
         )
@@ -462,6 +466,29 @@ class _Math:
             return _reduce(x, "max")
         return _minmax.amax(x)
 
+    # ---- a function of whole matrices (matrix products, Newton-Schulz)
+
+    def per_matrix(self, fn, x, views):
+        """``fn`` applied to each tensor of ``x`` as a matrix: on a tensor
+        ``fn(x)``, or ``view.from_torch(fn(view.to_torch(x)))`` where
+        ``views`` is a :class:`~keras_optzoo.layout.Layout` (``None``: the
+        tensor as stored), exactly the per-variable computation.
+
+        On a TensorList ``views`` holds one layout (or None) per tensor; the
+        sub-graph below ``x`` is computed at once (as for a reduction), the
+        tensors of equal (viewed) shape and dtype are stacked and ``fn``
+        runs once per shape on the stack (``fn`` must treat the leading axis
+        as a batch, as ``_matrix.newton_schulz`` does: ``torch.matmul`` on a
+        3-D stack is one batched product), and the result is a TensorList
+        of the values, mapped back through the views, that later
+        arithmetic reads like any other. A group's tensors of different
+        shapes cost one ``fn`` call per shape."""
+        if isinstance(x, TensorList):
+            return _per_matrix(x, fn, views)
+        if views is None:
+            return fn(x)
+        return views.from_torch(fn(views.to_torch(x)))
+
     def constant(self, values, dtype):
         """A Python float as a 0-d tensor of ``dtype`` (converted directly,
         not through float32); a tuple of floats, one per variable of a
@@ -547,14 +574,15 @@ def _along_axes(kind, tensors, axes):
     return [torch.sum(t, dim=a, keepdim=True) for t, a in zip(tensors, axes)]
 
 
-class _Reduction:
-    """Computes ``kind`` of every tensor of a TensorList (and the
-    sub-graph's values, kept in its nodes, now leaves)."""
+class _SubGraph:
+    """The sub-graph below a TensorList computed at once (out of place,
+    into the scratch workspace where it can), each of its nodes turned
+    into a leaf holding its value; the base of the calls that need the
+    values while ``_update`` runs (``_Reduction``, ``_PerMatrix``)."""
 
     _UNARY = frozenset({"neg", "abs", "sqrt", "sign", "exp", "log"})
 
-    def __init__(self, x, kind):
-        self.kind = kind
+    def __init__(self, x):
         # the values written into kept buffers: fresh memory for every
         # operation's result costs several times the arithmetic on the CPU
         # (page faults: a 400 kB tensor, or the heap trimmed between steps)
@@ -574,7 +602,8 @@ class _Reduction:
         self.plan = []
         for node in (seen[p] for p in sorted(seen)):
             if node.op not in _EVAL_OPS:
-                raise Unsupported(f"{node.op!r} before a reduction")
+                raise Unsupported(
+                    f"{node.op!r} before a reduction or a matrix function")
             args = []
             for a in node.args:
                 if isinstance(a, TensorList):
@@ -590,16 +619,9 @@ class _Reduction:
             # from now on a leaf holding its value (set by each call)
             node.op, node.args, node.tensors = "leaf", (), None
         self.traced = False
-        self.sizes = None  # the tensors' sizes (a mean), made once
-        # values known to be >= 0 (or NaN): a mask, an absolute value, a
-        # square (their sum is a 1-norm)
-        # (the target, when computed here, is the plan's last node)
-        last = self.plan[-1] if self.plan and self.plan[-1][0] is x else None
-        self.nonnegative = last is not None and (
-            last[1] in ("greater", "abs", "sqrt")
-            or (last[1] == "pow" and last[2][1] == 2.0))
 
-    def __call__(self, *inputs):
+    def _compute(self, inputs):
+        """Computes the sub-graph's values into its nodes (now leaves)."""
         import torch
 
         n = self.n
@@ -630,6 +652,29 @@ class _Reduction:
                 self.scratch.give(buf)
             # (a list: the kernels take a tuple of tensors for a scalar)
             node.tensors = list(_evaluate(op, vals, is_list, n, dtype))
+
+
+class _Reduction(_SubGraph):
+    """Computes ``kind`` of every tensor of a TensorList (and the
+    sub-graph's values, kept in its nodes, now leaves)."""
+
+    def __init__(self, x, kind):
+        super().__init__(x)
+        self.kind = kind
+        x = self.target
+        self.sizes = None  # the tensors' sizes (a mean), made once
+        # values known to be >= 0 (or NaN): a mask, an absolute value, a
+        # square (their sum is a 1-norm)
+        # (the target, when computed here, is the plan's last node)
+        last = self.plan[-1] if self.plan and self.plan[-1][0] is x else None
+        self.nonnegative = last is not None and (
+            last[1] in ("greater", "abs", "sqrt")
+            or (last[1] == "pow" and last[2][1] == 2.0))
+
+    def __call__(self, *inputs):
+        import torch
+
+        self._compute(inputs)
         values = self.target.tensors
         kind = self.kind
         if kind == "norm":
@@ -655,7 +700,67 @@ class _Reduction:
 
 _EVAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum",
                        "pow", "where", "cast", "greater"}) | \
-    _Reduction._UNARY | frozenset(_AXES_OPS)
+    _SubGraph._UNARY | frozenset(_AXES_OPS)
+
+
+def _per_matrix(x, fn, views):
+    """``_Math.per_matrix`` on a TensorList: one recorded call (the replay
+    computes it again on the step's values, like a reduction) whose result
+    is a new leaf."""
+    import torch
+
+    if not (isinstance(views, (tuple, list)) and len(views) == x.n):
+        raise Unsupported("a matrix function of a TensorList takes one "
+                          "layout (or None) per tensor")
+    call = _PerMatrix(x, fn, tuple(views))
+    recorder = x.trace.recorder
+    if recorder is None:
+        out = call(*call.inputs)
+    else:
+        with torch._C.DisableTorchFunction():  # the recorder sees one call
+            out = call(*call.inputs)
+        recorder.observe(call, tuple(call.inputs), {}, out)
+    leaf = TensorList("leaf", (), out[0].dtype, x.n, x.trace, out, "matrix")
+    call.leaf = leaf  # a replayed call refreshes its values
+    return leaf
+
+
+class _PerMatrix(_SubGraph):
+    """Computes the sub-graph below ``x``, then ``fn`` on its tensors'
+    matrices, stacked by shape: one ``fn`` call per distinct shape."""
+
+    def __init__(self, x, fn, views):
+        super().__init__(x)
+        self.fn = fn
+        self.views = views
+        self.leaf = None
+        self.batches = None  # [(positions)], by shape and dtype, made once
+
+    def __call__(self, *inputs):
+        import torch
+
+        self._compute(inputs)
+        mats = [t if v is None else v.to_torch(t)
+                for t, v in zip(self.target.tensors, self.views)]
+        if self.batches is None:
+            by_shape = {}
+            for i, m in enumerate(mats):
+                by_shape.setdefault((tuple(m.shape), m.dtype), []).append(i)
+            self.batches = list(by_shape.values())
+        out = [None] * self.n
+        for positions in self.batches:
+            if len(positions) == 1:
+                i = positions[0]
+                results = [self.fn(mats[i])]
+            else:
+                stacked = torch.stack([mats[i] for i in positions])
+                results = self.fn(stacked).unbind(0)
+            for i, r in zip(positions, results):
+                v = self.views[i]
+                out[i] = r if v is None else v.from_torch(r)
+        if self.leaf is not None:
+            self.leaf.tensors = out
+        return out
 
 
 def _per_tensor(value, n):
@@ -672,7 +777,7 @@ def _evaluate_into(op, vals, is_list, buf, large):
     Python loop over the tensors)."""
     import torch
 
-    unary = op in _Reduction._UNARY
+    unary = op in _SubGraph._UNARY
     if not unary and (op not in ("add", "sub", "mul", "div", "maximum",
                                  "minimum") or not is_list[0]):
         return False
@@ -707,7 +812,7 @@ def _evaluate(op, vals, is_list, n, dtype):
     tensor)."""
     import torch
 
-    if op in _Reduction._UNARY:
+    if op in _SubGraph._UNARY:
         return getattr(torch, f"_foreach_{op}")(vals[0])
     if op in _AXES_OPS:
         return _along_axes(_AXES_OPS[op], vals[0], vals[1])

@@ -17,6 +17,7 @@ from keras import ops
 from keras_optzoo.optimizers import _matrix
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import ZooOptimizer
+from keras_optzoo.optimizers.base import first_index
 from keras_optzoo.optimizers.base import one_minus_power
 
 
@@ -98,9 +99,13 @@ class MatrixRouted(ZooOptimizer):
         if self.built:
             return
         super().build(var_list)
+        self._decay_allowed = self._decay_mask
+
+    def _weight_decay_mask(self, var_list):
         # the base's mask also needs self.weight_decay != 0; each rule has
-        # its own coefficient, so keep only the exclusions here
-        self._decay_allowed = [self._use_weight_decay(v) for v in var_list]
+        # its own coefficient, so the mask holds only the exclusions (the
+        # fast path groups variables by it)
+        return [self._use_weight_decay(v) for v in var_list]
 
     @property
     def rules(self):
@@ -133,7 +138,8 @@ class MatrixRouted(ZooOptimizer):
         dtype = grad.dtype
         step = self._step(dtype)
         lr = self._adamw_lr(lr, dtype)
-        if self._decay_allowed[index] and self.adamw_weight_decay:
+        if self._decay_allowed[first_index(index)] and \
+                self.adamw_weight_decay:
             param = param * (1.0 - lr * self.adamw_weight_decay)
         beta_1, beta_2 = self.adamw_beta_1, self.adamw_beta_2
         exp_avg = state["exp_avg"] + (1.0 - beta_1) * (grad - state["exp_avg"])
@@ -146,7 +152,7 @@ class MatrixRouted(ZooOptimizer):
         bias_1 = one_minus_power(beta_1, step)
         bias_2_sqrt = ops.sqrt(one_minus_power(beta_2, step))
         step_size = ops.cast(lr, step.dtype) / bias_1
-        denom = (ops.sqrt(exp_avg_sq) / ops.cast(bias_2_sqrt, dtype)
+        denom = (self._math.sqrt(exp_avg_sq) / ops.cast(bias_2_sqrt, dtype)
                  + self.adamw_epsilon)
         param = param - ops.cast(step_size, dtype) * (exp_avg / denom)
         return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}

@@ -10,6 +10,7 @@ from keras_optzoo.optimizers import _matrix
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers._matrix_routed import MatrixRouted
 from keras_optzoo.optimizers.base import SlotSpec
+from keras_optzoo.optimizers.base import first_index
 from keras_optzoo.registry import register_optimizer
 
 _ADJUST_LR_FNS = (None, "original", "match_rms_adamw")
@@ -66,8 +67,9 @@ class Muon(MatrixRouted):
     for float64 variables) and equals torch's algorithm run in that dtype
     to float32 rounding.
 
-    On the torch backend this optimizer runs the per-variable
-    `update_step` (matrix products; `update_path` says "per-variable").
+    On the torch backend the multi-tensor fast path runs it: the AdamW
+    variables and the momentum as foreach kernels, Newton-Schulz once per
+    shape on the stacked matrices of that shape (batched products).
 
     Differs from `keras.optimizers.Muon`: Keras's momentum is
     $B = \mu B + g$ (torch: a lerp), its Newton-Schulz runs in the
@@ -133,7 +135,6 @@ class Muon(MatrixRouted):
         "exclude_layers", "adamw_learning_rate", "adamw_beta_1",
         "adamw_beta_2", "adamw_epsilon", "adamw_weight_decay", "maximize",
     )
-    supports_multi_tensor = False
     #: each rule (Muon's, AdamW's) applies its own decay in _update
     weight_decay_in_update = True
 
@@ -224,17 +225,27 @@ class Muon(MatrixRouted):
         buf = state["momentum_buffer"]
         buf = buf + (1.0 - mu) * (grad - buf)
         update = grad + mu * (buf - grad) if self.nesterov else buf
-        layout = self.layout_of(index)
-        if layout.kind in ("dense", "identity"):
-            # Newton-Schulz commutes with the transpose: no copy needed
-            update = self._newton_schulz(update)
-        else:
-            update = layout.from_torch(
-                self._newton_schulz(layout.to_torch(update)))
-        update = ops.cast(update, dtype)
-        if self._decay_allowed[index] and self.weight_decay:
+        # (on the torch fast path ``index`` is a group's tuple of indices:
+        # one layout per tensor, Newton-Schulz batched over equal shapes)
+        layouts = [self.layout_of(i) for i in _indices(index)]
+        # Newton-Schulz commutes with the transpose: a Dense kernel (or an
+        # identity layout) is taken as stored, without a copy
+        views = [None if layout.kind in ("dense", "identity") else layout
+                 for layout in layouts]
+        update = self._math.per_matrix(
+            self._newton_schulz, update,
+            tuple(views) if isinstance(index, tuple) else views[0])
+        update = self._math.cast(update, dtype)
+        if self._decay_allowed[first_index(index)] and self.weight_decay:
             param = param * (1.0 - lr * self._weight_decay_value(dtype))
-        param = param - (lr * self._lr_ratio(layout.torch_shape)) * update
+        ratios = [self._lr_ratio(layout.torch_shape) for layout in layouts]
+        if all(r == ratios[0] for r in ratios):
+            param = param - (lr * ratios[0]) * update
+        else:
+            # one ratio per tensor of a fast-path group: a Python float
+            # each (the learning rate then scales the product separately,
+            # within one float32 rounding of the per-variable path)
+            param = param - lr * (update * tuple(ratios))
         return param, {"momentum_buffer": buf}
 
     def _lr_ratio(self, torch_shape):
@@ -250,3 +261,8 @@ class Muon(MatrixRouted):
         the coefficient schedule (see ``_matrix.newton_schulz``)."""
         return _matrix.newton_schulz(x, self._ns_schedule, self.epsilon,
                                      self.ns_dtype)
+
+
+def _indices(index):
+    """The variable indices of ``index`` (one, or a fast-path group's)."""
+    return index if isinstance(index, tuple) else (index,)

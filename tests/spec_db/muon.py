@@ -218,7 +218,6 @@ SPECS = [
         reference_name="torch.optim 2.13 Muon + AdamW",
         numpy_reference=NumpyMuon,
         capabilities=ALL | {"decoupled_weight_decay", "cross_element"},
-        multi_tensor=False,
         # The group test's group holds the (5,) and (2, 3, 2) tensors, which
         # take the AdamW rule: its rate follows the group's learning_rate.
         # No weight_decay: the reference adapter gives a group's
