@@ -148,13 +148,21 @@ def test_conv_kernel_gets_torch_adamw():
     harness.assert_trajectory_close(ours, theirs, init)
 
 
-def test_update_path_is_per_variable():
+def test_update_path_is_the_multi_tensor_path_on_torch():
+    """Both rules (Newton-Schulz on the matrix, AdamW on the vector) run
+    on the torch multi-tensor path; JAX and TF compile the per-variable
+    update_step, which update_path reports there."""
     opt = oz.Muon()
     variables = [keras.Variable(np.ones((3, 4), "float32")),
                  keras.Variable(np.ones((4,), "float32"))]
     opt.apply([ops.ones((3, 4)), ops.ones((4,))], variables)
-    assert opt.update_path == "per-variable"
-    assert not oz.Muon.supports_multi_tensor
+    assert oz.Muon.supports_multi_tensor
+    expected = "foreach" if keras.backend.backend() == "torch" \
+        else "per-variable"
+    assert opt.update_path == expected
+    groups = opt._multi_tensor.layouts
+    if keras.backend.backend() == "torch":  # one group per rule
+        assert len(next(iter(groups.values())).groups) == 2
 
 
 def test_fit_with_mixed_rules_trains():
