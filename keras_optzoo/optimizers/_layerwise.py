@@ -6,6 +6,8 @@ own update rather than as L2 on the gradient (``weight_decay_in_update``).
 Underscore module: infrastructure, not an algorithm (not auto-registered).
 """
 
+import math
+
 import keras
 from keras import ops
 
@@ -23,8 +25,8 @@ from keras_optzoo.fastpath import MATH
 
 def constant(value, dtype):
     """A Python float as a 0-d tensor of ``dtype`` (``ops.cast`` rounds it
-    through float32 on TF; this does not)."""
-    return ops.convert_to_tensor(value, dtype=dtype)
+    through float32 on TF; this does not): ``MATH.constant``."""
+    return MATH.constant(value, dtype)
 
 
 def mean(x):
@@ -91,20 +93,6 @@ def _row_axes(layout):
     return tuple(a for a in range(len(layout.shape)) if a not in units)
 
 
-def _unit_count(layout):
-    count = 1
-    for a in layout.unit_axes:
-        count *= layout.shape[a]
-    return count
-
-
-def _size(layout):
-    size = 1
-    for dim in layout.shape:
-        size *= dim
-    return size
-
-
 def _keepdims_from_rows(values, layout):
     """One value per torch row (torch's row order) as a keepdims-shaped
     tensor in the Keras layout (1 along the row axes)."""
@@ -137,7 +125,7 @@ def _view_reduce(x, layouts, by_channel, kind):
             return MATH.norm(x, axis=axes, keepdims=True)
         return MATH.sum(x, axis=axes, keepdims=True)
     layout = layouts
-    rows = _unit_count(layout) if by_channel else 1
+    rows = layout.torch_shape[0] if by_channel else 1
     view = ops.reshape(layout.to_torch(x), (rows, -1))
     if kind == "norm":
         out = ops.sqrt(ops.sum(ops.square(view), axis=1))
@@ -182,8 +170,9 @@ def projection(param, grad, perturb, layouts, delta, wd_ratio, eps,
         def total(x, kind="sum", by_channel=by_channel):
             return _view_reduce(x, layouts, by_channel, kind)
 
-        cols = tuple(_size(layout) // (_unit_count(layout) if by_channel
-                                       else 1) for layout in every)
+        # a channel's row length: the torch tensor's size over its rows
+        cols = tuple(math.prod(layout.shape) // (
+            layout.torch_shape[0] if by_channel else 1) for layout in every)
         thresholds = tuple(delta / (c ** 0.5) for c in cols)
         p_norm = total(param, "norm")
         g_norm = total(grad, "norm")
