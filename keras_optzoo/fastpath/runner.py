@@ -168,14 +168,14 @@ class _Layout:
             group = groups.get(key)
             if group is None:
                 group = groups[key] = _Group(value.dtype, decay)
-                group.slots = dict.fromkeys(slot_names)
             group.positions.append(position)
             group.indices.append(index)
             group.params.append(value)
-        for group in groups.values():
+        for key, group in groups.items():
+            slot_names = key[-1]
             group.slots = {
                 name: [opt._slots[name][i].value for i in group.indices]
-                for name in group.slots
+                for name in slot_names
             }
         self.groups = list(groups.values())
 
