@@ -72,6 +72,8 @@ class Stepper:
                      for p, n in zip(init_params,
                                      names or [None] * len(init_params))]
         optimizer.build(self.vars)
+        # the built state, for reset()
+        self._initial = [ops.convert_to_numpy(v) for v in optimizer.variables]
         if mode == "compiled" and backend() == "jax":
             import jax
 
@@ -111,6 +113,25 @@ class Stepper:
             )
         else:
             self._jit(tensors)
+
+    def reset(self, init_params):
+        """Starts over from ``init_params`` with the optimizer's state as
+        ``build`` left it, keeping the compiled step: several runs of one
+        optimizer config on equal shapes (test_numerics.py's huge, tiny and
+        NaN gradients) then compile once. Compiled modes only: on torch the
+        eager multi-tensor path keeps recordings of earlier steps (a replay
+        keyed to the step count), which a rewound count would mislead, and
+        there is no compilation to save."""
+        if self.mode != "compiled":
+            raise ValueError("reset() is for the compiled modes")
+        if backend() == "jax":
+            self._opt_values = [ops.convert_to_tensor(x) for x in self._initial]
+            self._var_values = [ops.convert_to_tensor(p) for p in init_params]
+            return
+        for v, x in zip(self.opt.variables, self._initial):
+            v.assign(x)
+        for v, p in zip(self.vars, init_params):
+            v.assign(p)
 
     def params(self):
         if self.mode == "compiled" and backend() == "jax":

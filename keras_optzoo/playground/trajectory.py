@@ -5,7 +5,9 @@ a Keras built-in, or one whose learning rate is a
 ``keras.optimizers.schedules.LearningRateSchedule``. The parameter is a single
 ``keras.Variable`` of shape ``(2,)``; each step takes the gradient with the
 active backend's own autodiff and calls ``optimizer.apply([grad], [var])``,
-exactly as a training loop would.
+exactly as a training loop would (on TensorFlow inside one ``tf.function``,
+as ``fit`` runs it: an eager TF step of a heavy optimizer costs tens of
+milliseconds, its graph a fraction of one).
 For a schedule-free optimizer (one with ``evaluation_point``, e.g.
 ``ScheduleFreeAdamW``) the recorded path and losses are those of its
 evaluation point x, the iterate the method returns; the gradients are taken
@@ -226,6 +228,21 @@ def _describe_learning_rate(optimizer):
         return None
 
 
+def _apply_fn(optimizer, var):
+    """``fn(grad)`` applying one step to ``var``: a ``tf.function`` on
+    TensorFlow (built first, so that the optimizer's variables are created
+    eagerly), ``optimizer.apply`` itself elsewhere."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow" or getattr(
+            optimizer, "requires_closure", False):
+        return lambda grad: optimizer.apply([grad], [var])
+    import tensorflow as tf
+
+    optimizer.build([var])
+    return tf.function(lambda grad: optimizer.apply([grad], [var]))
+
+
 def run(optimizer, function, steps=300, start=None, name=None):
     """Minimise a 2-D surface with a Keras optimizer and record the path.
 
@@ -274,6 +291,7 @@ def run(optimizer, function, steps=300, start=None, name=None):
     to_np = keras.ops.convert_to_numpy
 
     closure = lambda: function.f(var[0], var[1])  # noqa: E731
+    apply = _apply_fn(optimizer, var)
     # Schedule-free optimizers train at y and return x: the path shown is
     # x (``evaluation_point``), read without switching modes; the gradient
     # is still taken at the variable's value, y.
@@ -299,7 +317,7 @@ def run(optimizer, function, steps=300, start=None, name=None):
             # one torch `step(closure)`, per recorded point
             optimizer.minimize(closure, [var])
         else:
-            optimizer.apply([grad], [var])
+            apply(grad)
         if evaluation_point is None:
             points[k + 1] = to_np(var.value)
     end = len(points) if diverged_at is None else diverged_at + 1
