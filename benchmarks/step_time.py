@@ -181,6 +181,27 @@ class MuonAndAdamW:
                       for k, v in opt.state.items()}
 
 
+class NorMuonGroups:
+    """pytorch-optimizer's NorMuon with its ``use_muon`` flag set per
+    tensor as the zoo's NorMuon routes them (2+ dimensions: NorMuon, the
+    others its AdamW); the zoo's defaults are the reference's."""
+
+    def __init__(self, params, lr=LEARNING_RATE):
+        import pytorch_optimizer
+
+        params = list(params)
+        groups = [{"params": [p for p in params if p.ndim >= 2],
+                   "use_muon": True},
+                  {"params": [p for p in params if p.ndim < 2],
+                   "use_muon": False}]
+        self.opt = pytorch_optimizer.NorMuon(
+            [g for g in groups if g["params"]], lr=lr)
+        self.state = self.opt.state
+
+    def step(self):
+        self.opt.step()
+
+
 def _optax(name, **kwargs):
     """optax's (or else optax.contrib's) ``name``, as a lazy factory."""
     def make():
@@ -246,6 +267,13 @@ OPTIMIZERS = {
                   torch=(Peer("torch.optim", MuonAndAdamW),),
                   optax=_optax("muon"), matrices=True),
     # dense gradients; SparseAdam is given them as sparse rows (all rows)
+    # issue 19: the Muon family's other members (all matrices: every
+    # tensor takes the matrix rule), against their references
+    "normuon": Entry("NorMuon", torch=(
+        Peer("pytorch-optimizer", lambda params: NorMuonGroups(params)),),
+        matrices=True),
+    "adamuon": Entry("AdaMuon", torch=_reference(
+        "timm", _timm_cls("muon", "Muon"), algo="adamuon"), matrices=True),
     "lazyadam": Entry("LazyAdam", torch=(Peer(
         "torch.optim SparseAdam", _reference(
             "", _attr("torch.optim", "SparseAdam"))[0].make,
@@ -507,7 +535,8 @@ class Bench:
 
     def makers(self, name, shapes, zoo_variants=True):
         """The zoo's optimizer and the Keras built-in, where there is one
-        (``zoo_variants``: the torch backend's update paths)."""
+        (``zoo_variants``: the torch backend's update paths, True for all,
+        "per-variable" for the default one and the per-variable loop)."""
         out = [("zoo", lambda: self.keras_candidate("zoo", _zoo(name),
                                                     shapes))]
         if OPTIMIZERS[name].keras is not None:
@@ -607,9 +636,13 @@ class TorchBench(Bench):
 
     def makers(self, name, shapes, zoo_variants=True):
         out = []
-        modes = ((("zoo", None), ("zoo (foreach)", "foreach"),
-                  ("zoo (per-variable)", False)) if zoo_variants
-                 else (("zoo", None),))
+        if zoo_variants == "per-variable":  # --wave2: ours, and before
+            modes = (("zoo", None), ("zoo (per-variable)", False))
+        elif zoo_variants:
+            modes = (("zoo", None), ("zoo (foreach)", "foreach"),
+                     ("zoo (per-variable)", False))
+        else:
+            modes = (("zoo", None),)
         for impl, mode in modes:
             if mode is False and not self.with_generic:
                 continue
@@ -931,9 +964,12 @@ def run(backend, quick=False, rounds=None, optimizers=None, threads=1,
             if small:
                 candidates = bench.small_candidates(name, case_shapes)
             else:
-                candidates = bench.candidates(name, case_shapes,
-                                              zoo_variants=not wave2,
-                                              failed=result["failed"])
+                # --wave2 on torch: the default path and the per-variable
+                # loop (what an optimizer not on the multi-tensor path runs)
+                candidates = bench.candidates(
+                    name, case_shapes,
+                    zoo_variants="per-variable" if wave2 else True,
+                    failed=result["failed"])
             measure(candidates, rounds, warmup=3, min_batch_s=min_batch_s)
             for c in candidates:
                 record = {"case": label, "n_params": n_params,

@@ -148,6 +148,14 @@ class Layout:
         return y
 
     @property
+    def matrix(self):
+        """The torch tensor as the matrix ``(torch_shape[0], rest)`` (its
+        first axis by the others flattened, how the matrix optimizers read
+        a convolution kernel): a :class:`MatrixView`, usable wherever a
+        layout's ``to_torch``/``from_torch`` are (``MATH.per_matrix``)."""
+        return MatrixView(self)
+
+    @property
     def unit_axes(self):
         """The Keras axes that form torch's first axis (the output units
         of a layer: a Dense kernel's last axis, an Embedding's rows)."""
@@ -161,6 +169,35 @@ class Layout:
     def __repr__(self):
         return (f"Layout({self.kind!r}, keras {self.shape} -> torch "
                 f"{self.torch_shape})")
+
+
+class MatrixView:
+    """A variable read as its torch tensor flattened to a matrix ``(m, n)``:
+    ``m = torch_shape[0]``, ``n`` the product of the other axes (a tensor
+    that is 2-D in torch is not reshaped). ``to_torch``/``from_torch`` as
+    :class:`Layout`'s, ``shape`` the matrix's shape."""
+
+    __slots__ = ("layout", "shape")
+
+    def __init__(self, layout):
+        self.layout = layout
+        rows = int(layout.torch_shape[0]) if layout.torch_shape else 1
+        self.shape = (rows, math.prod(int(d) for d in
+                                      layout.torch_shape[1:]))
+
+    def to_torch(self, x):
+        x = self.layout.to_torch(x)
+        if tuple(self.layout.torch_shape) != self.shape:
+            x = ops.reshape(x, self.shape)
+        return x
+
+    def from_torch(self, y):
+        if tuple(self.layout.torch_shape) != self.shape:
+            y = ops.reshape(y, self.layout.torch_shape)
+        return self.layout.from_torch(y)
+
+    def __repr__(self):
+        return f"MatrixView({self.layout!r} as {self.shape})"
 
 
 def check(kind):

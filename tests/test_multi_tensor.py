@@ -313,15 +313,16 @@ def test_cautious_adam_equals_generic_path(name, index, mode):
     assert fast.update_path == "foreach"
 
 
-def _kernels_per_step(opt, n_tensors):
+def _kernels_per_step(opt, n_tensors, matrix=(4, 3)):
     """The torch operator calls (ATen ops, on the CPU) of one step of
-    ``opt`` on ``n_tensors`` variables, after warm-up steps (the trace
-    and its recording happen on the first)."""
+    ``opt`` on ``n_tensors`` variables (matrices of shape ``matrix`` and
+    vectors), after warm-up steps (the trace and its recording happen on
+    the first)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile
 
     rng = np.random.default_rng(0)
-    shapes = [(4, 3) if i % 2 else (5,) for i in range(n_tensors)]
+    shapes = [matrix if i % 2 else (5,) for i in range(n_tensors)]
     variables = [keras.Variable(rng.standard_normal(s).astype("float32"))
                  for s in shapes]
     grads = [ops.convert_to_tensor(rng.standard_normal(s).astype("float32"))
@@ -338,17 +339,22 @@ def _kernels_per_step(opt, n_tensors):
 
 
 @pytest.mark.skipif(not ON_TORCH, reason="the fast path is torch-only")
-@pytest.mark.parametrize("make", [
-    pytest.param(lambda: oz.Adam(learning_rate=1e-3), id="adam"),
+@pytest.mark.parametrize("make,matrix", [
+    pytest.param(lambda: oz.Adam(learning_rate=1e-3), (4, 3), id="adam"),
     pytest.param(lambda: oz.AdamW(learning_rate=1e-3, caution=True),
-                 id="adamw-caution"),
+                 (4, 3), id="adamw-caution"),
     pytest.param(lambda: oz.Lamb(learning_rate=1e-3, max_grad_norm=None),
-                 id="lamb"),
-    pytest.param(lambda: oz.NovoGrad(learning_rate=1e-3), id="novograd"),
-    # (the (4, 3) matrices: one batched Newton-Schulz for all of them)
-    pytest.param(lambda: oz.Muon(learning_rate=1e-3), id="muon"),
+                 (4, 3), id="lamb"),
+    pytest.param(lambda: oz.NovoGrad(learning_rate=1e-3), (4, 3),
+                 id="novograd"),
+    # (the matrices of each: one batched Newton-Schulz for all of them,
+    # NorMuon's row normalisation inside it; AdaMuon's routing (timm's)
+    # gives matrices below (4, 4) its AdamW)
+    pytest.param(lambda: oz.Muon(learning_rate=1e-3), (4, 3), id="muon"),
+    pytest.param(lambda: oz.NorMuon(), (4, 3), id="normuon"),
+    pytest.param(lambda: oz.AdaMuon(), (8, 4), id="adamuon"),
 ])
-def test_kernels_per_step_do_not_grow_with_tensors(make):
+def test_kernels_per_step_do_not_grow_with_tensors(make, matrix):
     """The foreach path launches a number of operators per step that does
     not depend on the number of tensors (torch.profiler on the CPU as the
     proxy for kernel launches; the per-variable loop adds ~20 per tensor).
@@ -356,9 +362,43 @@ def test_kernels_per_step_do_not_grow_with_tensors(make):
     are one ``_foreach_norm`` each. (Lamb's default global-norm clipping is
     left out: its statistics are gathered per variable before the update,
     one operator per tensor.)"""
-    few = _kernels_per_step(make(), 10)
-    many = _kernels_per_step(make(), 40)
+    few = _kernels_per_step(make(), 10, matrix)
+    many = _kernels_per_step(make(), 40, matrix)
     assert many <= few + 2, (few, many)
+
+
+@pytest.mark.skipif(not ON_TORCH, reason="the fast path is torch-only")
+@pytest.mark.parametrize("cls,kwargs", [
+    pytest.param(oz.NorMuon, {}, id="normuon"),
+    pytest.param(oz.NorMuon, {"update_scale": "match_rms",
+                              "weight_decay": 0.1, "nesterov": False},
+                 id="normuon-match_rms"),
+    pytest.param(oz.AdaMuon, {"weight_decay": 0.1}, id="adamuon"),
+    pytest.param(oz.AdaMuon, {"adjust_lr_fn": "rms_to_rms"},
+                 id="adamuon-rms_to_rms"),
+])
+def test_matrix_rules_through_layouts_equal_generic_path(cls, kwargs):
+    """NorMuon's and AdaMuon's matrix rules on Dense and Conv2D kernels
+    (read as torch's flattened matrices, ``Layout.matrix``), two of one
+    shape (one batched call) and others (one call each, a learning-rate
+    ratio per tensor), beside a vector: the fast path equals the
+    per-variable path and replays. (The spec database's arrays have
+    identity layouts, and timm's routing gives AdaMuon's fallback all of
+    them.)"""
+    shapes = [(8, 16), (24, 8), (8, 16), (3, 3, 4, 8), (8,)]
+    names = ["kernel"] * 4 + ["bias"]
+    config = specs.Config("layouts", kwargs)
+    init, grads = harness.problem(config, steps=10, shapes=shapes)
+    lrs = [0.02 if t < 5 else 0.006 for t in range(10)]
+    runs = {}
+    for mode in (False, None):
+        opt = cls(learning_rate=0.02, **kwargs)
+        opt.use_multi_tensor = mode
+        runs[mode] = harness.run_ours(opt, init, grads, lrs, names=names)
+    assert opt.rules[:4] == [opt.matrix_rule] * 4
+    assert opt.update_path == "foreach"
+    assert opt._multi_tensor.replayed == 9 * 2  # both groups, steps 2-10
+    assert_same_path(runs[None], runs[False], init)
 
 
 @pytest.mark.skipif(not ON_TORCH, reason="the replay is torch's")

@@ -71,8 +71,20 @@ A function of whole matrices (Muon's Newton-Schulz) is
 computed at once, like a reduction's, the tensors (viewed through their
 layouts) are stacked by shape and ``fn`` runs once per shape (batched
 matrix products); the result is a TensorList for later foreach math.
-A per-tensor Python constant (a shape-dependent ratio) may be a tuple
-of floats, one per tensor.
+The views are layouts (``keras_optzoo.layout``), or ``Layout.matrix``
+for the torch tensor flattened to ``(out, rest)`` (NorMuon and AdaMuon
+read a convolution kernel so). Math that must see a value in the
+matrix's own shape (NorMuon's per-row second moment, a mean along the
+torch matrix's rows, held in a ``(rows, 1)`` slot) goes inside ``fn``:
+``per_matrix`` takes several values per variable, ``x`` a tuple (a
+matrix and that slot) and ``views`` a tuple with one entry per value
+(None: as stored), and ``fn`` returns one result per value (the slot's
+new value among them), each stacked and batched the same way; the
+per-variable path calls the same ``fn`` on the single matrices, so the
+algorithm keeps one copy. A slot of another shape than its variable is
+keepdims-shaped on the fast path (math on it alone runs in its own
+shape). A per-tensor Python constant (a shape-dependent ratio) may be
+a tuple of floats, one per tensor.
 
 When ``_update`` needs something else a TensorList cannot express (a
 reshape, a tensor's shape): set the class attribute

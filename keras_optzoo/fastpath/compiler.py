@@ -471,8 +471,9 @@ class _Math:
     def per_matrix(self, fn, x, views):
         """``fn`` applied to each tensor of ``x`` as a matrix: on a tensor
         ``fn(x)``, or ``view.from_torch(fn(view.to_torch(x)))`` where
-        ``views`` is a :class:`~keras_optzoo.layout.Layout` (``None``: the
-        tensor as stored), exactly the per-variable computation.
+        ``views`` is a :class:`~keras_optzoo.layout.Layout` (or a
+        :class:`~keras_optzoo.layout.MatrixView`; ``None``: the tensor as
+        stored), exactly the per-variable computation.
 
         On a TensorList ``views`` holds one layout (or None) per tensor; the
         sub-graph below ``x`` is computed at once (as for a reduction), the
@@ -482,12 +483,36 @@ class _Math:
         3-D stack is one batched product), and the result is a TensorList
         of the values, mapped back through the views, that later
         arithmetic reads like any other. A group's tensors of different
-        shapes cost one ``fn`` call per shape."""
-        if isinstance(x, TensorList):
-            return _per_matrix(x, fn, views)
-        if views is None:
-            return fn(x)
-        return views.from_torch(fn(views.to_torch(x)))
+        shapes cost one ``fn`` call per shape.
+
+        Several values per variable (a matrix and a statistic of its rows,
+        say): ``x`` a tuple of values and ``views`` a tuple of the same
+        length, one entry per value (on a TensorList one layout per tensor,
+        or None for every tensor as stored). ``fn`` then takes one argument
+        per value and returns a tuple of one result per value, each of that
+        value's (viewed) shape, mapped back through that value's views (a
+        ``(rows, 1)`` slot passed as stored comes back as the slot's new
+        value); stacks are formed per distinct combination of shapes.
+        """
+        several = isinstance(x, tuple)
+        values = x if several else (x,)
+        if any(isinstance(v, TensorList) for v in values):
+            if not several:
+                return _per_matrix(values, fn, (views,), several)[0]
+            if not (isinstance(views, tuple) and len(views) == len(values)):
+                raise Unsupported("per_matrix takes one views entry per "
+                                  "value of x")
+            return _per_matrix(values, fn, views, several)
+        if not several:
+            views = (views,)
+        mats = [v if view is None else view.to_torch(v)
+                for v, view in zip(values, views)]
+        results = fn(*mats)
+        if not several:
+            results = (results,)
+        results = tuple(r if view is None else view.from_torch(r)
+                        for r, view in zip(results, views))
+        return results if several else results[0]
 
     def constant(self, values, dtype):
         """A Python float as a 0-d tensor of ``dtype`` (converted directly,
@@ -583,6 +608,9 @@ class _SubGraph:
     _UNARY = frozenset({"neg", "abs", "sqrt", "sign", "exp", "log"})
 
     def __init__(self, x):
+        # ``x``: a TensorList, or a sequence of them (the roots)
+        roots = list(x) if isinstance(x, (tuple, list)) else [x]
+        x = roots[0]
         # the values written into kept buffers: fresh memory for every
         # operation's result costs several times the arithmetic on the CPU
         # (page faults: a 400 kB tensor, or the heap trimmed between steps)
@@ -592,7 +620,7 @@ class _SubGraph:
         self.inputs = []  # the tensor scalars of the sub-graph
         self.per_var = []  # which of them hold one value per tensor
         seen = {}
-        stack = [x]
+        stack = list(roots)
         while stack:
             node = stack.pop()
             if node.op == "leaf" or node.pos in seen:
@@ -703,63 +731,99 @@ _EVAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum",
     _SubGraph._UNARY | frozenset(_AXES_OPS)
 
 
-def _per_matrix(x, fn, views):
-    """``_Math.per_matrix`` on a TensorList: one recorded call (the replay
-    computes it again on the step's values, like a reduction) whose result
-    is a new leaf."""
+def _per_matrix(xs, fn, views, several):
+    """``_Math.per_matrix`` on TensorLists ``xs`` (one or several values
+    per variable): one recorded call (the replay computes it again on the
+    step's values, like a reduction) whose results are new leaves, one per
+    value."""
     import torch
 
-    if not (isinstance(views, (tuple, list)) and len(views) == x.n):
-        raise Unsupported("a matrix function of a TensorList takes one "
-                          "layout (or None) per tensor")
-    call = _PerMatrix(x, fn, tuple(views))
-    recorder = x.trace.recorder
+    first = next(x for x in xs if isinstance(x, TensorList))
+    n = first.n
+    for x in xs:
+        if not isinstance(x, TensorList) or x.trace is not first.trace:
+            raise Unsupported("a matrix function of values that are not "
+                              "TensorLists of one group")
+    per_value = []
+    for view in views:
+        if view is None:
+            view = (None,) * n
+        if not (isinstance(view, (tuple, list)) and len(view) == n):
+            raise Unsupported("a matrix function of a TensorList takes one "
+                              "layout (or None) per tensor")
+        per_value.append(tuple(view))
+    call = _PerMatrix(xs, fn, per_value, several)
+    recorder = first.trace.recorder
     if recorder is None:
         out = call(*call.inputs)
     else:
         with torch._C.DisableTorchFunction():  # the recorder sees one call
             out = call(*call.inputs)
         recorder.observe(call, tuple(call.inputs), {}, out)
-    leaf = TensorList("leaf", (), out[0].dtype, x.n, x.trace, out, "matrix")
-    call.leaf = leaf  # a replayed call refreshes its values
-    return leaf
+    leaves = []
+    for k, x in enumerate(xs):
+        tensors = out[k * n:(k + 1) * n]
+        leaf = TensorList("leaf", (), tensors[0].dtype, n, first.trace,
+                          tensors, "matrix")
+        # each result has its value's shape: a keepdims-shaped (rows)
+        # value gives a keepdims-shaped result
+        leaf.rows = x.rows
+        leaves.append(leaf)
+    call.leaves = leaves  # a replayed call refreshes their values
+    return tuple(leaves)
 
 
 class _PerMatrix(_SubGraph):
-    """Computes the sub-graph below ``x``, then ``fn`` on its tensors'
-    matrices, stacked by shape: one ``fn`` call per distinct shape."""
+    """Computes the sub-graph below the values ``xs``, then ``fn`` on their
+    tensors' matrices, stacked by shape: one ``fn`` call per distinct
+    combination of shapes. Returns the results as one flat list (value 0's
+    tensors, then value 1's ...)."""
 
-    def __init__(self, x, fn, views):
-        super().__init__(x)
+    def __init__(self, xs, fn, views, several):
+        super().__init__(xs)
+        self.xs = xs
         self.fn = fn
-        self.views = views
-        self.leaf = None
-        self.batches = None  # [(positions)], by shape and dtype, made once
+        self.views = views  # per value: one layout (or None) per tensor
+        self.several = several
+        self.leaves = None
+        self.batches = None  # [(positions)], by shapes and dtypes, made once
 
     def __call__(self, *inputs):
         import torch
 
         self._compute(inputs)
-        mats = [t if v is None else v.to_torch(t)
-                for t, v in zip(self.target.tensors, self.views)]
+        mats = [[t if v is None else v.to_torch(t)
+                 for t, v in zip(x.tensors, views)]
+                for x, views in zip(self.xs, self.views)]
         if self.batches is None:
             by_shape = {}
-            for i, m in enumerate(mats):
-                by_shape.setdefault((tuple(m.shape), m.dtype), []).append(i)
+            for i in range(self.n):
+                key = tuple((tuple(m[i].shape), m[i].dtype) for m in mats)
+                by_shape.setdefault(key, []).append(i)
             self.batches = list(by_shape.values())
-        out = [None] * self.n
+        k = len(self.xs)
+        out = [None] * (k * self.n)
         for positions in self.batches:
             if len(positions) == 1:
                 i = positions[0]
-                results = [self.fn(mats[i])]
+                results = self.fn(*[m[i] for m in mats])
+                results = [(r,) for r in (
+                    results if self.several else (results,))]
             else:
-                stacked = torch.stack([mats[i] for i in positions])
-                results = self.fn(stacked).unbind(0)
-            for i, r in zip(positions, results):
-                v = self.views[i]
-                out[i] = r if v is None else v.from_torch(r)
-        if self.leaf is not None:
-            self.leaf.tensors = out
+                results = self.fn(*[torch.stack([m[i] for i in positions])
+                                    for m in mats])
+                results = [r.unbind(0) for r in (
+                    results if self.several else (results,))]
+            if len(results) != k:
+                raise Unsupported("a matrix function must return one result "
+                                  "per value it takes")
+            for j, (per_pos, views) in enumerate(zip(results, self.views)):
+                for i, r in zip(positions, per_pos):
+                    v = views[i]
+                    out[j * self.n + i] = r if v is None else v.from_torch(r)
+        if self.leaves is not None:
+            for j, leaf in enumerate(self.leaves):
+                leaf.tensors = out[j * self.n:(j + 1) * self.n]
         return out
 
 

@@ -345,6 +345,11 @@ def _trace_in(opt, group, learning_rate, scalar_names, device_scalars,
         else:
             state[name] = TensorList("leaf", (), dtype, n, trace, tensors,
                                      name)
+            # a slot of another shape than its variable (NorMuon's per-row
+            # statistic) is keepdims-shaped: math on it alone is computed
+            # in its own shape, never in a full-size workspace buffer
+            state[name].rows = any(t.shape != p.shape for t, p in
+                                   zip(tensors, group.params))
     param, grad, lr = opt._prepare(grad, param, learning_rate,
                                    group.indices[0])
     new_param, new_state = opt._update(param, grad, state, lr,

@@ -137,17 +137,22 @@ def _matmul(x, y):
     return ops.matmul(x, y)
 
 
-def scaled_norm(x):
+def scaled_norm(x, axis=None):
     """Frobenius norm of ``x`` without underflow or overflow, as
     ``torch.linalg.vector_norm`` computes it: ``x`` is divided by the power
     of two at or below ``max |x|`` before squaring (an exact scaling, so in
     the normal range the result rounds as ``sqrt(sum(x**2))`` does). With
-    float32 entries below ~1e-19 the plain sum of squares is 0."""
-    peak = ops.max(ops.abs(x))
+    float32 entries below ~1e-19 the plain sum of squares is 0.
+
+    ``axis``: the norm over those axes only, keepdims-shaped (``(-2, -1)``:
+    one norm per matrix of a stack)."""
+    keepdims = axis is not None
+    peak = ops.max(ops.abs(x), axis=axis, keepdims=keepdims)
     safe = ops.where(peak > 0, peak, ops.ones_like(peak))
     scale = ops.power(ops.cast(2.0, x.dtype), ops.floor(ops.log2(safe)))
     scaled = x / scale
-    return ops.sqrt(ops.sum(scaled * scaled)) * scale
+    return ops.sqrt(ops.sum(scaled * scaled, axis=axis,
+                            keepdims=keepdims)) * scale
 
 
 def _mT(x):

@@ -107,6 +107,31 @@ class MatrixRouted(ZooOptimizer):
         # fast path groups variables by it)
         return [self._use_weight_decay(v) for v in var_list]
 
+    def _layouts_at(self, index):
+        """The layouts of the variable(s) at ``index``: one index, or on
+        the torch fast path a group's tuple of indices."""
+        indices = index if isinstance(index, tuple) else (index,)
+        return [self.layout_of(i) for i in indices]
+
+    @staticmethod
+    def _views_argument(views, index):
+        """``views`` (one per variable of ``index``) as
+        ``MATH.per_matrix`` takes them: a tuple on the fast path, the one
+        view on the per-variable path."""
+        return tuple(views) if isinstance(index, tuple) else views[0]
+
+    @staticmethod
+    def _scaled(param, lr, update, ratios):
+        """``param - lr·ratio·update`` with one shape-dependent ``ratio``
+        per variable of the call: one float when they agree (always on the
+        per-variable path), else a tuple of floats, one per tensor of a
+        fast-path group (the learning rate then scales the product
+        separately, within one float32 rounding of the per-variable
+        path)."""
+        if all(r == ratios[0] for r in ratios):
+            return param - (lr * ratios[0]) * update
+        return param - lr * (update * tuple(ratios))
+
     @property
     def rules(self):
         """The rule of each variable (the matrix rule or "adamw"), in build

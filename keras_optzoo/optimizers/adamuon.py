@@ -8,6 +8,7 @@ from keras_optzoo.optimizers import _matrix
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers._matrix_routed import MatrixRouted
 from keras_optzoo.optimizers.base import SlotSpec
+from keras_optzoo.optimizers.base import first_index
 from keras_optzoo.optimizers.base import one_minus_power
 from keras_optzoo.registry import register_optimizer
 
@@ -72,6 +73,11 @@ class AdaMuon(MatrixRouted):
     run in float32. Not supported: timm's `conv_mode="batched"`,
     `safety_factor` other than 1 and `scale_eps`.
 
+    On the torch backend the multi-tensor fast path runs it: the fallback
+    and the AdaMuon rule's elementwise math as foreach kernels,
+    Newton-Schulz once per shape on the stacked matrices of that shape
+    (batched products).
+
     Differs from `keras.optimizers.Muon` (Keras has no AdaMuon): no
     second moment of the orthogonalised update, a plain momentum, and
     Keras's Muon defaults (see :class:`Muon`).
@@ -107,7 +113,6 @@ class AdaMuon(MatrixRouted):
         "ns_coefficients", "epsilon", "adjust_lr_fn", "beta_1", "beta_2",
         "fallback_learning_rate_scale", "ns_dtype", "exclude_layers",
     )
-    supports_multi_tensor = False
     weight_decay_in_update = True
 
     def __init__(
@@ -163,7 +168,7 @@ class AdaMuon(MatrixRouted):
 
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype
-        if self._decay_allowed[index] and self.weight_decay:
+        if self._decay_allowed[first_index(index)] and self.weight_decay:
             decay_lr = lr if self._rule(index) == "adamuon" else \
                 lr * self.fallback_learning_rate_scale
             param = param * (1.0 - decay_lr * self._weight_decay_value(dtype))
@@ -175,30 +180,38 @@ class AdaMuon(MatrixRouted):
         buf = state["momentum_buffer"]
         buf = buf + (1.0 - mu) * (grad - buf)
         update = grad + mu * (buf - grad) if self.nesterov else buf
-        layout = self.layout_of(index)
-        torch_shape = layout.torch_shape
-        rows = int(torch_shape[0])
-        cols = math.prod(int(d) for d in torch_shape[1:])
-        ortho = _matrix.newton_schulz(
-            ops.reshape(layout.to_torch(update), (rows, cols)),
-            self._ns_schedule, eps, self.ns_dtype)
-        ortho = layout.from_torch(ops.reshape(ops.cast(ortho, dtype),
-                                              torch_shape))
+        # (on the torch fast path ``index`` is a group's tuple of indices:
+        # one view per tensor, Newton-Schulz batched over equal shapes)
+        layouts = self._layouts_at(index)
+        views = [layout.matrix for layout in layouts]
+        ortho = self._math.per_matrix(self._newton_schulz, update,
+                                      self._views_argument(views, index))
         exp_avg_sq = state["exp_avg_sq"] * beta_2 + (1.0 - beta_2) * (
             ortho * ortho)
         if self.adjust_lr_fn == "match_rms_adamw":
-            adaptive = ortho / (ops.sqrt(exp_avg_sq) + eps)
-            adaptive = adaptive / (ops.sqrt(ops.sum(adaptive * adaptive))
-                                   + eps)
-            scale = 0.2 * math.sqrt(rows * cols)
+            adaptive = ortho / (self._math.sqrt(exp_avg_sq) + eps)
+            adaptive = adaptive / (self._math.norm(adaptive) + eps)
         else:
             step = self._step(dtype)
             bias_2 = ops.cast(one_minus_power(beta_2, step), dtype)
-            adaptive = ortho / (ops.sqrt(exp_avg_sq / bias_2) + eps)
-            scale = {None: 1.0, "rms_to_rms": math.sqrt(rows / cols),
-                     "rsqrt_in": cols ** -0.5}[self.adjust_lr_fn]
-        param = param - (lr * scale) * adaptive
+            adaptive = ortho / (self._math.sqrt(exp_avg_sq / bias_2) + eps)
+        param = self._scaled(param, lr, adaptive, [
+            self._lr_ratio(view.shape) for view in views])
         return param, {"momentum_buffer": buf, "exp_avg_sq": exp_avg_sq}
+
+    def _lr_ratio(self, matrix_shape):
+        rows, cols = matrix_shape
+        if self.adjust_lr_fn == "match_rms_adamw":
+            return 0.2 * math.sqrt(rows * cols)
+        return {None: 1.0, "rms_to_rms": math.sqrt(rows / cols),
+                "rsqrt_in": cols ** -0.5}[self.adjust_lr_fn]
+
+    def _newton_schulz(self, matrix):
+        """Newton-Schulz of ``matrix`` (the torch tensor as ``(m, n)``, or
+        a stack of them) in ``ns_dtype``, cast back to its dtype."""
+        return ops.cast(_matrix.newton_schulz(
+            matrix, self._ns_schedule, self.epsilon, self.ns_dtype),
+            matrix.dtype)
 
     def _adamw_update(self, param, grad, state, lr, index):
         """timm's AdamW (NAdamW with `nesterov`) fallback."""
@@ -213,7 +226,7 @@ class AdaMuon(MatrixRouted):
         bias_1 = one_minus_power(beta_1, step)
         bias_2_sqrt = ops.sqrt(one_minus_power(beta_2, step))
         step_size = ops.cast(lr, step.dtype) / bias_1
-        denom = (ops.sqrt(exp_avg_sq) / ops.cast(bias_2_sqrt, dtype)
+        denom = (self._math.sqrt(exp_avg_sq) / ops.cast(bias_2_sqrt, dtype)
                  + self.epsilon)
         param = param - ops.cast(step_size, dtype) * (numerator / denom)
         return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}

@@ -227,25 +227,18 @@ class Muon(MatrixRouted):
         update = grad + mu * (buf - grad) if self.nesterov else buf
         # (on the torch fast path ``index`` is a group's tuple of indices:
         # one layout per tensor, Newton-Schulz batched over equal shapes)
-        layouts = [self.layout_of(i) for i in _indices(index)]
+        layouts = self._layouts_at(index)
         # Newton-Schulz commutes with the transpose: a Dense kernel (or an
         # identity layout) is taken as stored, without a copy
         views = [None if layout.kind in ("dense", "identity") else layout
                  for layout in layouts]
         update = self._math.per_matrix(
-            self._newton_schulz, update,
-            tuple(views) if isinstance(index, tuple) else views[0])
+            self._newton_schulz, update, self._views_argument(views, index))
         update = self._math.cast(update, dtype)
         if self._decay_allowed[first_index(index)] and self.weight_decay:
             param = param * (1.0 - lr * self._weight_decay_value(dtype))
-        ratios = [self._lr_ratio(layout.torch_shape) for layout in layouts]
-        if all(r == ratios[0] for r in ratios):
-            param = param - (lr * ratios[0]) * update
-        else:
-            # one ratio per tensor of a fast-path group: a Python float
-            # each (the learning rate then scales the product separately,
-            # within one float32 rounding of the per-variable path)
-            param = param - lr * (update * tuple(ratios))
+        param = self._scaled(param, lr, update, [
+            self._lr_ratio(layout.torch_shape) for layout in layouts])
         return param, {"momentum_buffer": buf}
 
     def _lr_ratio(self, torch_shape):
@@ -262,7 +255,3 @@ class Muon(MatrixRouted):
         return _matrix.newton_schulz(x, self._ns_schedule, self.epsilon,
                                      self.ns_dtype)
 
-
-def _indices(index):
-    """The variable indices of ``index`` (one, or a fast-path group's)."""
-    return index if isinstance(index, tuple) else (index,)

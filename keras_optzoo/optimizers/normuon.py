@@ -9,6 +9,7 @@ from keras_optzoo.optimizers import _matrix
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers._matrix_routed import MatrixRouted
 from keras_optzoo.optimizers.base import SlotSpec
+from keras_optzoo.optimizers.base import first_index
 from keras_optzoo.registry import register_optimizer
 
 _UPDATE_SCALES = ("preserve_norm", "match_rms")
@@ -66,8 +67,10 @@ class NorMuon(MatrixRouted):
     does on CPU in bfloat16 (see :class:`Muon`); `"float32"` equals the
     reference's algorithm run in float32.
 
-    On the torch backend this optimizer runs the per-variable
-    `update_step`.
+    On the torch backend the multi-tensor fast path runs it: the AdamW
+    variables and the momentum as foreach kernels, Newton-Schulz and the
+    row normalisation once per shape on the stacked matrices of that shape
+    (batched products).
 
     Differs from `keras.optimizers.Muon` (Keras has no NorMuon): Keras's
     Muon has no per-row second moment and no norm-preserving rescaling
@@ -117,7 +120,6 @@ class NorMuon(MatrixRouted):
         "adamw_learning_rate", "adamw_beta_1", "adamw_beta_2",
         "adamw_epsilon", "adamw_weight_decay", "maximize",
     )
-    supports_multi_tensor = False
     weight_decay_in_update = True
     #: the reference's Newton-Schulz normalisation floor
     _NS_EPSILON = 1e-7
@@ -199,32 +201,46 @@ class NorMuon(MatrixRouted):
     def _matrix_update(self, param, grad, state, lr, index):
         dtype = grad.dtype
         mu = self.momentum
-        eps = self.epsilon
         buf = state["momentum_buffer"]
         buf = buf + (1.0 - mu) * (grad - buf)
         update = grad + mu * (buf - grad) if self.nesterov else buf
-        layout = self.layout_of(index)
-        torch_shape = layout.torch_shape
-        rows = int(torch_shape[0])
-        matrix = ops.reshape(layout.to_torch(update), (rows, -1))
+        # (on the torch fast path ``index`` is a group's tuple of indices:
+        # one view per tensor, the matrix math batched over equal shapes)
+        layouts = self._layouts_at(index)
+        update, second = self._math.per_matrix(
+            self._normalised_update,
+            (update, state["second_momentum_buffer"]),
+            (self._views_argument([la.matrix for la in layouts], index),
+             None))
+        if self._decay_allowed[first_index(index)] and self.weight_decay:
+            param = param * (1.0 - lr * self._weight_decay_value(dtype))
+        param = self._scaled(param, lr, update, [
+            self._lr_ratio(layout.torch_shape) for layout in layouts])
+        return param, {"momentum_buffer": buf,
+                       "second_momentum_buffer": second}
+
+    def _normalised_update(self, matrix, second):
+        """Newton-Schulz of the momentum ``matrix`` (the torch tensor as
+        ``(m, n)``, or a stack of them), the per-row second moment
+        ``second`` (``(m, 1)``) updated from it, and the row-normalised,
+        norm-rescaled update; returns ``(update, second)``."""
+        dtype = matrix.dtype
+        eps = self.epsilon
         ortho = ops.cast(
             _matrix.newton_schulz(matrix, self._ns_schedule,
                                   self._NS_EPSILON, self.ns_dtype), dtype)
         sq = ortho * ortho
-        second = state["second_momentum_buffer"]
         second = second + (1.0 - self.beta_2) * (
             MATH.mean(sq, axis=-1, keepdims=True) - second)
         normalised = ortho / (ops.sqrt(second) + eps)
-        norm = ops.sqrt(ops.sum(normalised * normalised)) + eps
+        # per matrix (the last two axes: a stack is a batch)
+        norm = ops.sqrt(ops.sum(normalised * normalised, axis=(-2, -1),
+                                keepdims=True)) + eps
         if self.update_scale == "preserve_norm":
             # torch's update.norm() does not underflow (tiny gradients)
-            target = _matrix.scaled_norm(ortho)
+            target = _matrix.scaled_norm(ortho, axis=(-2, -1))
         else:
-            target = 0.2 * math.sqrt(float(math.prod(torch_shape)))
-        normalised = normalised * (target / norm)
-        update = layout.from_torch(ops.reshape(normalised, torch_shape))
-        if self._decay_allowed[index] and self.weight_decay:
-            param = param * (1.0 - lr * self._weight_decay_value(dtype))
-        param = param - (lr * self._lr_ratio(torch_shape)) * update
-        return param, {"momentum_buffer": buf,
-                       "second_momentum_buffer": second}
+            rows, cols = int(matrix.shape[-2]), int(matrix.shape[-1])
+            target = 0.2 * math.sqrt(float(rows * cols))
+        return normalised * (target / norm), second
+

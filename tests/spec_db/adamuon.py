@@ -79,7 +79,6 @@ SPECS = [
         numpy_reference=NumpyAdaMuon,
         capabilities=frozenset({"weight_decay", "decoupled_weight_decay",
                                 "cross_element"}),
-        multi_tensor=False,
         configs=[
             Config("default", {**_BASE, "learning_rate": 0.01}),
             # float32 rounds θ·(1 - lr·wd) at every step, in timm too: at

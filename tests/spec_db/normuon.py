@@ -119,7 +119,6 @@ SPECS = [
         reference_name="pytorch-optimizer 4.1.0 NorMuon",
         numpy_reference=NumpyNorMuon,
         capabilities=ALL | {"decoupled_weight_decay", "cross_element"},
-        multi_tensor=False,
         # the group holds the 1-D and 3-D test tensors: as for Muon, its
         # learning rate reaches the AdamW rule only when that follows
         # learning_rate (configs[0] has adamw_learning_rate=None)
