@@ -311,6 +311,15 @@ OPTIMIZERS = {
     "ademamix": Entry("AdEMAMix", torch=_reference(
         "pytorch-optimizer", _attr("pytorch_optimizer", "AdEMAMix"),
         foreach=True), optax=_optax("ademamix")),
+    # caution=True (issue 19): pytorch-optimizer's ADOPT has no foreach
+    # step with `cautious` (it runs its for-loop), its AdEMAMix has one
+    "adopt_cautious": Entry("ADOPT", {"caution": True}, torch=_reference(
+        "pytorch-optimizer", _attr("pytorch_optimizer", "ADOPT"),
+        cautious=True)),
+    "ademamix_cautious": Entry("AdEMAMix", {"caution": True},
+                               torch=_reference(
+        "pytorch-optimizer", _attr("pytorch_optimizer", "AdEMAMix"),
+        foreach=True, cautious=True)),
     "adamp": Entry("AdamP", torch=_reference(
         "timm", _timm_cls("adamp", "AdamP"))),
     "sgdp": Entry("SGDP", {"momentum": 0.9}, torch=_reference(

@@ -313,6 +313,49 @@ def test_cautious_adam_equals_generic_path(name, index, mode):
     assert fast.update_path == "foreach"
 
 
+def _absent_rows(grads):
+    """The problem's gradients with absent rows: an all-zero row (first
+    axis: unnamed variables keep the torch layout) of the (3, 4) and
+    (2, 3, 2) variables, a zero element of the vector, a zero 0-d gradient
+    every other step, and one NaN element late in the run."""
+    out = []
+    for t, step in enumerate(grads):
+        step = [np.array(g) for g in step]
+        step[0][t % 3] = 0.0
+        step[1][(t + 1) % 5] = 0.0
+        if t % 2:
+            step[2] = np.zeros_like(step[2])
+        step[3][t % 2] = 0.0
+        if t == len(grads) - 3:
+            step[3][1 - t % 2, 1, 0] = np.nan
+        out.append(step)
+    return out
+
+
+@pytest.mark.skipif(not ON_TORCH, reason="the fast path is torch-only; "
+                    "off torch the generic tests and tests/test_sparse.py "
+                    "cover LazyAdam's rows")
+@pytest.mark.parametrize("mode", MODES)
+def test_lazyadam_absent_rows_equal_generic_path(mode):
+    """LazyAdam on gradients with absent rows and elements (and a NaN, a
+    present element): the fast path's row masks (sums along each tensor's
+    row axes) and zeroed changes give the per-variable ``where``'s values,
+    bit for bit (NaN included)."""
+    spec = specs.SPECS_BY_NAME["lazyadam"]
+    config = spec.configs[0]
+    init, grads = harness.problem(config, steps=12)
+    grads = _absent_rows(grads)
+    results, opts = [], []
+    for which in ("generic", mode):
+        opt = _make(spec, config.kwargs, which)
+        results.append(_run(opt, init, grads)[0])
+        opts.append(opt)
+    for fast, generic in zip(results[1], results[0]):
+        np.testing.assert_array_equal(fast, generic)
+    assert_fast_path_ran(opts[1], 12, mode)
+    assert opts[1]._multi_tensor.replayed > 0
+
+
 def _kernels_per_step(opt, n_tensors, matrix=(4, 3)):
     """The torch operator calls (ATen ops, on the CPU) of one step of
     ``opt`` on ``n_tensors`` variables (matrices of shape ``matrix`` and

@@ -89,8 +89,8 @@ a tuple of floats, one per tensor.
 When ``_update`` needs something else a TensorList cannot express (a
 reshape, a tensor's shape): set the class attribute
 ``supports_multi_tensor = False`` (or the instance attribute, when only some
-configurations need it, e.g. ``caution=True``) and ``multi_tensor=False`` in
-the spec. The per-variable ``update_step`` then runs on torch, and
+configurations need it) and ``multi_tensor=False`` in the spec. The
+per-variable ``update_step`` then runs on torch, and
 ``optimizer.update_path`` says "per-variable". Do not rely on the trace
 failing: a failing trace warns once and falls back, which is meant for
 unforeseen cases, not for a known limitation.

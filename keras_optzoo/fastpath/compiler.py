@@ -50,6 +50,8 @@ class _Trace:
         #: the group's scratch Workspace for the values a reduction computes
         #: at once (reset at the start of each step), or None
         self.scratch = None
+        #: ``_Math.zero_where``'s bounds of each mask (by node position)
+        self.zero_bounds = {}
 
 
 class TensorList:
@@ -362,14 +364,23 @@ class _Math:
     def zero_where(self, mask, x):
         """``x`` with 0 where the 0/1 ``mask`` is 1: a per-element ``where``
         on tensors. The foreach program has no per-element select, so on a
-        TensorList it clips ``x`` to ``[log(mask), -log(mask)]``, which is
-        ``[0, 0]`` where the mask is 1 and ``[-inf, inf]`` elsewhere: the
-        same values (inf and NaN included, up to the sign of a zero). The
-        clip costs a transcendental per element, which XLA does not spend
-        on a ``where``."""
+        TensorList it clips ``x`` to ``[b, -b]`` with ``b = (mask - 1) /
+        mask``, which is ``[0, 0]`` where the mask is 1 and ``[-inf, inf]``
+        elsewhere: the same values (inf and NaN included, up to the sign of
+        a zero). (``b`` is ``log(mask)``, but torch's CPU ``log`` of 0 costs
+        ~40 ns an element.) The bounds of one mask are made once per trace,
+        however many values it zeroes."""
         if isinstance(mask, TensorList) or isinstance(x, TensorList):
-            bound = self.log(mask)
-            return self.minimum(self.maximum(x, bound), self.negative(bound))
+            bounds = None
+            if isinstance(mask, TensorList):
+                cache = mask.trace.zero_bounds
+                bounds = cache.get(mask.pos)
+            if bounds is None:
+                low = (mask - 1.0) / mask
+                bounds = (low, self.negative(low))
+                if isinstance(mask, TensorList):
+                    cache[mask.pos] = bounds
+            return self.minimum(self.maximum(x, bounds[0]), bounds[1])
         return ops.where(ops.greater(mask, 0.5), ops.zeros_like(x), x)
 
     def greater(self, x, y):
@@ -842,6 +853,22 @@ def _evaluate_into(op, vals, is_list, buf, large):
     import torch
 
     unary = op in _SubGraph._UNARY
+    if op == "greater" and is_list[0] and isinstance(vals[1], float):
+        # as ``_evaluate``: x > c  <=>  sign(x - c) = 1, into ``buf``
+        c = vals[1]
+        if large:
+            for b, t in zip(buf, vals[0]):
+                if c == 0.0:
+                    torch.sign(t, out=b)
+                else:
+                    torch.sub(t, c, out=b).sign_()
+        else:
+            torch._foreach_copy_(buf, vals[0])
+            if c != 0.0:
+                torch._foreach_sub_(buf, c)
+            torch._foreach_sign_(buf)
+        torch._foreach_clamp_min_(buf, 0.0)
+        return True
     if not unary and (op not in ("add", "sub", "mul", "div", "maximum",
                                  "minimum") or not is_list[0]):
         return False
@@ -858,12 +885,13 @@ def _evaluate_into(op, vals, is_list, buf, large):
             fn(t, out=b)
         return True
     other = vals[1]
+    fn = getattr(torch, op)
     if not is_list[1]:
-        if op in ("maximum", "minimum") and not isinstance(other, list):
-            return False  # torch.maximum takes no number
+        if op in ("maximum", "minimum"):
+            # torch.maximum takes no number: clamp (NaN propagated alike)
+            fn = torch.clamp_min if op == "maximum" else torch.clamp_max
         if not isinstance(other, list):
             other = [other] * len(buf)
-    fn = getattr(torch, op)
     for b, t, o in zip(buf, vals[0], other):
         fn(t, o, out=b)
     return True

@@ -38,10 +38,10 @@ class AdEMAMix(OwnWeightDecay, ZooOptimizer):
     `beta_1` must be > 0). With `caution=True` (pytorch-optimizer's
     `cautious`) the fast momentum in the step is multiplied by
     $\mathbb{1}[m_t g_t > 0] \cdot n / (\sum\mathbb{1} + 1)$, $n$ the
-    tensor's size, which keeps the update on the per-variable path. Weight
-    decay as pytorch-optimizer applies it, before the update: L2 (default),
-    decoupled `param *= 1 - learning_rate * weight_decay`, or with
-    `fixed_decay` `param *= 1 - weight_decay`.
+    tensor's size. Weight decay as pytorch-optimizer applies it, before the
+    update: L2 (default), decoupled
+    `param *= 1 - learning_rate * weight_decay`, or with `fixed_decay`
+    `param *= 1 - weight_decay`.
 
     Differs from `keras.optimizers.Adam` (Keras has no AdEMAMix): the slow
     EMA term. Differs from `optax.contrib.ademamix` 0.2.8: with constant
@@ -129,8 +129,6 @@ class AdEMAMix(OwnWeightDecay, ZooOptimizer):
                                            self.decoupled_weight_decay,
                                            fixed_decay)
         self.caution = validation.check_bool("caution", caution)
-        if self.caution:
-            self.supports_multi_tensor = False  # a per-tensor sum
 
     def _slot_specs(self):
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq"),
@@ -167,7 +165,8 @@ class AdEMAMix(OwnWeightDecay, ZooOptimizer):
         bias_1 = ops.cast(one_minus_power(beta_1, step), dtype)
         bias_2_sqrt = ops.cast(ops.sqrt(one_minus_power(beta_2, step)), dtype)
         denom = self._math.sqrt(exp_avg_sq) / bias_2_sqrt + self.epsilon
-        fast = pto_caution(exp_avg, grad) if self.caution else exp_avg
+        fast = pto_caution(exp_avg, grad, self, index) if self.caution \
+            else exp_avg
         update = fast / bias_1 + alpha_t * slow
         param = param - lr * (update / denom)
         return param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq,

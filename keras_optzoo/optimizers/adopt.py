@@ -54,7 +54,7 @@ class ADOPT(OwnWeightDecay, ZooOptimizer):
     decay still applies). No bias correction. With `caution=True`
     (pytorch-optimizer's `cautious`) the step uses
     $m_t \cdot \mathbb{1}[m_t \hat g_t > 0] \cdot n / (\sum\mathbb{1} + 1)$,
-    $n$ the tensor's size, which keeps the update on the per-variable path.
+    $n$ the tensor's size.
 
     Differs from `keras.optimizers.Adam` (Keras has no ADOPT): Adam divides
     the momentum of raw gradients by the current bias-corrected second
@@ -129,8 +129,6 @@ class ADOPT(OwnWeightDecay, ZooOptimizer):
                                            self.decoupled_weight_decay,
                                            fixed_decay)
         self.caution = validation.check_bool("caution", caution)
-        if self.caution:
-            self.supports_multi_tensor = False  # a per-tensor sum
 
     def _slot_specs(self):
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq")]
@@ -150,7 +148,8 @@ class ADOPT(OwnWeightDecay, ZooOptimizer):
         where = self._math.where
         new_avg = where(first, exp_avg,
                         exp_avg + (1.0 - self.beta_1) * (normed - exp_avg))
-        update = pto_caution(new_avg, normed) if self.caution else new_avg
+        update = pto_caution(new_avg, normed, self, index) \
+            if self.caution else new_avg
         new_param = param - lr * update
         grad_sq = grad * grad
         new_sq = self.beta_2 * exp_avg_sq + (1.0 - self.beta_2) * grad_sq

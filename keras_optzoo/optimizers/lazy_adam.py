@@ -3,6 +3,9 @@ torch.optim.SparseAdam."""
 
 from keras import ops
 
+from keras_optzoo.fastpath import MATH
+from keras_optzoo.fastpath import TensorList
+from keras_optzoo.optimizers import _layerwise
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.adam import check_betas
 from keras_optzoo.optimizers.base import SlotSpec
@@ -84,9 +87,9 @@ class LazyAdam(ZooOptimizer):
     `weight_decay` other than 0 raises. A number `learning_rate` must be
     > 0, as torch's SparseAdam requires.
 
-    The row masks need a reduction per variable, so on the torch backend
-    this optimizer runs the per-variable `update_step` (`update_path` is
-    "per-variable").
+    On the torch backend dense gradients take the multi-tensor path (the
+    row masks are sums along each tensor's row axes); an IndexedSlices
+    gradient exists only on TensorFlow, where every step is per-variable.
 
     References:
         - Kingma and Ba, 2015, "Adam: A Method for Stochastic Optimization".
@@ -94,8 +97,6 @@ class LazyAdam(ZooOptimizer):
     """
 
     _hyperparameters = ("beta_1", "beta_2", "epsilon", "maximize")
-
-    supports_multi_tensor = False
 
     def __init__(
         self,
@@ -132,57 +133,89 @@ class LazyAdam(ZooOptimizer):
     def _slot_specs(self):
         return [SlotSpec("exp_avg"), SlotSpec("exp_avg_sq")]
 
-    # ------------------------------------------------------------ row masks
-    def _present(self, gradient, variable, index):
-        """Boolean tensor broadcastable to the variable: the present rows
-        (rows of the torch tensor the variable maps to: an Embedding's
-        token rows, a Dense kernel's output units; keras_optzoo/layout.py)."""
-        shape = tuple(variable.shape)
-        if _is_indexed_slices(gradient):
-            import tensorflow as tf
+    def _rule_for(self, variable):
+        """"rows" (rank >= 2: a row of the torch tensor is present or
+        absent as a whole) or "elements" (each element on its own); the
+        torch multi-tensor path groups variables by it."""
+        return "rows" if len(variable.shape) >= 2 else "elements"
 
-            rows = int(shape[0]) if shape[0] is not None \
-                else tf.shape(variable)[0]
-            hits = tf.math.unsorted_segment_max(
-                tf.ones_like(gradient.indices, dtype=tf.int32),
-                gradient.indices, rows)
-            present = hits > 0  # empty segments give INT_MIN
-            return ops.reshape(present, (-1,) + (1,) * (len(shape) - 1))
-        nonzero = ops.not_equal(gradient, ops.zeros((), gradient.dtype))
-        if len(shape) <= 1:
-            return nonzero
-        units = set(self.layout_of(index).unit_axes)
-        return ops.any(nonzero, axis=tuple(a for a in range(len(shape))
-                                           if a not in units),
-                       keepdims=True)
+    # ------------------------------------------------------------ row masks
+    #: the absent rows of an IndexedSlices gradient, set by ``update_step``
+    #: for the ``_update`` call it makes (TensorFlow's Embedding gradients)
+    _sparse_absent = None
+
+    def _absent(self, grad, index):
+        """1 on the absent rows (elements), 0 on the present ones, shaped
+        to broadcast against the variable(s) at ``index``.
+
+        With ``s`` the sum of ``|g|`` over a row (for the "elements" rule
+        ``|g|`` itself): ``s = 0`` exactly when the whole row is 0, and
+        ``s`` is NaN, inf or positive otherwise, so ``sign(s + 1) -
+        sign(s)`` is 1 for an absent row and 0 for a present one (a NaN
+        row included: ``self._math.sign`` gives 0 for NaN on every
+        backend). The rows are those of the torch tensor the variable maps
+        to (``keras_optzoo/layout.py``): the sum runs over the other axes
+        (one tuple of axes per tensor on the multi-tensor path)."""
+        if self._sparse_absent is not None:
+            return self._sparse_absent
+        size = self._math.abs(grad)
+        if self._rule(index) == "rows":
+            axes = tuple(_layerwise._row_axes(self.layout_of(i))
+                         for i in index) if isinstance(index, tuple) \
+                else _layerwise._row_axes(self.layout_of(index))
+            size = self._math.sum(size, axis=axes, keepdims=True)
+        return self._math.sign(size + 1.0) - self._math.sign(size)
 
     def update_step(self, gradient, variable, learning_rate):
-        index = self._get_variable_index(variable)
-        self._mask = self._present(gradient, variable, index)
-        param, grad, lr = self._prepare(gradient, variable, learning_rate,
-                                        index)
-        state = {name: slots[index].value
-                 for name, slots in self._slots.items()}
-        new_param, new_state = self._update(param, grad, state, lr, index)
-        self.assign(variable, new_param)
-        for name, value in new_state.items():
-            self.assign(self._slots[name][index], value)
+        if not _is_indexed_slices(gradient):
+            return super().update_step(gradient, variable, learning_rate)
+        # the rows named by the indices (a duplicated or zero row included)
+        import tensorflow as tf
+
+        shape = tuple(variable.shape)
+        rows = int(shape[0]) if shape[0] is not None \
+            else tf.shape(variable)[0]
+        hits = tf.math.unsorted_segment_max(
+            tf.ones_like(gradient.indices, dtype=tf.int32),
+            gradient.indices, rows)
+        absent = ops.cast(ops.logical_not(hits > 0), variable.dtype)
+        # (empty segments give INT_MIN)
+        self._sparse_absent = ops.reshape(
+            absent, (-1,) + (1,) * (len(shape) - 1))
+        try:
+            return super().update_step(gradient, variable, learning_rate)
+        finally:
+            self._sparse_absent = None
 
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype
         step = self._step(dtype)
         beta_1 = self._hyper("beta_1", step.dtype)
         beta_2 = self.beta_2
+        # an absent row's increments are zeroed: its values stay as they were
+        absent = self._absent(grad, index)
         m_old, v_old = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg = m_old + (1.0 - cast_scalar(beta_1, dtype)) * (grad - m_old)
-        exp_avg_sq = v_old + (1.0 - beta_2) * (grad * grad - v_old)
+        exp_avg = _lazily(absent, m_old, (1.0 - cast_scalar(beta_1, dtype))
+                          * (grad - m_old))
+        exp_avg_sq = _lazily(absent, v_old, (1.0 - beta_2)
+                             * (grad * grad - v_old))
         step_size = (ops.cast(lr, step.dtype)
                      * ops.sqrt(one_minus_power(beta_2, step))
                      / one_minus_power(beta_1, step))
-        new_param = param - ops.cast(step_size, dtype) * (
-            exp_avg / (self._math.sqrt(exp_avg_sq) + self.epsilon))
-        present = self._mask
-        return self._math.where(present, new_param, param), {
-            "exp_avg": self._math.where(present, exp_avg, m_old),
-            "exp_avg_sq": self._math.where(present, exp_avg_sq, v_old),
-        }
+        new_param = _lazily(absent, param, ops.cast(step_size, dtype) * (
+            exp_avg / (self._math.sqrt(exp_avg_sq) + self.epsilon)),
+            subtract=True)
+        return new_param, {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}
+
+
+def _lazily(absent, old, change, subtract=False):
+    """``old + change`` (``old - change``) where ``absent`` is 0, ``old``
+    where it is 1. On tensors a ``where`` between the two; on the torch
+    multi-tensor path's TensorLists (which have no per-element ``where``)
+    ``change`` zeroed on the absent rows (``zero_where``) and then added,
+    which leaves ``old`` as it was there (its inf and NaN included)."""
+    if isinstance(old, TensorList) or isinstance(change, TensorList):
+        change = MATH.zero_where(absent, change)
+        return old - change if subtract else old + change
+    new = old - change if subtract else old + change
+    return ops.where(ops.greater(absent, 0.5), old, new)

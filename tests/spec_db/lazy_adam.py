@@ -67,7 +67,6 @@ SPECS = [
         reference_name="torch.optim 2.13 SparseAdam (rows as sparse COO)",
         numpy_reference=NumpyLazyAdam,
         capabilities=frozenset({"maximize"}),
-        multi_tensor=False,
         configs=[
             Config("default", {"learning_rate": 0.01}),
             Config("betas_eps", {"learning_rate": 0.01, "beta_1": 0.5,
