@@ -39,9 +39,13 @@ class _Trace:
     """The nodes created while one group's update is traced, in order, and
     their structure (the key under which the compiled program is cached)."""
 
-    def __init__(self, device_scalars=False):
+    def __init__(self, device_scalars=False, params=None):
         self.nodes = []
         self.signature = []
+        #: the group's parameter tensors: their shapes are the "full" shape
+        #: of every tensor (see ``TensorList.shapes``)
+        self.params = params
+        self._full = None
         #: keep scalar operands as tensors (no host read; see ``_operand``)
         self.device_scalars = device_scalars
         #: the replay recorder of this trace (``replay.py``), if any: a
@@ -50,6 +54,12 @@ class _Trace:
         #: the group's scratch Workspace for the values a reduction computes
         #: at once (reset at the start of each step), or None
         self.scratch = None
+
+    def full_shapes(self):
+        """The parameters' shapes (made once per trace, where needed)."""
+        if self._full is None:
+            self._full = tuple(tuple(t.shape) for t in self.params)
+        return self._full
 
 
 class TensorList:
@@ -63,9 +73,10 @@ class TensorList:
     __array_ufunc__ = None  # numpy scalars defer to our reflected operators
     __slots__ = ("op", "args", "dtype", "n", "tensors", "trace", "pos",
                  "refs", "is_output", "absorbed", "instr", "dest_out", "hint",
-                 "rows")
+                 "rows", "shapes")
 
-    def __init__(self, op, args, dtype, n, trace, tensors=None, role=None):
+    def __init__(self, op, args, dtype, n, trace, tensors=None, role=None,
+                 shapes=None):
         self.op = op
         self.args = args
         self.dtype = dtype
@@ -74,18 +85,23 @@ class TensorList:
         self.trace = trace
         self.pos = len(trace.nodes)
         trace.nodes.append(self)
+        # the tensors' shapes where they are not the parameters' (a leaf:
+        # given, for a slot of its own shape; a reduction along axes, a
+        # view, or math on such values only, as broadcasting makes it),
+        # None where they are
+        self.shapes = shapes if op == "leaf" else _result_shapes(op, args,
+                                                                 trace)
+        # smaller than the parameters (keepdims-shaped, a factored
+        # statistic): never computed into a full-size workspace buffer
+        self.rows = op in _SHAPE_OPS or self.shapes is not None
         if op == "leaf":
-            trace.signature.append(("leaf", role))
+            trace.signature.append(("leaf", role, self.rows))
         else:
-            trace.signature.append((op,) + tuple(
+            trace.signature.append((op, self.rows) + tuple(
                 a.pos if isinstance(a, TensorList)
                 else _scalar_kind(a, op)
                 for a in args) + ((dtype,) if op == "cast" else ())
-                + ((args[1],) if op in _AXES_OPS else ()))
-        # keepdims-shaped (a reduction along axes, or math on such values
-        # only): never computed into a full-size workspace buffer
-        self.rows = op in _AXES_OPS or (op != "leaf" and all(
-            a.rows for a in args if isinstance(a, TensorList)))
+                + ((args[1],) if op in _SHAPE_OPS else ()))
         # planning state
         self.refs = 0
         self.is_output = False
@@ -423,8 +439,10 @@ class _Math:
         result broadcasts against the full tensors) holds one tuple of axes
         per tensor, since the tensors of a group differ in shape and layout
         (a channel's row is not along the same axes of a Dense kernel and a
-        convolution kernel): the result is a TensorList of the
-        keepdims-shaped sums, which later arithmetic broadcasts per tensor.
+        convolution kernel); an int, or one tuple of ints, means the same
+        axes of every tensor (``-1``: each one's last axis). The result is
+        a TensorList of the keepdims-shaped sums, which later arithmetic
+        broadcasts per tensor.
         Computed at once (one ``torch.sum`` per tensor, a reduction along
         axes has no foreach kernel), like the whole-tensor reductions."""
         if isinstance(x, TensorList):
@@ -434,14 +452,16 @@ class _Math:
         return ops.sum(x, axis=axis, keepdims=keepdims)
 
     def mean(self, x, axis=None, keepdims=False):
-        """The mean of a whole tensor (or over ``axis``, on plain tensors
-        only), in float64 for float64 ``x``: Keras's type promotion makes
-        ``ops.mean`` compute float64 inputs in float32 on the torch and JAX
-        backends (a float64 run then carries a ~1e-8 relative error);
-        float32 values are ``ops.mean``'s, unchanged."""
+        """The mean of a whole tensor (or over ``axis``), in float64 for
+        float64 ``x``: Keras's type promotion makes ``ops.mean`` compute
+        float64 inputs in float32 on the torch and JAX backends (a float64
+        run then carries a ~1e-8 relative error); float32 values are
+        ``ops.mean``'s, unchanged. On a TensorList ``axis`` (with
+        ``keepdims=True``) is as for :meth:`sum` (``torch.mean`` per
+        tensor)."""
         if isinstance(x, TensorList):
             if axis is not None:
-                raise Unsupported("mean() over an axis")
+                return _reduce_axes(x, "mean", axis, keepdims)
             return _reduce(x, "mean")
         if keras.backend.standardize_dtype(x.dtype) == "float64":
             axes = range(len(x.shape)) if axis is None else (
@@ -488,6 +508,26 @@ class _Math:
         if views is None:
             return fn(x)
         return views.from_torch(fn(views.to_torch(x)))
+
+    # ---- per-tensor views (a factored statistic in another layout)
+
+    def reshape(self, x, shape):
+        """``ops.reshape(x, shape)``; on a TensorList ``shape`` holds one
+        shape per tensor (``None``: that tensor unchanged), and ``x`` must
+        hold values smaller than the parameters (keepdims-shaped or a slot
+        of its own shape, ``TensorList.rows``): a view, computed out of
+        place, never into the full-size workspace buffers."""
+        if isinstance(x, TensorList):
+            return _view(x, "reshape", shape)
+        return ops.reshape(x, shape)
+
+    def transpose(self, x, axes):
+        """``ops.transpose(x, axes)``; on a TensorList ``axes`` holds one
+        permutation per tensor (``None``: unchanged), as for
+        :meth:`reshape`."""
+        if isinstance(x, TensorList):
+            return _view(x, "transpose", axes)
+        return ops.transpose(x, axes)
 
     def constant(self, values, dtype):
         """A Python float as a 0-d tensor of ``dtype`` (converted directly,
@@ -545,17 +585,27 @@ def _reduce(x, kind):
 
 
 #: reductions along axes (one tuple of axes per tensor), keepdims-shaped
-_AXES_OPS = {"sum_axes": "sum", "norm_axes": "norm"}
+_AXES_OPS = {"sum_axes": "sum", "norm_axes": "norm", "mean_axes": "mean"}
+#: per-tensor views (one shape or permutation per tensor)
+_VIEW_OPS = frozenset({"reshape", "transpose"})
+#: the ops whose second argument is per-tensor structure (part of a
+#: program's key), not a scalar operand
+_SHAPE_OPS = frozenset(_AXES_OPS) | _VIEW_OPS
 
 
 def _reduce_axes(x, kind, axis, keepdims):
-    """``kind`` ("sum", "norm") of every tensor of ``x`` over its own axes
-    (``axis[i]`` for tensor i), keepdims-shaped: a lazy node, computed by
-    the program only where its value is used (a ``where`` that the host
+    """``kind`` ("sum", "norm", "mean") of every tensor of ``x`` over its
+    own axes (``axis[i]`` for tensor i; an int or a tuple of ints: the same
+    for every tensor), keepdims-shaped: a lazy node, computed by the
+    program only where its value is used (a ``where`` that the host
     resolves for the whole group leaves the other branch's rows
     uncomputed), or at once when a per-tensor reduction needs it."""
     if not keepdims:
         raise Unsupported("a reduction along axes needs keepdims=True")
+    if isinstance(axis, int):
+        axis = (axis,)
+    if isinstance(axis, tuple) and all(isinstance(a, int) for a in axis):
+        axis = (axis,) * x.n
     if not (isinstance(axis, tuple) and len(axis) == x.n and all(
             isinstance(a, tuple) for a in axis)):
         raise Unsupported("a reduction of a TensorList along axes takes one "
@@ -563,15 +613,70 @@ def _reduce_axes(x, kind, axis, keepdims):
     return x._new(kind + "_axes", x, axis)
 
 
+def _view(x, kind, per_tensor):
+    """A per-tensor view node (``MATH.reshape``/``MATH.transpose``)."""
+    if not (isinstance(per_tensor, tuple) and len(per_tensor) == x.n and all(
+            p is None or (isinstance(p, tuple) and all(
+                isinstance(d, int) for d in p)) for p in per_tensor)):
+        raise Unsupported(f"a {kind} of a TensorList takes one tuple of "
+                          "ints (or None) per tensor")
+    if not x.rows:
+        # a view of a full-size value would alias a workspace buffer that
+        # the program may hand to another step before the view is read
+        raise Unsupported(f"a {kind} of a full-size TensorList")
+    return x._new(kind, x, per_tensor)
+
+
 def _along_axes(kind, tensors, axes):
-    """The keepdims-shaped sums or 2-norms of each tensor over its axes
-    (a reduction along axes has no foreach kernel: one call per tensor)."""
+    """The keepdims-shaped sums, means or 2-norms of each tensor over its
+    axes (a reduction along axes has no foreach kernel: one call per
+    tensor). No axes: the tensor itself (a copy)."""
     import torch
 
     if kind == "norm":
-        return [torch.linalg.vector_norm(t, 2, dim=a, keepdim=True)
-                for t, a in zip(tensors, axes)]
-    return [torch.sum(t, dim=a, keepdim=True) for t, a in zip(tensors, axes)]
+        fn = lambda t, a: torch.linalg.vector_norm(  # noqa: E731
+            t, 2, dim=a, keepdim=True)
+    else:
+        fn = lambda t, a: getattr(torch, kind)(  # noqa: E731
+            t, dim=a, keepdim=True)
+    return [fn(t, a) if a else t.clone() for t, a in zip(tensors, axes)]
+
+
+def _along_views(kind, tensors, per_tensor):
+    """The per-tensor views (``t.reshape(shape)``, ``t.permute(axes)``)."""
+    if kind == "reshape":
+        return [t if p is None else t.reshape(p)
+                for t, p in zip(tensors, per_tensor)]
+    return [t if p is None else t.permute(p)
+            for t, p in zip(tensors, per_tensor)]
+
+
+def _result_shapes(op, args, trace):
+    """``TensorList.shapes`` of a new node: None where every tensor has
+    its parameter's shape (the usual case, decided without looking at any
+    shape), else one shape per tensor."""
+    lists = [a for a in args if isinstance(a, TensorList)]
+    if op in _AXES_OPS or op in _VIEW_OPS:
+        x, per_tensor = args[0], args[1]
+        base = x.shapes or trace.full_shapes()
+        if op == "reshape":
+            return tuple(b if p is None else p
+                         for b, p in zip(base, per_tensor))
+        if op == "transpose":
+            return tuple(b if p is None else tuple(b[a] for a in p)
+                         for b, p in zip(base, per_tensor))
+        return tuple(tuple(1 if (d in axes or d - len(b) in axes) else size
+                           for d, size in enumerate(b))
+                     for b, axes in zip(base, per_tensor))
+    if not lists or any(a.shapes is None for a in lists):
+        return None
+    if len(lists) == 1:
+        return lists[0].shapes
+    import torch
+
+    shapes = tuple(tuple(torch.broadcast_shapes(*each))
+                   for each in zip(*(a.shapes for a in lists)))
+    return None if shapes == trace.full_shapes() else shapes
 
 
 class _SubGraph:
@@ -700,7 +805,7 @@ class _Reduction(_SubGraph):
 
 _EVAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum",
                        "pow", "where", "cast", "greater"}) | \
-    _SubGraph._UNARY | frozenset(_AXES_OPS)
+    _SubGraph._UNARY | _SHAPE_OPS
 
 
 def _per_matrix(x, fn, views):
@@ -816,6 +921,8 @@ def _evaluate(op, vals, is_list, n, dtype):
         return getattr(torch, f"_foreach_{op}")(vals[0])
     if op in _AXES_OPS:
         return _along_axes(_AXES_OPS[op], vals[0], vals[1])
+    if op in _VIEW_OPS:
+        return _along_views(op, vals[0], vals[1])
     if op == "cast":
         return [t if t.dtype == dtype else t.to(dtype) for t in vals[0]]
     if op == "pow":
@@ -975,8 +1082,8 @@ def _select(node):
     """Chooses the foreach instruction computing ``node``."""
     op, args, hint = node.op, node.args, node.hint
     if node.rows and op not in _AXES_OPS:
-        # keepdims-shaped math (``norm + eps``): computed out of place, in
-        # its own shape (the workspace's buffers are full-size)
+        # keepdims-shaped math (``norm + eps``) and views: computed out of
+        # place, in its own shape (the workspace's buffers are full-size)
         return _Instr("eval", next(a for a in args if _tensor(a)),
                       tuple(_n(a) for a in args if _tensor(a)))
     if op == "greater":
@@ -1260,7 +1367,7 @@ def _evaluate_node(node, resolve):
         if _tensor(a):
             vals.append(resolve(("n", a.pos)))
         elif isinstance(a, (tuple, _PerVar)) and not (
-                node.op in _AXES_OPS and i == 1):
+                node.op in _SHAPE_OPS and i == 1):
             vals.append(resolve(("s", node.pos, i, False)))
         else:
             vals.append(a)
