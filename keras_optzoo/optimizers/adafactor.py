@@ -188,8 +188,8 @@ class Adafactor(ZooOptimizer):
         inv_sqrt_t = 1.0 / ops.sqrt(step)
         rho = ops.where(inv_sqrt_t < lr_s, inv_sqrt_t, lr_s)  # Python min
         param_s = MATH.cast(param, sdt)
-        param_rms = ops.sqrt(MATH.sum(param_s * param_s)) / \
-            _factored.per_tensor(sqrt_numel, sdt)
+        # torch's ``p.norm(2)``: one ``_foreach_norm`` on the fast path
+        param_rms = MATH.norm(param_s) / _factored.per_tensor(sqrt_numel, sdt)
         alpha = _where_greater(param_rms, self.epsilon_2) * rho
 
         if self._decays(index):
@@ -221,7 +221,7 @@ class Adafactor(ZooOptimizer):
             var_estimate = variance
         update = grad / MATH.sqrt(MATH.maximum(var_estimate, eps1 * eps1))
         update_s = MATH.cast(update, sdt)
-        update_rms = ops.sqrt(MATH.sum(update_s * update_s)) / \
+        update_rms = MATH.norm(update_s) / \
             _factored.per_tensor(
                 tuple(s * self.clip_threshold for s in sqrt_numel)
                 if isinstance(sqrt_numel, tuple)
