@@ -46,6 +46,8 @@ class _Trace:
         #: of every tensor (see ``TensorList.shapes``)
         self.params = params
         self._full = None
+        #: the sub-graphs computed at once (reductions, matrix functions)
+        self.subgraphs = []
         #: keep scalar operands as tensors (no host read; see ``_operand``)
         self.device_scalars = device_scalars
         #: the replay recorder of this trace (``replay.py``), if any: a
@@ -54,6 +56,32 @@ class _Trace:
         #: the group's scratch Workspace for the values a reduction computes
         #: at once (reset at the start of each step), or None
         self.scratch = None
+
+    def finalize(self, outputs):
+        """After ``_update``: lets each sub-graph computed at once write a
+        value into the buffer of its first operand where nothing else
+        reads that operand (``_SubGraph.finalize``), for the steps that
+        replay it."""
+        if not self.subgraphs:
+            return
+        refs = {}
+
+        def count(a):
+            if isinstance(a, TensorList):
+                refs[a.pos] = refs.get(a.pos, 0) + 1
+
+        for node in self.nodes:
+            for a in node.args:
+                count(a)
+        for subgraph in self.subgraphs:
+            count(subgraph.target)  # read once computed
+            for _, _, args, _ in subgraph.plan:
+                for a in args:
+                    count(a)
+        for _, value in outputs:
+            count(value)
+        for subgraph in self.subgraphs:
+            subgraph.finalize(refs)
 
     def full_shapes(self):
         """The parameters' shapes (made once per trace, where needed)."""
@@ -724,6 +752,28 @@ class _SubGraph:
             # from now on a leaf holding its value (set by each call)
             node.op, node.args, node.tensors = "leaf", (), None
         self.traced = False
+        #: the plan entries computed in their first operand's scratch
+        #: buffer (``finalize``; none while tracing)
+        self.in_place = frozenset()
+        x.trace.subgraphs.append(self)
+
+    def finalize(self, refs):
+        """Decides, once the trace is complete, which values are computed
+        in place: an elementwise op whose first operand is a full-size
+        value of this sub-graph that nothing else reads (``refs``: the
+        readers of every node of the trace) overwrites that operand's
+        scratch buffer instead of copying it first. Same arithmetic, one
+        pass over memory less."""
+        mine = {node.pos for node, _, _, _ in self.plan}
+        chosen = set()
+        for i, (node, op, args, dtype) in enumerate(self.plan):
+            acc = args[0] if args else None
+            if (op in _IN_PLACE_OPS and isinstance(acc, TensorList)
+                    and acc.pos in mine and refs.get(acc.pos) == 1
+                    and acc is not self.target and not node.rows
+                    and not acc.rows and acc.dtype == dtype):
+                chosen.add(i)
+        self.in_place = frozenset(chosen)
 
     def _compute(self, inputs):
         """Computes the sub-graph's values into its nodes (now leaves)."""
@@ -735,7 +785,25 @@ class _SubGraph:
             if isinstance(value, torch.Tensor):
                 value = value.as_subclass(torch.Tensor)
             scalars.append(list(value.unbind(0)) if per_var else value)
-        for node, op, args, dtype in self.plan:
+        scratch = set()  # the values computed into scratch buffers
+        for i, (node, op, args, dtype) in enumerate(self.plan):
+            if i in self.in_place and args[0].pos in scratch:
+                buf = args[0].tensors
+                if op in _SubGraph._UNARY:
+                    getattr(torch, f"_foreach_{op}_")(buf)
+                else:
+                    other = args[1]
+                    if isinstance(other, TensorList):
+                        other = other.tensors
+                    elif isinstance(other, tuple) and other and \
+                            other[0] == "in":
+                        other = scalars[other[1]]
+                    elif isinstance(other, tuple):
+                        other = list(other)
+                    _k_binary(buf, (op, other))
+                node.tensors = buf
+                scratch.add(node.pos)
+                continue
             vals = []
             is_list = []
             for a in args:
@@ -753,6 +821,7 @@ class _SubGraph:
                 if _evaluate_into(op, vals, is_list, buf,
                                   self.scratch.large):
                     node.tensors = buf
+                    scratch.add(node.pos)
                     continue
                 self.scratch.give(buf)
             # (a list: the kernels take a tuple of tensors for a scalar)
@@ -802,6 +871,11 @@ class _Reduction(_SubGraph):
             return out.as_subclass(per_variable_class())
         return out
 
+
+#: the ops a sub-graph may compute in its first operand's buffer (those
+#: ``_evaluate_into`` computes as a copy then the in-place foreach kernel)
+_IN_PLACE_OPS = frozenset({"add", "sub", "mul", "div", "maximum",
+                           "minimum"}) | _SubGraph._UNARY
 
 _EVAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum",
                        "pow", "where", "cast", "greater"}) | \

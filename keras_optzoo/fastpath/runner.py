@@ -384,6 +384,7 @@ def _trace_in(opt, group, learning_rate, scalar_names, device_scalars,
         if not isinstance(value, TensorList):  # update_step would not
             raise Unsupported("a new value that is not per-variable")
         out_signature.append(value.pos)
+    trace.finalize(traced.outputs)
     key = (dtype, tuple(trace.signature), tuple(out_signature))
     program = cache.programs.get(key)
     if program is None:
