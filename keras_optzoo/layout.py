@@ -143,8 +143,11 @@ class Layout:
         variable."""
         if self.is_identity:
             return y
-        if tuple(y.shape) != self.torch_shape:
-            shape, axes = self.keepdims_from_torch(tuple(y.shape))
+        shape = tuple(y.shape)
+        if shape != self.torch_shape and None not in shape:
+            # (an unknown dimension: a densified gradient in a tf.function,
+            # read as the full tensor, as before)
+            shape, axes = self.keepdims_from_torch(shape)
             if shape is not None:
                 y = ops.reshape(y, shape)
             return y if axes is None else ops.transpose(y, axes)
