@@ -135,9 +135,22 @@ class Layout:
         return x
 
     def from_torch(self, y):
-        """The inverse of :meth:`to_torch`."""
+        """The inverse of :meth:`to_torch`. ``y`` may also be
+        keepdims-shaped (a statistic reduced over some torch axes with
+        ``keepdims=True``, such as Adafactor's row and column factors): it
+        then comes back keepdims-shaped in the Keras layout
+        (:meth:`keepdims_from_torch`), so that it broadcasts against the
+        variable."""
         if self.is_identity:
             return y
+        shape = tuple(y.shape)
+        if shape != self.torch_shape and None not in shape:
+            # (an unknown dimension: a densified gradient in a tf.function,
+            # read as the full tensor, as before)
+            shape, axes = self.keepdims_from_torch(shape)
+            if shape is not None:
+                y = ops.reshape(y, shape)
+            return y if axes is None else ops.transpose(y, axes)
         if self.torch_shape != self._permuted:
             y = ops.reshape(y, self._permuted)
         if self.perm != tuple(range(len(self.perm))):
@@ -146,6 +159,78 @@ class Layout:
                 inverse[axis] = i
             y = ops.transpose(y, inverse)
         return y
+
+    def torch_axes(self):
+        """For each axis of the torch tensor, the Keras axes it is made of
+        (in the order the reshape merges them; none for the size-1 axis of
+        a depthwise kernel): a reduction over torch axis ``i`` is one over
+        Keras axes ``torch_axes()[i]``."""
+        rank = len(self.shape)
+        if self.kind == "depthwise":
+            return ((rank - 2, rank - 1), ()) + tuple(
+                (a,) for a in range(rank - 2))
+        match = _LINEAR.match(self.kind)
+        if match:
+            return tuple(tuple(int(a) for a in match.group(g).split(","))
+                         for g in (2, 1))
+        return tuple((a,) for a in self.perm)
+
+    def _keepdims_groups(self, torch_keepdims):
+        """The Keras keepdims shape, in torch's axis order (the permuted
+        shape), of a torch keepdims shape; ValueError where it is not one
+        (a torch axis neither whole nor reduced to 1)."""
+        permuted = []
+        for size, full, group in zip(torch_keepdims, self.torch_shape,
+                                     self.torch_axes()):
+            if size == full:
+                permuted.extend(self.shape[a] for a in group)
+            elif size == 1:
+                permuted.extend(1 for _ in group)
+            else:
+                raise ValueError(
+                    f"{torch_keepdims} is not a keepdims shape of the torch "
+                    f"tensor {self.torch_shape} ({self!r})")
+        return tuple(permuted)
+
+    def keepdims_from_torch(self, torch_keepdims):
+        """``(shape, axes)``: a keepdims-shaped torch statistic of shape
+        ``torch_keepdims`` reshaped to ``shape`` and transposed by ``axes``
+        (either None: not needed) is the same statistic keepdims-shaped in
+        the Keras layout. Views, with no arithmetic: elementwise math on the
+        views equals the math in the torch layout, viewed."""
+        if len(torch_keepdims) != len(self.torch_shape):
+            raise ValueError(
+                f"{torch_keepdims} is not a keepdims shape of the torch "
+                f"tensor {self.torch_shape} ({self!r})")
+        permuted = self._keepdims_groups(tuple(torch_keepdims))
+        shape = permuted if permuted != tuple(torch_keepdims) else None
+        axes = None
+        if self.perm != tuple(range(len(self.perm))):
+            axes = [0] * len(self.perm)
+            for i, axis in enumerate(self.perm):
+                axes[axis] = i
+            axes = tuple(axes)
+        return shape, axes
+
+    def keepdims_to_torch(self, keras_keepdims):
+        """``(axes, shape)``: the inverse of :meth:`keepdims_from_torch`: a
+        keepdims-shaped statistic in the Keras layout transposed by
+        ``axes`` and reshaped to ``shape`` (either None: not needed) is the
+        torch layout's."""
+        keras_keepdims = tuple(keras_keepdims)
+        axes = self.perm if self.perm != tuple(range(len(self.perm))) \
+            else None
+        torch_keepdims = tuple(
+            1 if all(keras_keepdims[a] == 1 for a in group) and
+            any(self.shape[a] != 1 for a in group) else full
+            for full, group in zip(self.torch_shape, self.torch_axes()))
+        permuted = self._keepdims_groups(torch_keepdims)
+        if permuted != tuple(keras_keepdims[a] for a in self.perm):
+            raise ValueError(
+                f"{keras_keepdims} is not a keepdims shape of the Keras "
+                f"variable {self.shape} ({self!r})")
+        shape = torch_keepdims if torch_keepdims != permuted else None
+        return axes, shape
 
     @property
     def matrix(self):

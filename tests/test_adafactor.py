@@ -81,3 +81,36 @@ def test_epsilon_1_none_is_machine_epsilon_of_the_dtype():
             else np.finfo(dtype).eps
         assert eps == float(ref), dtype
     assert oz.Adafactor(epsilon_1=1e-5)._epsilon_1("float16") == 1e-5
+
+
+#: a variable of every layout kind (``keras_optzoo.layout``): the factored
+#: statistics of each are over its torch tensor's last two axes
+LAYOUT_CASES = [((3, 4), "dense"), ((5,), None), ((), None),
+                ((3, 2, 2, 4), "conv"), ((4, 2, 3), "linear:0|1,2"),
+                ((3, 2, 2), "depthwise"), ((6, 5), None), ((1, 4), "dense")]
+
+
+def test_multi_tensor_path_reads_every_layout():
+    """On torch the fast path (views of the factored slots, reductions over
+    the Keras axes that make a torch axis) equals the per-variable path for
+    every layout kind, and after the first step the update is replayed
+    (``fastpath/replay.py``: one trace per group, factored and not);
+    elsewhere both runs are the generic path."""
+    names = [f"v{i}" for i in range(len(LAYOUT_CASES))]
+    layouts = {f"^v{i}$": kind for i, (_, kind) in enumerate(LAYOUT_CASES)
+               if kind}
+    config = SPEC.config("wd")
+    init, grads = harness.problem(config, steps=6,
+                                  shapes=[s for s, _ in LAYOUT_CASES])
+    runs = []
+    for mode in (False, None):
+        opt = oz.Adafactor(layouts=layouts, **config.kwargs)
+        opt.use_multi_tensor = mode
+        runs.append(harness.run_ours(opt, init, grads, names=names))
+    if harness.backend() == "torch":
+        assert opt.update_path == "foreach"
+        state = opt._multi_tensor
+        assert state.disabled is None and state.not_replayed is None
+        assert state.replayed == 2 * (len(grads) - 1)
+    for fast, generic in zip(*runs[::-1]):
+        np.testing.assert_allclose(fast, generic, rtol=1e-6, atol=1e-7)

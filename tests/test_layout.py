@@ -199,3 +199,31 @@ def test_layouts_are_saved_with_the_optimizer(tmp_path):
     shapes = sorted(tuple(v.shape) for v in loaded.optimizer.variables
                     if "row_var" in v.path)
     assert (3, 1) in shapes
+
+
+@pytest.mark.parametrize("kind,shape", [
+    ("dense", (3, 4)), ("conv", (2, 3, 4, 5)), ("linear:0|1,2", (4, 2, 3)),
+    ("depthwise", (3, 2, 2)), ("identity", (3, 4))])
+def test_keepdims_views_of_torch_statistics(kind, shape):
+    """A statistic reduced over torch's last or second-last axis (keepdims,
+    Adafactor's row and column factors) viewed in the Keras layout
+    (``from_torch``/``keepdims_from_torch``) is the full-size statistic
+    mapped back, reduced; ``keepdims_to_torch`` is its inverse."""
+    rule = layout.Layout(kind, shape)
+    x = np.random.default_rng(0).standard_normal(shape).astype("float32")
+    t = _np(rule.to_torch(ops.convert_to_tensor(x)))
+    for axis in (-1, -2):
+        stat = t.mean(axis=axis, keepdims=True)
+        full = _np(rule.from_torch(ops.convert_to_tensor(
+            np.broadcast_to(stat, t.shape).copy())))
+        view = _np(rule.from_torch(ops.convert_to_tensor(stat)))
+        np.testing.assert_array_equal(np.broadcast_to(view, shape), full)
+        axes, back = rule.keepdims_to_torch(view.shape)
+        y = view if axes is None else view.transpose(axes)
+        y = y if back is None else y.reshape(back)
+        np.testing.assert_array_equal(y, stat)
+        # the Keras axes of the torch axis: the same reduction
+        keras_axes = rule.torch_axes()[axis]
+        if keras_axes:
+            np.testing.assert_allclose(
+                x.mean(axis=keras_axes, keepdims=True), view, rtol=1e-6)

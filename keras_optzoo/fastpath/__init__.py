@@ -46,7 +46,7 @@ per-tensor reductions
 per-variable path, one value per tensor, as a 1-D per-variable tensor, on
 the fast path, computed by ``torch._foreach_norm`` where it applies; the
 scalar math on them is ordinary ``keras.ops`` code) and reductions along
-axes (``sum``/``norm`` with ``axis=`` one tuple of axes per tensor and
+axes (``sum``/``norm``/``mean`` with ``axis=`` one tuple of axes per tensor and
 ``keepdims=True``: a TensorList of keepdims-shaped values that later
 arithmetic broadcasts per tensor, computed by one torch call per tensor only
 where the program uses it; AdamP's per-channel rows, see
@@ -86,8 +86,31 @@ keepdims-shaped on the fast path (math on it alone runs in its own
 shape). A per-tensor Python constant (a shape-dependent ratio) may be
 a tuple of floats, one per tensor.
 
+Slots smaller than their variable (Adafactor's factored row and column
+statistics, saved in the shape torch keeps them in) work as they are: the
+runner hands such a slot to ``_update`` as a TensorList whose ``shapes``
+are the slots' (``TensorList.shapes``; None for parameter-shaped values),
+and every node derived from small values only, a reduction along axes
+(``sum``/``norm``/``mean`` with ``axis=``: one tuple per tensor, or one
+int or tuple of ints for every tensor, ``-1`` being each one's last axis)
+or a per-tensor view is small too (``TensorList.rows``): computed out of
+place in its own shape, never in the full-size workspace buffers, until
+broadcasting two of them gives the parameters' shape again (a row times a
+column), which the foreach kernels then compute into those buffers. A new
+slot value must have the slot's shape (checked while tracing: a copy would
+broadcast silently). The views are ``self._math.reshape(x, shapes)`` and
+``self._math.transpose(x, axes)`` (``keras.ops`` on tensors; on a
+TensorList one shape or permutation per tensor, None leaving a tensor as
+it is, and only of small values: a view of a full-size value would alias a
+workspace buffer). They let ``_update`` read a slot kept in the torch
+layout as a keepdims-shaped value in the Keras layout and back
+(``Layout.keepdims_from_torch``/``keepdims_to_torch``;
+``optimizers/_factored.py`` for Adafactor), so the saved slot shapes stay
+those of the reference while the full-size math runs in the variable's own
+layout, with no transpose of a full-size tensor.
+
 When ``_update`` needs something else a TensorList cannot express (a
-reshape, a tensor's shape): set the class attribute
+view of a full-size value, a tensor's shape): set the class attribute
 ``supports_multi_tensor = False`` (or the instance attribute, when only some
 configurations need it) and ``multi_tensor=False`` in the spec. The
 per-variable ``update_step`` then runs on torch, and

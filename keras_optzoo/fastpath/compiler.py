@@ -39,9 +39,15 @@ class _Trace:
     """The nodes created while one group's update is traced, in order, and
     their structure (the key under which the compiled program is cached)."""
 
-    def __init__(self, device_scalars=False):
+    def __init__(self, device_scalars=False, params=None):
         self.nodes = []
         self.signature = []
+        #: the group's parameter tensors: their shapes are the "full" shape
+        #: of every tensor (see ``TensorList.shapes``)
+        self.params = params
+        self._full = None
+        #: the sub-graphs computed at once (reductions, matrix functions)
+        self.subgraphs = []
         #: keep scalar operands as tensors (no host read; see ``_operand``)
         self.device_scalars = device_scalars
         #: the replay recorder of this trace (``replay.py``), if any: a
@@ -52,6 +58,38 @@ class _Trace:
         self.scratch = None
         #: ``_Math.zero_where``'s bounds of each mask (by node position)
         self.zero_bounds = {}
+
+    def finalize(self, outputs):
+        """After ``_update``: lets each sub-graph computed at once write a
+        value into the buffer of its first operand where nothing else
+        reads that operand (``_SubGraph.finalize``), for the steps that
+        replay it."""
+        if not self.subgraphs:
+            return
+        refs = {}
+
+        def count(a):
+            if isinstance(a, TensorList):
+                refs[a.pos] = refs.get(a.pos, 0) + 1
+
+        for node in self.nodes:
+            for a in node.args:
+                count(a)
+        for subgraph in self.subgraphs:
+            count(subgraph.target)  # read once computed
+            for _, _, args, _ in subgraph.plan:
+                for a in args:
+                    count(a)
+        for _, value in outputs:
+            count(value)
+        for subgraph in self.subgraphs:
+            subgraph.finalize(refs)
+
+    def full_shapes(self):
+        """The parameters' shapes (made once per trace, where needed)."""
+        if self._full is None:
+            self._full = tuple(tuple(t.shape) for t in self.params)
+        return self._full
 
 
 class TensorList:
@@ -65,9 +103,10 @@ class TensorList:
     __array_ufunc__ = None  # numpy scalars defer to our reflected operators
     __slots__ = ("op", "args", "dtype", "n", "tensors", "trace", "pos",
                  "refs", "is_output", "absorbed", "instr", "dest_out", "hint",
-                 "rows")
+                 "rows", "shapes")
 
-    def __init__(self, op, args, dtype, n, trace, tensors=None, role=None):
+    def __init__(self, op, args, dtype, n, trace, tensors=None, role=None,
+                 shapes=None):
         self.op = op
         self.args = args
         self.dtype = dtype
@@ -76,18 +115,23 @@ class TensorList:
         self.trace = trace
         self.pos = len(trace.nodes)
         trace.nodes.append(self)
+        # the tensors' shapes where they are not the parameters' (a leaf:
+        # given, for a slot of its own shape; a reduction along axes, a
+        # view, or math on such values only, as broadcasting makes it),
+        # None where they are
+        self.shapes = shapes if op == "leaf" else _result_shapes(op, args,
+                                                                 trace)
+        # smaller than the parameters (keepdims-shaped, a factored
+        # statistic): never computed into a full-size workspace buffer
+        self.rows = op in _SHAPE_OPS or self.shapes is not None
         if op == "leaf":
-            trace.signature.append(("leaf", role))
+            trace.signature.append(("leaf", role, self.rows))
         else:
-            trace.signature.append((op,) + tuple(
+            trace.signature.append((op, self.rows) + tuple(
                 a.pos if isinstance(a, TensorList)
                 else _scalar_kind(a, op)
                 for a in args) + ((dtype,) if op == "cast" else ())
-                + ((args[1],) if op in _AXES_OPS else ()))
-        # keepdims-shaped (a reduction along axes, or math on such values
-        # only): never computed into a full-size workspace buffer
-        self.rows = op in _AXES_OPS or (op != "leaf" and all(
-            a.rows for a in args if isinstance(a, TensorList)))
+                + ((args[1],) if op in _SHAPE_OPS else ()))
         # planning state
         self.refs = 0
         self.is_output = False
@@ -434,8 +478,10 @@ class _Math:
         result broadcasts against the full tensors) holds one tuple of axes
         per tensor, since the tensors of a group differ in shape and layout
         (a channel's row is not along the same axes of a Dense kernel and a
-        convolution kernel): the result is a TensorList of the
-        keepdims-shaped sums, which later arithmetic broadcasts per tensor.
+        convolution kernel); an int, or one tuple of ints, means the same
+        axes of every tensor (``-1``: each one's last axis). The result is
+        a TensorList of the keepdims-shaped sums, which later arithmetic
+        broadcasts per tensor.
         Computed at once (one ``torch.sum`` per tensor, a reduction along
         axes has no foreach kernel), like the whole-tensor reductions."""
         if isinstance(x, TensorList):
@@ -445,14 +491,16 @@ class _Math:
         return ops.sum(x, axis=axis, keepdims=keepdims)
 
     def mean(self, x, axis=None, keepdims=False):
-        """The mean of a whole tensor (or over ``axis``, on plain tensors
-        only), in float64 for float64 ``x``: Keras's type promotion makes
-        ``ops.mean`` compute float64 inputs in float32 on the torch and JAX
-        backends (a float64 run then carries a ~1e-8 relative error);
-        float32 values are ``ops.mean``'s, unchanged."""
+        """The mean of a whole tensor (or over ``axis``), in float64 for
+        float64 ``x``: Keras's type promotion makes ``ops.mean`` compute
+        float64 inputs in float32 on the torch and JAX backends (a float64
+        run then carries a ~1e-8 relative error); float32 values are
+        ``ops.mean``'s, unchanged. On a TensorList ``axis`` (with
+        ``keepdims=True``) is as for :meth:`sum` (``torch.mean`` per
+        tensor)."""
         if isinstance(x, TensorList):
             if axis is not None:
-                raise Unsupported("mean() over an axis")
+                return _reduce_axes(x, "mean", axis, keepdims)
             return _reduce(x, "mean")
         if keras.backend.standardize_dtype(x.dtype) == "float64":
             axes = range(len(x.shape)) if axis is None else (
@@ -525,6 +573,26 @@ class _Math:
                         for r, view in zip(results, views))
         return results if several else results[0]
 
+    # ---- per-tensor views (a factored statistic in another layout)
+
+    def reshape(self, x, shape):
+        """``ops.reshape(x, shape)``; on a TensorList ``shape`` holds one
+        shape per tensor (``None``: that tensor unchanged), and ``x`` must
+        hold values smaller than the parameters (keepdims-shaped or a slot
+        of its own shape, ``TensorList.rows``): a view, computed out of
+        place, never into the full-size workspace buffers."""
+        if isinstance(x, TensorList):
+            return _view(x, "reshape", shape)
+        return ops.reshape(x, shape)
+
+    def transpose(self, x, axes):
+        """``ops.transpose(x, axes)``; on a TensorList ``axes`` holds one
+        permutation per tensor (``None``: unchanged), as for
+        :meth:`reshape`."""
+        if isinstance(x, TensorList):
+            return _view(x, "transpose", axes)
+        return ops.transpose(x, axes)
+
     def constant(self, values, dtype):
         """A Python float as a 0-d tensor of ``dtype`` (converted directly,
         not through float32); a tuple of floats, one per variable of a
@@ -581,17 +649,27 @@ def _reduce(x, kind):
 
 
 #: reductions along axes (one tuple of axes per tensor), keepdims-shaped
-_AXES_OPS = {"sum_axes": "sum", "norm_axes": "norm"}
+_AXES_OPS = {"sum_axes": "sum", "norm_axes": "norm", "mean_axes": "mean"}
+#: per-tensor views (one shape or permutation per tensor)
+_VIEW_OPS = frozenset({"reshape", "transpose"})
+#: the ops whose second argument is per-tensor structure (part of a
+#: program's key), not a scalar operand
+_SHAPE_OPS = frozenset(_AXES_OPS) | _VIEW_OPS
 
 
 def _reduce_axes(x, kind, axis, keepdims):
-    """``kind`` ("sum", "norm") of every tensor of ``x`` over its own axes
-    (``axis[i]`` for tensor i), keepdims-shaped: a lazy node, computed by
-    the program only where its value is used (a ``where`` that the host
+    """``kind`` ("sum", "norm", "mean") of every tensor of ``x`` over its
+    own axes (``axis[i]`` for tensor i; an int or a tuple of ints: the same
+    for every tensor), keepdims-shaped: a lazy node, computed by the
+    program only where its value is used (a ``where`` that the host
     resolves for the whole group leaves the other branch's rows
     uncomputed), or at once when a per-tensor reduction needs it."""
     if not keepdims:
         raise Unsupported("a reduction along axes needs keepdims=True")
+    if isinstance(axis, int):
+        axis = (axis,)
+    if isinstance(axis, tuple) and all(isinstance(a, int) for a in axis):
+        axis = (axis,) * x.n
     if not (isinstance(axis, tuple) and len(axis) == x.n and all(
             isinstance(a, tuple) for a in axis)):
         raise Unsupported("a reduction of a TensorList along axes takes one "
@@ -599,15 +677,70 @@ def _reduce_axes(x, kind, axis, keepdims):
     return x._new(kind + "_axes", x, axis)
 
 
+def _view(x, kind, per_tensor):
+    """A per-tensor view node (``MATH.reshape``/``MATH.transpose``)."""
+    if not (isinstance(per_tensor, tuple) and len(per_tensor) == x.n and all(
+            p is None or (isinstance(p, tuple) and all(
+                isinstance(d, int) for d in p)) for p in per_tensor)):
+        raise Unsupported(f"a {kind} of a TensorList takes one tuple of "
+                          "ints (or None) per tensor")
+    if not x.rows:
+        # a view of a full-size value would alias a workspace buffer that
+        # the program may hand to another step before the view is read
+        raise Unsupported(f"a {kind} of a full-size TensorList")
+    return x._new(kind, x, per_tensor)
+
+
 def _along_axes(kind, tensors, axes):
-    """The keepdims-shaped sums or 2-norms of each tensor over its axes
-    (a reduction along axes has no foreach kernel: one call per tensor)."""
+    """The keepdims-shaped sums, means or 2-norms of each tensor over its
+    axes (a reduction along axes has no foreach kernel: one call per
+    tensor). No axes: the tensor itself (a copy)."""
     import torch
 
     if kind == "norm":
-        return [torch.linalg.vector_norm(t, 2, dim=a, keepdim=True)
-                for t, a in zip(tensors, axes)]
-    return [torch.sum(t, dim=a, keepdim=True) for t, a in zip(tensors, axes)]
+        fn = lambda t, a: torch.linalg.vector_norm(  # noqa: E731
+            t, 2, dim=a, keepdim=True)
+    else:
+        fn = lambda t, a: getattr(torch, kind)(  # noqa: E731
+            t, dim=a, keepdim=True)
+    return [fn(t, a) if a else t.clone() for t, a in zip(tensors, axes)]
+
+
+def _along_views(kind, tensors, per_tensor):
+    """The per-tensor views (``t.reshape(shape)``, ``t.permute(axes)``)."""
+    if kind == "reshape":
+        return [t if p is None else t.reshape(p)
+                for t, p in zip(tensors, per_tensor)]
+    return [t if p is None else t.permute(p)
+            for t, p in zip(tensors, per_tensor)]
+
+
+def _result_shapes(op, args, trace):
+    """``TensorList.shapes`` of a new node: None where every tensor has
+    its parameter's shape (the usual case, decided without looking at any
+    shape), else one shape per tensor."""
+    lists = [a for a in args if isinstance(a, TensorList)]
+    if op in _AXES_OPS or op in _VIEW_OPS:
+        x, per_tensor = args[0], args[1]
+        base = x.shapes or trace.full_shapes()
+        if op == "reshape":
+            return tuple(b if p is None else p
+                         for b, p in zip(base, per_tensor))
+        if op == "transpose":
+            return tuple(b if p is None else tuple(b[a] for a in p)
+                         for b, p in zip(base, per_tensor))
+        return tuple(tuple(1 if (d in axes or d - len(b) in axes) else size
+                           for d, size in enumerate(b))
+                     for b, axes in zip(base, per_tensor))
+    if not lists or any(a.shapes is None for a in lists):
+        return None
+    if len(lists) == 1:
+        return lists[0].shapes
+    import torch
+
+    shapes = tuple(tuple(torch.broadcast_shapes(*each))
+                   for each in zip(*(a.shapes for a in lists)))
+    return None if shapes == trace.full_shapes() else shapes
 
 
 class _SubGraph:
@@ -658,6 +791,28 @@ class _SubGraph:
             # from now on a leaf holding its value (set by each call)
             node.op, node.args, node.tensors = "leaf", (), None
         self.traced = False
+        #: the plan entries computed in their first operand's scratch
+        #: buffer (``finalize``; none while tracing)
+        self.in_place = frozenset()
+        x.trace.subgraphs.append(self)
+
+    def finalize(self, refs):
+        """Decides, once the trace is complete, which values are computed
+        in place: an elementwise op whose first operand is a full-size
+        value of this sub-graph that nothing else reads (``refs``: the
+        readers of every node of the trace) overwrites that operand's
+        scratch buffer instead of copying it first. Same arithmetic, one
+        pass over memory less."""
+        mine = {node.pos for node, _, _, _ in self.plan}
+        chosen = set()
+        for i, (node, op, args, dtype) in enumerate(self.plan):
+            acc = args[0] if args else None
+            if (op in _IN_PLACE_OPS and isinstance(acc, TensorList)
+                    and acc.pos in mine and refs.get(acc.pos) == 1
+                    and acc is not self.target and not node.rows
+                    and not acc.rows and acc.dtype == dtype):
+                chosen.add(i)
+        self.in_place = frozenset(chosen)
 
     def _compute(self, inputs):
         """Computes the sub-graph's values into its nodes (now leaves)."""
@@ -669,7 +824,25 @@ class _SubGraph:
             if isinstance(value, torch.Tensor):
                 value = value.as_subclass(torch.Tensor)
             scalars.append(list(value.unbind(0)) if per_var else value)
-        for node, op, args, dtype in self.plan:
+        scratch = set()  # the values computed into scratch buffers
+        for i, (node, op, args, dtype) in enumerate(self.plan):
+            if i in self.in_place and args[0].pos in scratch:
+                buf = args[0].tensors
+                if op in _SubGraph._UNARY:
+                    getattr(torch, f"_foreach_{op}_")(buf)
+                else:
+                    other = args[1]
+                    if isinstance(other, TensorList):
+                        other = other.tensors
+                    elif isinstance(other, tuple) and other and \
+                            other[0] == "in":
+                        other = scalars[other[1]]
+                    elif isinstance(other, tuple):
+                        other = list(other)
+                    _k_binary(buf, (op, other))
+                node.tensors = buf
+                scratch.add(node.pos)
+                continue
             vals = []
             is_list = []
             for a in args:
@@ -687,6 +860,7 @@ class _SubGraph:
                 if _evaluate_into(op, vals, is_list, buf,
                                   self.scratch.large):
                     node.tensors = buf
+                    scratch.add(node.pos)
                     continue
                 self.scratch.give(buf)
             # (a list: the kernels take a tuple of tensors for a scalar)
@@ -737,9 +911,14 @@ class _Reduction(_SubGraph):
         return out
 
 
+#: the ops a sub-graph may compute in its first operand's buffer (those
+#: ``_evaluate_into`` computes as a copy then the in-place foreach kernel)
+_IN_PLACE_OPS = frozenset({"add", "sub", "mul", "div", "maximum",
+                           "minimum"}) | _SubGraph._UNARY
+
 _EVAL_OPS = frozenset({"add", "sub", "mul", "div", "maximum", "minimum",
                        "pow", "where", "cast", "greater"}) | \
-    _SubGraph._UNARY | frozenset(_AXES_OPS)
+    _SubGraph._UNARY | _SHAPE_OPS
 
 
 def _per_matrix(xs, fn, views, several):
@@ -774,11 +953,10 @@ def _per_matrix(xs, fn, views, several):
     leaves = []
     for k, x in enumerate(xs):
         tensors = out[k * n:(k + 1) * n]
+        # each result has its value's shape: a keepdims-shaped value
+        # (NorMuon's (rows, 1) statistic) gives a result of that shape
         leaf = TensorList("leaf", (), tensors[0].dtype, n, first.trace,
-                          tensors, "matrix")
-        # each result has its value's shape: a keepdims-shaped (rows)
-        # value gives a keepdims-shaped result
-        leaf.rows = x.rows
+                          tensors, "matrix", x.shapes)
         leaves.append(leaf)
     call.leaves = leaves  # a replayed call refreshes their values
     return tuple(leaves)
@@ -908,6 +1086,8 @@ def _evaluate(op, vals, is_list, n, dtype):
         return getattr(torch, f"_foreach_{op}")(vals[0])
     if op in _AXES_OPS:
         return _along_axes(_AXES_OPS[op], vals[0], vals[1])
+    if op in _VIEW_OPS:
+        return _along_views(op, vals[0], vals[1])
     if op == "cast":
         return [t if t.dtype == dtype else t.to(dtype) for t in vals[0]]
     if op == "pow":
@@ -1067,8 +1247,8 @@ def _select(node):
     """Chooses the foreach instruction computing ``node``."""
     op, args, hint = node.op, node.args, node.hint
     if node.rows and op not in _AXES_OPS:
-        # keepdims-shaped math (``norm + eps``): computed out of place, in
-        # its own shape (the workspace's buffers are full-size)
+        # keepdims-shaped math (``norm + eps``) and views: computed out of
+        # place, in its own shape (the workspace's buffers are full-size)
         return _Instr("eval", next(a for a in args if _tensor(a)),
                       tuple(_n(a) for a in args if _tensor(a)))
     if op == "greater":
@@ -1352,7 +1532,7 @@ def _evaluate_node(node, resolve):
         if _tensor(a):
             vals.append(resolve(("n", a.pos)))
         elif isinstance(a, (tuple, _PerVar)) and not (
-                node.op in _AXES_OPS and i == 1):
+                node.op in _SHAPE_OPS and i == 1):
             vals.append(resolve(("s", node.pos, i, False)))
         else:
             vals.append(a)

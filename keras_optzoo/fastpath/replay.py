@@ -61,6 +61,7 @@ class Recorder:
         import torch
 
         self.ops = []  # (func, args template, kwargs template)
+        self.outs = []  # the value each recorded call returned
         self.made = {}  # id(tensor) -> (op index, element or None)
         self.keep = []  # the recorded tensors, so their ids stay unique
         self.persistent = persistent  # id -> tensor (variables' storage)
@@ -105,6 +106,7 @@ class Recorder:
             func = _identity
         self.ops.append((func, [self.template(a) for a in args],
                          {k: self.template(v) for k, v in kwargs.items()}))
+        self.outs.append(out)
         if elements is None:
             self.made[id(out)] = (index, None)
             self.keep.append(out)
@@ -134,14 +136,46 @@ class Recorder:
         return ("k", tensor)
 
 
-def _straight_line(ops):
+def _constant_calls(ops, outs):
+    """The recorded calls that only make a constant (``torch.as_tensor`` of
+    a Python number or list, ``torch.full`` of a fixed shape and value):
+    their recorded value is the value every replay would make again.
+    None where a recorded call writes in place (a constant could then
+    change between steps)."""
+    import torch
+
+    makers = {torch.as_tensor, torch.tensor, torch.full,
+              torch.scalar_tensor, torch.zeros, torch.ones}
+
+    def fixed(template):
+        if template[0] == "k":
+            return not isinstance(template[1], torch.Tensor)
+        if template[0] == "seq":
+            return all(fixed(t) for t in template[2])
+        return False
+
+    for func, _, _ in ops:
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.endswith("__"):
+            return set()
+    return {i for i, (func, args, kwargs) in enumerate(ops)
+            if func in makers and isinstance(outs[i], torch.Tensor)
+            and all(fixed(a) for a in args)
+            and all(fixed(v) for v in kwargs.values())}
+
+
+def _straight_line(ops, outs=None):
     """The recorded calls as one generated Python function of the learning
     rate returning every recorded value: ``v0 = f0(lr, c0)``, ``v1 =
     f1(v0, c1)`` ... Replaying them through a generic interpreter (a loop
     resolving each argument's template) cost about as much Python time as
     the torch calls themselves; the generated function makes exactly the
-    same calls, in the same order, on the same values."""
+    same calls, in the same order, on the same values, except that a call
+    making a constant (``_constant_calls``: ``torch.as_tensor`` of a
+    per-tensor constant, ~10-40 us each on the CPU) is not made again: its
+    recorded value is reused."""
     env = {}
+    constants = _constant_calls(ops, outs) if outs is not None else set()
 
     def constant(value):
         name = f"c{len(env)}"
@@ -162,6 +196,9 @@ def _straight_line(ops):
 
     lines = ["def _replay(lr):"]
     for i, (func, args, kwargs) in enumerate(ops):
+        if i in constants:
+            lines.append(f"    v{i} = {constant(outs[i])}")
+            continue
         call = [expr(a) for a in args]
         call += [f"{k}={expr(v)}" for k, v in kwargs.items()]
         lines.append(f"    v{i} = {constant(func)}({', '.join(call)})")
@@ -183,7 +220,7 @@ class Replay:
         self.ok = recorder.problem is None
         self.problem = recorder.problem
         self.ops = recorder.ops
-        self._program = _straight_line(self.ops)
+        self._program = _straight_line(self.ops, recorder.outs)
         self.traced = traced
         self.scratch = trace.scratch  # reset before the reductions rerun
         self.fingerprint = _fingerprint(opt)

@@ -98,7 +98,7 @@ class _Group:
     """
 
     __slots__ = ("positions", "indices", "params", "slots", "dtype", "decay",
-                 "grads", "step", "replay")
+                 "grads", "step", "replay", "slot_shapes")
 
     def __init__(self, dtype, decay):
         self.positions = []
@@ -110,6 +110,9 @@ class _Group:
         self.grads = None
         self.step = None
         self.replay = None
+        #: per slot: None where its tensors have the parameters' shapes,
+        #: else their shapes (``TensorList.shapes``: a factored statistic)
+        self.slot_shapes = {}
 
     def gather(self, grads):
         """The group's gradients, as tensors of the variables' dtype."""
@@ -177,6 +180,11 @@ class _Layout:
                 name: [opt._slots[name][i].value for i in group.indices]
                 for name in slot_names
             }
+            full = [tuple(t.shape) for t in group.params]
+            for name, tensors in group.slots.items():
+                shapes = tuple(tuple(t.shape) for t in tensors)
+                group.slot_shapes[name] = None if list(shapes) == full \
+                    else shapes
         self.groups = list(groups.values())
 
 
@@ -319,7 +327,7 @@ def _trace_in(opt, group, learning_rate, scalar_names, device_scalars,
               recorder=None):
     import torch
 
-    trace = _Trace(device_scalars)
+    trace = _Trace(device_scalars, group.params)
     trace.recorder = recorder
     cache = opt._multi_tensor
     trace.scratch = _workspace(cache, ("reductions",)
@@ -344,12 +352,7 @@ def _trace_in(opt, group, learning_rate, scalar_names, device_scalars,
                 state[name] = values.as_subclass(per_variable_class())
         else:
             state[name] = TensorList("leaf", (), dtype, n, trace, tensors,
-                                     name)
-            # a slot of another shape than its variable (NorMuon's per-row
-            # statistic) is keepdims-shaped: math on it alone is computed
-            # in its own shape, never in a full-size workspace buffer
-            state[name].rows = any(t.shape != p.shape for t, p in
-                                   zip(tensors, group.params))
+                                     name, group.slot_shapes.get(name))
     param, grad, lr = opt._prepare(grad, param, learning_rate,
                                    group.indices[0])
     new_param, new_state = opt._update(param, grad, state, lr,
@@ -368,12 +371,20 @@ def _trace_in(opt, group, learning_rate, scalar_names, device_scalars,
                 raise Unsupported(f"scalar slot {name!r} got a non-scalar")
             traced.scalar_outputs.append((dest, value))
         else:
+            if isinstance(value, TensorList) and \
+                    value.shapes != group.slot_shapes.get(name):
+                # (copied into the slot, it would be broadcast silently)
+                raise Unsupported(f"the new value of slot {name!r} is not "
+                                  "of the slot's shape")
             traced.outputs.append((dest, value))
+    if isinstance(new_param, TensorList) and new_param.shapes is not None:
+        raise Unsupported("the new parameter value is not of its shape")
     out_signature = []
     for dest, value in traced.outputs:
         if not isinstance(value, TensorList):  # update_step would not
             raise Unsupported("a new value that is not per-variable")
         out_signature.append(value.pos)
+    trace.finalize(traced.outputs)
     key = (dtype, tuple(trace.signature), tuple(out_signature))
     program = cache.programs.get(key)
     if program is None:

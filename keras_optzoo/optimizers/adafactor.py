@@ -7,7 +7,7 @@ import numpy as np
 from keras import ops
 
 from keras_optzoo.fastpath import MATH
-from keras_optzoo import _minmax
+from keras_optzoo.optimizers import _factored
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
@@ -75,9 +75,10 @@ class Adafactor(ZooOptimizer):
     Scalar reductions (the RMS of $\theta$ and $U$) run in float32 (float64
     for float64 variables), as torch's norms accumulate in float.
 
-    On the torch backend this optimizer runs the per-variable
-    `update_step` (row and column reductions; `update_path` says
-    "per-variable"), as torch's own Adafactor defaults to its for-loop.
+    On the torch backend the update runs on the multi-tensor path
+    (`update_path` says "foreach"): factored and unfactored variables form
+    two groups, the row and column means are one reduction per tensor and
+    the rest runs in foreach kernels on the whole group.
 
     Differs from `keras.optimizers.Adafactor`: Keras's default
     `learning_rate` is 1e-3 (torch: 1e-2, the cap of the relative step);
@@ -115,7 +116,6 @@ class Adafactor(ZooOptimizer):
 
     _hyperparameters = ("beta_2_decay", "epsilon_1", "epsilon_2",
                         "clip_threshold", "weight_decay", "maximize")
-    supports_multi_tensor = False
     #: torch computes the step size from the parameter before decaying it
     weight_decay_in_update = True
 
@@ -146,10 +146,16 @@ class Adafactor(ZooOptimizer):
         self.clip_threshold = validation.check_real(
             "clip_threshold", clip_threshold, low=1.0)
 
+    def _rule_for(self, variable):
+        # factored as torch factors the tensor the variable maps to (the
+        # multi-tensor path groups factored and unfactored variables apart)
+        if len(self.layout_of(variable).torch_shape) >= 2:
+            return "factored"
+        return None
+
     def _slot_specs_for(self, variable, rule):
-        # factored as torch factors the tensor the variable maps to
         shape = tuple(self.layout_of(variable).torch_shape)
-        if len(shape) >= 2:
+        if rule == "factored":
             return [SlotSpec("row_var", shape=shape[:-1] + (1,)),
                     SlotSpec("col_var", shape=shape[:-2] + (1,) + shape[-1:])]
         return [SlotSpec("variance")]
@@ -168,8 +174,12 @@ class Adafactor(ZooOptimizer):
         dtype = grad.dtype
         step = self._step(dtype)
         sdt = step.dtype
-        shape = tuple(param.shape)
-        numel = int(np.prod(shape)) if shape else 1
+        # (on the multi-tensor path ``index`` is a group's tuple: the
+        # layouts, sizes and size-dependent constants are one per tensor)
+        layouts = _factored.layouts(self, index)
+        sqrt_numel = tuple(math.sqrt(n) for n in _factored.sizes(layouts)) \
+            if isinstance(index, tuple) else math.sqrt(
+                _factored.sizes(layouts))
         eps1 = self._epsilon_1(dtype)
 
         one_minus_beta_2 = ops.power(
@@ -177,39 +187,45 @@ class Adafactor(ZooOptimizer):
         lr_s = ops.cast(lr, sdt)
         inv_sqrt_t = 1.0 / ops.sqrt(step)
         rho = ops.where(inv_sqrt_t < lr_s, inv_sqrt_t, lr_s)  # Python min
-        param_s = ops.cast(param, sdt)
-        param_rms = ops.sqrt(ops.sum(param_s * param_s)) / math.sqrt(numel)
+        param_s = MATH.cast(param, sdt)
+        # torch's ``p.norm(2)``: one ``_foreach_norm`` on the fast path
+        param_rms = MATH.norm(param_s) / _factored.per_tensor(sqrt_numel, sdt)
         alpha = _where_greater(param_rms, self.epsilon_2) * rho
 
-        if self._decay_mask[index]:
+        if self._decays(index):
             param = param * (1.0 - lr * self._weight_decay_value(dtype))
 
         w = ops.cast(one_minus_beta_2, dtype)
-        grad_s = ops.cast(grad, sdt)
+        grad_s = MATH.cast(grad, sdt)
         grad_sq = grad_s * grad_s
-        if len(shape) >= 2:
-            layout = self.layout_of(index)
-            grad_sq = layout.to_torch(grad_sq)
-            row_mean = ops.cast(MATH.mean(grad_sq, -1, keepdims=True),
-                                dtype)
-            col_mean = ops.cast(MATH.mean(grad_sq, -2, keepdims=True),
-                                dtype)
+        if self._rule(index) == "factored":
+            # row and column means over torch's last two axes, kept in the
+            # torch layout; the estimate R C / mean(R) is formed in the
+            # Keras layout from views of the factors
+            row_mean = MATH.cast(_factored.torch_mean(grad_sq, layouts, -1),
+                                 dtype)
+            col_mean = MATH.cast(_factored.torch_mean(grad_sq, layouts, -2),
+                                 dtype)
             row_var = state["row_var"] + w * (row_mean - state["row_var"])
             col_var = state["col_var"] + w * (col_mean - state["col_var"])
             new = {"row_var": row_var, "col_var": col_var}
-            row_scale = _minmax.clamp(
+            row_scale = MATH.maximum(
                 MATH.mean(row_var, -2, keepdims=True), eps1)
-            var_estimate = layout.from_torch((row_var * col_var) / row_scale)
+            var_estimate = (_factored.from_torch(row_var, layouts)
+                            * _factored.from_torch(col_var, layouts)) \
+                / _factored.from_torch(row_scale, layouts)
         else:
             variance = state["variance"] + w * (
-                ops.cast(grad_sq, dtype) - state["variance"])
+                MATH.cast(grad_sq, dtype) - state["variance"])
             new = {"variance": variance}
             var_estimate = variance
-        update = grad / ops.sqrt(_minmax.clamp(var_estimate, eps1 * eps1))
-        update_s = ops.cast(update, sdt)
-        update_rms = ops.sqrt(ops.sum(update_s * update_s)) / (
-            math.sqrt(numel) * self.clip_threshold)
+        update = grad / MATH.sqrt(MATH.maximum(var_estimate, eps1 * eps1))
+        update_s = MATH.cast(update, sdt)
+        update_rms = MATH.norm(update_s) / \
+            _factored.per_tensor(
+                tuple(s * self.clip_threshold for s in sqrt_numel)
+                if isinstance(sqrt_numel, tuple)
+                else sqrt_numel * self.clip_threshold, sdt)
         denom = _where_greater(update_rms, 1.0)
         param = param - ops.cast(alpha / denom, dtype) * update
         return param, new
-

@@ -205,7 +205,9 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     #: per-variable ``update_step``, and :attr:`update_path` says so.
     #: Whole-tensor reductions (``self._math.norm/sum/mean/max``) are fine,
     #: and so are reductions along axes with one tuple of axes per tensor
-    #: (``self._math.sum(x, axis=..., keepdims=True)``, AdamP's rows).
+    #: (``self._math.sum(x, axis=..., keepdims=True)``, AdamP's rows) and
+    #: views of small values (``self._math.reshape/transpose``, Adafactor's
+    #: factored slots): see ``keras_optzoo/fastpath/__init__.py``.
     supports_multi_tensor = True
 
     #: Multi-tensor path on the CPU: replay the recorded step although it

@@ -33,7 +33,6 @@ SPECS = [
         reference_name="torch.optim 2.13 Adafactor",
         numpy_reference=NumpyAdafactor,
         capabilities=ALL | {"decoupled_weight_decay", "cross_element"},
-        multi_tensor=False,
         configs=[
             Config("default", {}),
             # lr > 1/sqrt(t) from step 2 on: rho_t switches to 1/sqrt(t);
