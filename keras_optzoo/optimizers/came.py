@@ -16,14 +16,15 @@ from keras_optzoo.registry import register_optimizer
 def _rms(x, numel, dtype, layouts=None):
     """``norm(x) / sqrt(numel)`` as a 0-d value of ``dtype``; on a group of
     the multi-tensor path (``numel`` a tuple, one size per tensor) one value
-    per tensor. ``layouts`` (one variable): sum ``x`` as read in the torch
-    layout (the order a full-size value in that layout was summed in)."""
+    per tensor (one ``torch._foreach_norm``). ``layouts`` (one variable):
+    sum ``x`` as read in the torch layout (the order a full-size value in
+    that layout was summed in)."""
     x = MATH.cast(x, dtype)
     if layouts is not None and not isinstance(layouts, tuple):
         x = layouts.to_torch(x)
     root = tuple(math.sqrt(n) for n in numel) if isinstance(numel, tuple) \
         else math.sqrt(numel)
-    return ops.sqrt(MATH.sum(x * x)) / _factored.per_tensor(root, dtype)
+    return MATH.norm(x) / _factored.per_tensor(root, dtype)
 
 
 def _torch_axis(layout, axis):
