@@ -263,6 +263,15 @@ OPTIMIZERS = {
                        torch=_torch_optim("Adafactor"),
                        optax=_optax("adafactor", min_dim_size_to_factor=1),
                        matrices=True),
+    # issue 19 (speed wave 3): factored moments as transformers' and
+    # came-pytorch's (for-loops only); an external rate for HFAdafactor
+    # (relative_step=False; the parameter scale on, transformers' default)
+    "hfadafactor": Entry("HFAdafactor", {"relative_step": False},
+                         torch=_reference(
+        "transformers", _attr("transformers.optimization", "Adafactor"),
+        relative_step=False), matrices=True),
+    "came": Entry("CAME", torch=_reference(
+        "came-pytorch", _attr("came_pytorch", "CAME")), matrices=True),
     "muon": Entry("Muon", keras="Muon",
                   torch=(Peer("torch.optim", MuonAndAdamW),),
                   optax=_optax("muon"), matrices=True),

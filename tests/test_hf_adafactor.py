@@ -1,6 +1,7 @@
 """HFAdafactor's computed learning rate (relative_step): what
 ``optimizer.learning_rate`` reads, that it cannot be set, and that the
-config round-trips with ``learning_rate=None``. The trajectories against
+config round-trips with ``learning_rate=None``; HFAdafactor's and CAME's
+torch multi-tensor path through every layout kind. The trajectories against
 transformers are the generic tests' (tests/spec_db/hf_adafactor.py)."""
 
 import math
@@ -11,7 +12,9 @@ import pytest
 import keras
 from keras import ops
 
+import harness
 import keras_optzoo as oz
+from test_adafactor import LAYOUT_CASES
 
 
 def _value(x):
@@ -48,3 +51,35 @@ def test_config_keeps_learning_rate_none():
     assert config["learning_rate"] is None
     clone = oz.HFAdafactor.from_config(config)
     assert clone.warmup_init and clone.get_config() == config
+
+
+@pytest.mark.parametrize("name", ["hfadafactor", "came"])
+def test_multi_tensor_path_reads_every_layout(name):
+    """HFAdafactor and CAME (their factor slots drop the reduced axis): on
+    torch the fast path (the slots viewed keepdims-shaped in the Keras
+    layout) equals the per-variable path for every layout kind and is
+    replayed after the first step (one trace per group, factored and not);
+    elsewhere both runs are the generic path."""
+    names = [f"v{i}" for i in range(len(LAYOUT_CASES))]
+    layouts = {f"^v{i}$": kind for i, (_, kind) in enumerate(LAYOUT_CASES)
+               if kind}
+    kwargs = {"hfadafactor": {"beta_1": 0.9, "weight_decay": 0.1},
+              "came": {"learning_rate": 1e-2, "weight_decay": 0.1}}[name]
+    cls = {"hfadafactor": oz.HFAdafactor, "came": oz.CAME}[name]
+    rng = np.random.default_rng(0)
+    init = [rng.standard_normal(s).astype("float32")
+            for s, _ in LAYOUT_CASES]
+    grads = [[rng.standard_normal(s).astype("float32")
+              for s, _ in LAYOUT_CASES] for _ in range(6)]
+    runs = []
+    for mode in (False, None):
+        opt = cls(layouts=layouts, **kwargs)
+        opt.use_multi_tensor = mode
+        runs.append(harness.run_ours(opt, init, grads, names=names))
+    if harness.backend() == "torch":
+        assert opt.update_path == "foreach"
+        state = opt._multi_tensor
+        assert state.disabled is None and state.not_replayed is None
+        assert state.replayed == 2 * (len(grads) - 1)
+    for fast, generic in zip(*runs[::-1]):
+        np.testing.assert_allclose(fast, generic, rtol=1e-6, atol=1e-7)

@@ -39,8 +39,8 @@ program runs.
 How a new optimizer gets the fast path
 --------------------------------------
 Write ``_update`` with arithmetic operators on the per-variable values and
-``self._math`` for elementwise functions (sqrt, abs, sign, maximum, minimum,
-where, exp, log, square, cast, negative, greater, zero_where) and
+``self._math`` for elementwise functions (sqrt, rsqrt, abs, sign, maximum,
+minimum, where, exp, log, square, cast, negative, greater, zero_where) and
 per-tensor reductions
 (``norm``, ``sum``, ``mean``, ``max``: a 0-d tensor per variable on the
 per-variable path, one value per tensor, as a 1-D per-variable tensor, on

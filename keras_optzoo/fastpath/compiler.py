@@ -328,6 +328,11 @@ class _Math:
     def sqrt(self, x):
         return self._unary("sqrt", x)
 
+    def rsqrt(self, x):
+        """``1 / sqrt(x)`` as one function (``ops.rsqrt``; on a TensorList
+        ``torch._foreach_rsqrt``, torch's ``rsqrt`` kernel)."""
+        return self._unary("rsqrt", x)
+
     def abs(self, x):
         return self._unary("abs", x)
 
@@ -749,7 +754,8 @@ class _SubGraph:
     into a leaf holding its value; the base of the calls that need the
     values while ``_update`` runs (``_Reduction``, ``_PerMatrix``)."""
 
-    _UNARY = frozenset({"neg", "abs", "sqrt", "sign", "exp", "log"})
+    _UNARY = frozenset({"neg", "abs", "sqrt", "rsqrt", "sign", "exp",
+                        "log"})
 
     def __init__(self, x):
         # ``x``: a TensorList, or a sequence of them (the roots)

@@ -2,37 +2,96 @@
 
 import math
 
-import numpy as np
 from keras import ops
 
 from keras_optzoo.fastpath import MATH
 from keras_optzoo import _minmax
+from keras_optzoo.optimizers import _factored
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
 from keras_optzoo.registry import register_optimizer
 
 
-def _rms(x, numel, dtype):
-    """``norm(x) / sqrt(numel)`` as a 0-d value of ``dtype``."""
-    x = ops.cast(x, dtype)
-    return ops.sqrt(ops.sum(x * x)) / math.sqrt(numel)
+def _rms(x, numel, dtype, layouts=None):
+    """``norm(x) / sqrt(numel)`` as a 0-d value of ``dtype``; on a group of
+    the multi-tensor path (``numel`` a tuple, one size per tensor) one value
+    per tensor (one ``torch._foreach_norm``). ``layouts`` (one variable):
+    sum ``x`` as read in the torch layout (the order a full-size value in
+    that layout was summed in)."""
+    x = MATH.cast(x, dtype)
+    if layouts is not None and not isinstance(layouts, tuple):
+        x = layouts.to_torch(x)
+    root = tuple(math.sqrt(n) for n in numel) if isinstance(numel, tuple) \
+        else math.sqrt(numel)
+    return MATH.norm(x) / _factored.per_tensor(root, dtype)
 
 
-def _factored_inverse_sqrt(row, col):
+def _torch_axis(layout, axis):
+    return axis % len(layout.torch_shape)
+
+
+def _factor_mean(x, layouts, axis):
+    """The mean of ``x`` (laid out as its Keras variable) over axis
+    ``axis`` of the torch tensor, that axis dropped: the shape of a factor
+    slot (``exp_avg_sq_row``/``_col``). One variable: the mean of the
+    variable read in the torch layout; a group: the keepdims-shaped mean
+    over the Keras axes (``_factored.torch_mean``) reshaped to the slots'
+    shapes."""
+    if not isinstance(layouts, tuple):
+        return MATH.mean(layouts.to_torch(x), axis)
+    shapes = []
+    for layout in layouts:
+        shape = list(layout.torch_shape)
+        del shape[_torch_axis(layout, axis)]
+        shapes.append(tuple(shape))
+    return MATH.reshape(_factored.torch_mean(x, layouts, axis), tuple(shapes))
+
+
+def _factor_view(factor, layouts, axis):
+    """A factor of the torch tensor's axis ``axis`` dropped (a slot's
+    shape) viewed keepdims-shaped in the Keras layout, where it broadcasts
+    against the variable."""
+    def keepdims(layout):
+        shape = list(layout.torch_shape)
+        shape[_torch_axis(layout, axis)] = 1
+        return tuple(shape)
+
+    if isinstance(layouts, tuple):
+        shape = tuple(keepdims(layout) for layout in layouts)
+    else:
+        shape = keepdims(layouts)
+    return _factored.from_torch(MATH.reshape(factor, shape), layouts)
+
+
+def _factored_inverse_sqrt(row, col, layouts):
     """The factored approximation of ``1/sqrt(V)`` shared by fairseq's
     Adafactor and CAME: ``rsqrt(R / mean(R)) ⊗ rsqrt(C)`` with ``R`` of shape
-    ``(..., n)`` and ``C`` of shape ``(..., m)``; the result is
-    ``(..., n, m)``."""
-    r_factor = ops.rsqrt(row / MATH.mean(row, -1, keepdims=True))
-    c_factor = ops.rsqrt(col)
-    return ops.expand_dims(r_factor, -1) * ops.expand_dims(c_factor, -2)
+    ``(..., n)`` and ``C`` of shape ``(..., m)`` (the torch tensor
+    ``(..., n, m)`` with its last, resp. second-to-last, axis dropped),
+    returned in the Keras layout of the variable (the outer product of the
+    two factors' views: no full-size transpose)."""
+    r_factor = MATH.rsqrt(row / MATH.mean(row, -1, keepdims=True))
+    c_factor = MATH.rsqrt(col)
+    return _factor_view(r_factor, layouts, -1) * \
+        _factor_view(c_factor, layouts, -2)
 
 
-def _clip_by_rms(update, numel, clip_threshold, sdt):
-    """``update / max(1, RMS(update) / d)``."""
-    denom = _minmax.clamp(_rms(update, numel, sdt) / clip_threshold, 1.0)
+def _clip_by_rms(update, numel, clip_threshold, sdt, layouts=None):
+    """``update / max(1, RMS(update) / d)`` (``layouts``: as for
+    :func:`_rms`)."""
+    denom = _minmax.clamp(_rms(update, numel, sdt, layouts) / clip_threshold,
+                          1.0)
     return update / ops.cast(denom, update.dtype)
+
+
+def _factored_rule(optimizer, variable):
+    """``"factored"`` for a variable whose torch tensor has 2 or more axes
+    (the multi-tensor path groups factored and unfactored variables
+    apart)."""
+    if len(optimizer.layout_of(variable).torch_shape) >= 2:
+        return "factored"
+    return None
 
 
 @register_optimizer("came", "CAME, confidence-guided factored Adafactor-style "
@@ -84,8 +143,10 @@ class CAME(ZooOptimizer):
     `exp_avg_res_col` (factored) or `exp_avg_sq`. came-pytorch's `RMS` entry
     (the parameter RMS, stored but never read by its update) is not kept.
     The RMS of $u_t$ is computed in float32 (float64 for float64
-    variables). The per-variable update path is used on the torch backend
-    (row and column reductions).
+    variables). On the torch backend the update runs on the multi-tensor
+    path (`update_path` says "foreach"): factored and unfactored variables
+    form two groups, the row and column means are one reduction per tensor
+    and the rest runs in foreach kernels on the whole group.
 
     Differs from `keras.optimizers.Adafactor`, the closest Keras has (Keras
     has no CAME): Keras keeps no first moment and no instability
@@ -124,7 +185,6 @@ class CAME(ZooOptimizer):
 
     _hyperparameters = ("epsilon_1", "epsilon_2", "clip_threshold", "beta_1",
                         "beta_2", "beta_3", "weight_decay", "maximize")
-    supports_multi_tensor = False
 
     def __init__(
         self,
@@ -157,10 +217,13 @@ class CAME(ZooOptimizer):
             setattr(self, name, validation.check_real(name, value, low=0.0,
                                                       high=1.0))
 
+    def _rule_for(self, variable):
+        return _factored_rule(self, variable)
+
     def _slot_specs_for(self, variable, rule):
         shape = tuple(self.layout_of(variable).torch_shape)
         specs = [SlotSpec("exp_avg")]
-        if len(shape) >= 2:
+        if rule == "factored":
             rows, cols = shape[:-1], shape[:-2] + shape[-1:]
             specs += [SlotSpec("exp_avg_sq_row", shape=rows),
                       SlotSpec("exp_avg_sq_col", shape=cols),
@@ -173,41 +236,41 @@ class CAME(ZooOptimizer):
     def _update(self, param, grad, state, lr, index):
         dtype = grad.dtype
         sdt = self._step(dtype).dtype
-        shape = tuple(param.shape)
-        numel = int(np.prod(shape)) if shape else 1
+        # (on the multi-tensor path ``index`` is a group's tuple: layouts
+        # and sizes are one per tensor)
+        layouts = _factored.layouts(self, index)
+        numel = _factored.sizes(layouts)
         beta_1, beta_2, beta_3 = self.beta_1, self.beta_2, self.beta_3
+        factored = self._rule(index) == "factored"
         new = {}
-        if len(shape) >= 2:
-            layout = self.layout_of(index)
-            g = layout.to_torch(grad)
-            sq = g * g + self.epsilon_1
+        # the full-size math runs in the variable's own layout; the row and
+        # column statistics are over the torch tensor's last two axes, kept
+        # in the slots in torch's shapes, read back through views
+        sq = grad * grad + self.epsilon_1
+        if factored:
             row = beta_2 * state["exp_avg_sq_row"] + (1.0 - beta_2) * \
-                MATH.mean(sq, -1)
+                _factor_mean(sq, layouts, -1)
             col = beta_2 * state["exp_avg_sq_col"] + (1.0 - beta_2) * \
-                MATH.mean(sq, -2)
+                _factor_mean(sq, layouts, -2)
             new["exp_avg_sq_row"], new["exp_avg_sq_col"] = row, col
-            update = _factored_inverse_sqrt(row, col) * g
+            update = _factored_inverse_sqrt(row, col, layouts) * grad
         else:
-            sq = grad * grad + self.epsilon_1
             variance = beta_2 * state["exp_avg_sq"] + (1.0 - beta_2) * sq
             new["exp_avg_sq"] = variance
-            update = ops.rsqrt(variance) * grad
-            layout = None
-        update = _clip_by_rms(update, numel, self.clip_threshold, sdt)
-        exp_avg = state["exp_avg"]
-        if layout is not None:
-            exp_avg = layout.to_torch(exp_avg)
-        exp_avg = beta_1 * exp_avg + (1.0 - beta_1) * update
-        if layout is not None:
+            update = MATH.rsqrt(variance) * grad
+        # (one variable: the RMS summed in the torch layout, as came-pytorch
+        # sums it)
+        update = _clip_by_rms(update, numel, self.clip_threshold, sdt,
+                              layouts if factored else None)
+        exp_avg = beta_1 * state["exp_avg"] + (1.0 - beta_1) * update
+        if factored:
             res = (update - exp_avg) ** 2 + self.epsilon_2
             res_row = beta_3 * state["exp_avg_res_row"] + (1.0 - beta_3) * \
-                MATH.mean(res, -1)
+                _factor_mean(res, layouts, -1)
             res_col = beta_3 * state["exp_avg_res_col"] + (1.0 - beta_3) * \
-                MATH.mean(res, -2)
+                _factor_mean(res, layouts, -2)
             new["exp_avg_res_row"], new["exp_avg_res_col"] = res_row, res_col
-            step = layout.from_torch(
-                _factored_inverse_sqrt(res_row, res_col) * exp_avg)
-            exp_avg = layout.from_torch(exp_avg)
+            step = _factored_inverse_sqrt(res_row, res_col, layouts) * exp_avg
         else:
             step = exp_avg
         new["exp_avg"] = exp_avg

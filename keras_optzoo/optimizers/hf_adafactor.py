@@ -1,16 +1,18 @@
 """Adafactor as Hugging Face transformers implements it (fairseq's rule)."""
 
 import keras
-import numpy as np
 from keras import ops
 
 from keras_optzoo.fastpath import MATH
+from keras_optzoo.optimizers import _factored
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers.adafactor import _where_greater
 from keras_optzoo.optimizers.base import SlotSpec
 from keras_optzoo.optimizers.base import ZooOptimizer
 from keras_optzoo.optimizers.came import _clip_by_rms
+from keras_optzoo.optimizers.came import _factor_mean
 from keras_optzoo.optimizers.came import _factored_inverse_sqrt
+from keras_optzoo.optimizers.came import _factored_rule
 from keras_optzoo.optimizers.came import _rms
 from keras_optzoo.registry import register_optimizer
 
@@ -79,7 +81,10 @@ class HFAdafactor(ZooOptimizer):
     `exp_avg_sq_row` and `exp_avg_sq_col` (factored) or `exp_avg_sq`;
     transformers' `RMS` entry (recomputed each step before it is read) is
     not kept. The RMS values are computed in float32 (float64 for float64
-    variables). The per-variable update path is used on the torch backend.
+    variables). On the torch backend the update runs on the multi-tensor
+    path (`update_path` says "foreach"): factored and unfactored variables
+    form two groups, the row and column means are one reduction per tensor
+    and the rest runs in foreach kernels on the whole group.
 
     **The learning rate.** transformers' default is `lr=None` with
     `relative_step=True`: the step size is then computed, not given. Here
@@ -150,7 +155,6 @@ class HFAdafactor(ZooOptimizer):
                         "decay_rate", "beta_1", "weight_decay",
                         "scale_parameter", "relative_step", "warmup_init",
                         "maximize")
-    supports_multi_tensor = False
     #: the decay is scaled by the step size alpha_t (parameter scale
     #: included), known only inside the update
     weight_decay_in_update = True
@@ -241,10 +245,13 @@ class HFAdafactor(ZooOptimizer):
             config["learning_rate"] = None
         return config
 
+    def _rule_for(self, variable):
+        return _factored_rule(self, variable)
+
     def _slot_specs_for(self, variable, rule):
         shape = tuple(self.layout_of(variable).torch_shape)
         specs = [] if self.beta_1 is None else [SlotSpec("exp_avg")]
-        if len(shape) >= 2:
+        if rule == "factored":
             specs += [SlotSpec("exp_avg_sq_row", shape=shape[:-1]),
                       SlotSpec("exp_avg_sq_col",
                                shape=shape[:-2] + shape[-1:])]
@@ -256,8 +263,10 @@ class HFAdafactor(ZooOptimizer):
         dtype = grad.dtype
         step = self._step(dtype)
         sdt = step.dtype
-        shape = tuple(param.shape)
-        numel = int(np.prod(shape)) if shape else 1
+        # (on the multi-tensor path ``index`` is a group's tuple: layouts
+        # and sizes are one per tensor, the parameter RMS one per tensor)
+        layouts = _factored.layouts(self, index)
+        numel = _factored.sizes(layouts)
 
         alpha = ops.cast(lr, sdt)
         if self.scale_parameter:
@@ -269,25 +278,27 @@ class HFAdafactor(ZooOptimizer):
                           dtype)  # 1 - beta2_t
         keep = 1.0 - weight
         new = {}
-        if len(shape) >= 2:
-            layout = self.layout_of(index)
-            g = layout.to_torch(grad)
-            sq = g * g + self.epsilon_1
-            row = keep * state["exp_avg_sq_row"] + weight * MATH.mean(sq, -1)
-            col = keep * state["exp_avg_sq_col"] + weight * MATH.mean(sq, -2)
+        sq = grad * grad + self.epsilon_1
+        if self._rule(index) == "factored":
+            # the row and column means over the torch tensor's last two
+            # axes, kept in the slots in torch's shapes; the update is
+            # formed in the variable's own layout from views of the factors
+            row = keep * state["exp_avg_sq_row"] + \
+                weight * _factor_mean(sq, layouts, -1)
+            col = keep * state["exp_avg_sq_col"] + \
+                weight * _factor_mean(sq, layouts, -2)
             new["exp_avg_sq_row"], new["exp_avg_sq_col"] = row, col
-            update = layout.from_torch(_factored_inverse_sqrt(row, col) * g)
+            update = _factored_inverse_sqrt(row, col, layouts) * grad
         else:
-            sq = grad * grad + self.epsilon_1
             variance = keep * state["exp_avg_sq"] + weight * sq
             new["exp_avg_sq"] = variance
-            update = ops.rsqrt(variance) * grad
+            update = MATH.rsqrt(variance) * grad
         update = _clip_by_rms(update, numel, self.clip_threshold, sdt)
         update = update * alpha
         if self.beta_1 is not None:
             update = self.beta_1 * state["exp_avg"] + \
                 (1.0 - self.beta_1) * update
             new["exp_avg"] = update
-        if self._decay_mask[index]:
+        if self._decays(index):
             param = param - (self._weight_decay_value(dtype) * alpha) * param
         return param - update, new

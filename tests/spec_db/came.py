@@ -47,7 +47,6 @@ SPECS = [
         numpy_reference=NumpyCAME,
         capabilities=frozenset({"weight_decay", "decoupled_weight_decay",
                                 "cross_element"}),
-        multi_tensor=False,
         configs=[
             # the default learning rate (2e-4) moves parameters of scale 1
             # by ~1e-2 in 60 steps: small parameters keep float32's

@@ -45,7 +45,6 @@ SPECS = [
         reference_name="transformers 5.24.0 Adafactor",
         numpy_reference=NumpyHFAdafactor,
         capabilities=frozenset({"weight_decay", "cross_element"}),
-        multi_tensor=False,
         external_rate={"learning_rate": 0.01, **_MANUAL},
         configs=[
             # first: an external rate, changed mid-run, for the generic
