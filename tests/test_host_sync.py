@@ -65,7 +65,7 @@ def _no_host_reads():
 def _steps(opt, init, grads, lrs, guard, first_unguarded=True):
     variables = [keras.Variable(p) for p in init]
     for t, step in enumerate(grads):
-        if t == 0 or lrs[t] != lrs[t - 1]:
+        if lrs is not None and (t == 0 or lrs[t] != lrs[t - 1]):
             opt.learning_rate = lrs[t]
         tensors = [ops.convert_to_tensor(g) for g in step]
         ctx = contextlib.nullcontext() if (t == 0 and first_unguarded) \
@@ -78,6 +78,10 @@ def _steps(opt, init, grads, lrs, guard, first_unguarded=True):
 def _lrs(spec, config):
     lr = config.kwargs.get("learning_rate",
                            spec.cls().get_config()["learning_rate"])
+    if lr is None:
+        # HFAdafactor's relative step: its step size is computed, no
+        # learning rate to change
+        return None
     return [lr * (0.5 if t >= 3 else 1.0) for t in range(STEPS)]
 
 
