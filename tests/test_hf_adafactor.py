@@ -12,9 +12,9 @@ import pytest
 import keras
 from keras import ops
 
-import harness
 import keras_optzoo as oz
 from test_adafactor import LAYOUT_CASES
+from test_adafactor import assert_fast_path_equals_generic
 
 
 def _value(x):
@@ -71,15 +71,5 @@ def test_multi_tensor_path_reads_every_layout(name):
             for s, _ in LAYOUT_CASES]
     grads = [[rng.standard_normal(s).astype("float32")
               for s, _ in LAYOUT_CASES] for _ in range(6)]
-    runs = []
-    for mode in (False, None):
-        opt = cls(layouts=layouts, **kwargs)
-        opt.use_multi_tensor = mode
-        runs.append(harness.run_ours(opt, init, grads, names=names))
-    if harness.backend() == "torch":
-        assert opt.update_path == "foreach"
-        state = opt._multi_tensor
-        assert state.disabled is None and state.not_replayed is None
-        assert state.replayed == 2 * (len(grads) - 1)
-    for fast, generic in zip(*runs[::-1]):
-        np.testing.assert_allclose(fast, generic, rtol=1e-6, atol=1e-7)
+    assert_fast_path_equals_generic(
+        lambda: cls(layouts=layouts, **kwargs), init, grads, names)
