@@ -72,17 +72,20 @@ class Stepper:
                      for p, n in zip(init_params,
                                      names or [None] * len(init_params))]
         optimizer.build(self.vars)
-        # the built state, for reset()
-        self._initial = [ops.convert_to_numpy(v) for v in optimizer.variables]
         if mode == "compiled" and backend() == "jax":
             import jax
 
             self._opt_values = [v.value for v in optimizer.variables]
+            # the built state, for reset() (immutable arrays: no copy)
+            self._initial = list(self._opt_values)
             self._var_values = [v.value for v in self.vars]
             self._jit = jax.jit(optimizer.stateless_apply)
         elif mode == "compiled" and backend() == "tensorflow":
             import tensorflow as tf
 
+            # the built state, for reset()
+            self._initial = [ops.convert_to_numpy(v)
+                             for v in optimizer.variables]
             self._jit = tf.function(
                 lambda grads: optimizer.apply(grads, self.vars),
                 jit_compile=True,
@@ -125,7 +128,7 @@ class Stepper:
         if self.mode != "compiled":
             raise ValueError("reset() is for the compiled modes")
         if backend() == "jax":
-            self._opt_values = [ops.convert_to_tensor(x) for x in self._initial]
+            self._opt_values = list(self._initial)
             self._var_values = [ops.convert_to_tensor(p) for p in init_params]
             return
         for v, x in zip(self.opt.variables, self._initial):
