@@ -16,7 +16,10 @@ group of variables instead, without a second copy of any algorithm:
   calls under a ``TorchFunctionMode``); later steps replay those calls and
   run the compiled program, without running ``_update`` again. A recording
   that reads a value on the host, or a tensor from outside the step, is not
-  used (the update is traced every step instead).
+  used (the update is traced every step instead), except a ``where``
+  condition on a CPU step: it is read on the host (one branch computed)
+  and kept as a guard, and a replay whose condition differs traces and
+  records the step again (a first-step ``where``: once).
 * ``lean.py``: :func:`lean_step`, a step for a built optimizer without
   Keras's ``apply()`` bookkeeping where none of it is in use.
 * ``fused.py``: torch's fused kernels (Adam/AdamW, SGD, Adagrad), chosen by
@@ -65,6 +68,17 @@ vectors AdamW) is an update rule: ``ZooOptimizer._rule_for`` decides it in
 ``build``, ``_update`` reads ``self._rule(index)``, and the runner groups
 variables by rule (and by the slots the rule declares), so one ``_update``
 call takes one branch for its whole group.
+
+The values computed before a reduction (Lamb's moments and update before
+its norm) are computed at once, when the reduction is called. On the
+steps that replay a recording they are computed by a foreach program
+like the rest of the step (``_SubProgram``, planned once the whole trace
+is known): the same instructions (lerp, addcmul, addcdiv, axpy), a value
+computed in its operand's buffer where nothing else reads the operand,
+and a slot's new value computed in the slot's own storage where nothing
+after the reduction reads the slot's old value (the step then copies
+nothing into it; not in a recording with guards, whose replay may still
+trace the step again from the old values).
 
 A function of whole matrices (Muon's Newton-Schulz) is
 ``self._math.per_matrix(fn, x, views)``: the sub-graph below ``x`` is

@@ -67,6 +67,7 @@ class Recorder:
         self.persistent = persistent  # id -> tensor (variables' storage)
         self.lr = lr
         self.problem = None
+        self.guards = []  # (ref, flags): host-read conditions (``guard``)
         recorder = self
 
         class Mode(torch.overrides.TorchFunctionMode):
@@ -123,6 +124,12 @@ class Recorder:
         if isinstance(value, (list, tuple)):
             return ("seq", type(value), [self.template(v) for v in value])
         return ("k", value)
+
+    def guard(self, tensor, flags):
+        """A condition read on the host while tracing (``MATH.where`` on a
+        CPU step): the recording describes the steps where it has the same
+        value (``flags``: one bool per element), checked at every replay."""
+        self.guards.append((self.ref(tensor), flags))
 
     def ref(self, tensor):
         if tensor is self.lr:
@@ -223,6 +230,7 @@ class Replay:
         self._program = _straight_line(self.ops, recorder.outs)
         self.traced = traced
         self.scratch = trace.scratch  # reset before the reductions rerun
+        self.subgraphs = tuple(trace.subgraphs)
         self.fingerprint = _fingerprint(opt)
         # the attributes compared at every replay, read with one C call
         self._attrs = operator.attrgetter(
@@ -230,7 +238,7 @@ class Replay:
         self._values = self._attrs(opt) if self._attrs else None
         self._keys = tuple(vars(opt))
         self._types = tuple(map(type, vars(opt).values()))
-        self.selects = any(node.op == "where" for node in trace.nodes)
+        self.guards = recorder.guards
         self.grad_leaves = [node for node in trace.nodes
                             if node.op == "leaf"
                             and node.tensors is group.grads]
@@ -288,7 +296,8 @@ class Replay:
         return values is self._values or values == self._values
 
     def run(self, learning_rate, group, host_floats=False):
-        """Replays the scalar math; returns the traced group, ready to run.
+        """Replays the scalar math; returns the traced group, ready to run,
+        or None where a guard's condition differs from the recorded one.
 
         ``host_floats`` (a CPU step where host reads are allowed): the
         kernels get the scalars as Python numbers, for which torch's
@@ -315,7 +324,13 @@ class Replay:
             leaf.tensors = group.grads
         if self.scratch is not None:
             self.scratch.reset()
+        for subgraph in self.subgraphs:
+            subgraph.host_floats = host_floats
         values.extend(self._program(learning_rate))
+        for ref, flags in self.guards:
+            value = get(ref)
+            if tuple(bool(c) for c in value.reshape(-1).tolist()) != flags:
+                return None  # a condition changed: trace the step again
         for node, i, ref, per_var in self.slots:
             value = get(ref)
             args = list(node.args)

@@ -65,16 +65,14 @@ class State:
         self.steps = 0
         self.replayed = 0
         self.not_replayed = None  # why the last recording is not used
-        #: a recording selects between branches on the device (``where``)
-        #: on the CPU, where re-tracing with a host-read condition computes
-        #: only one branch: traced every step with Python numbers instead.
-        #: An optimizer declaring ``replay_selects = True`` (RAdam: one
-        #: ``where`` between two cheap branches) is replayed anyway while
-        #: its tensors are small (``Workspace.large`` False) and few
-        #: (``_REPLAY_SELECTS_TENSORS``; the second branch and the selection
-        #: cost per tensor): there the re-trace (~1 ms of Python) costs more
-        #: than the second branch.
+        #: on the CPU a recording keeps each ``where`` condition it read on
+        #: the host as a guard (``replay.py``): a replay whose condition
+        #: differs traces again (the first step's ``where`` of ADOPT or
+        #: Lars: once). A condition that keeps changing stops the recording:
+        #: every step is traced with Python numbers from then on.
         self.declined = False
+        #: replays that found a guard's condition changed (``replay.py``)
+        self.guard_misses = 0
         self.kinds = frozenset()
         self.disabled = None
         self.workspaces = {}
@@ -212,11 +210,6 @@ class _Traced:
             _fill(dest, value)
 
 
-#: the most tensors in a group for which ``replay_selects`` applies (RAdam
-#: with 1000 tensors of 1000 elements: 16 ms re-traced, 30 ms replayed)
-_REPLAY_SELECTS_TENSORS = 64
-
-
 def _replayable(opt):
     return opt._multi_tensor.replay and not opt._multi_tensor.declined \
         and not opt._has_gradient_transforms() and (
@@ -329,6 +322,8 @@ def _trace_in(opt, group, learning_rate, scalar_names, device_scalars,
 
     trace = _Trace(device_scalars, group.params)
     trace.recorder = recorder
+    trace.host_selects = recorder is not None and \
+        not _no_host_reads(opt, group)
     cache = opt._multi_tensor
     trace.scratch = _workspace(cache, ("reductions",)
                                + tuple(group.indices), group)
@@ -523,24 +518,42 @@ def _run(opt, layout, grads, learning_rate, fused):
         cached = group.replay
         if cached is not None and group_lr is cached.lr_kind(group_lr) \
                 and cached.valid(opt, group_lr):
-            plans.append((group, cached.run(
-                group_lr, group, host_floats=not _no_host_reads(opt, group))))
-            state.replayed += 1
-            continue
+            ready = cached.run(group_lr, group,
+                               host_floats=not _no_host_reads(opt, group))
+            if ready is not None:
+                plans.append((group, ready))
+                state.replayed += 1
+                continue
+            # a guard's condition changed (the first step's ``where``):
+            # traced and recorded again; a condition that keeps changing
+            # (more than one step in four) is not recorded any more
+            state.guard_misses += 1
+            if state.guard_misses > 8 and \
+                    4 * state.guard_misses > state.replayed:
+                state.declined = True
         try:
             with param_groups.scope(opt, first):
                 traced, replay = _trace(opt, group, group_lr,
                                         layout.scalar_slots,
                                         record=_replayable(opt))
-            if replay is not None and replay.ok and replay.selects and \
-                    not _no_host_reads(opt, group) and not (
-                        opt.replay_selects and not traced.workspace.large
-                        and len(group.params) <= _REPLAY_SELECTS_TENSORS):
-                replay.ok, replay.problem = False, "where() on the CPU"
-                state.declined = True
             group.replay = replay if replay is not None and replay.ok \
                 else None
             state.not_replayed = None if replay is None else replay.problem
+            if group.replay is not None:
+                # A replay computes the values before a reduction with the
+                # planned program (``_SubProgram``), whose instructions may
+                # round otherwise than the trace's one operation per node,
+                # and takes CPU scalars as Python numbers (an axpy's alpha:
+                # one fused multiply-add, where the trace's tensor scalar
+                # multiplies first): the recorded step is replayed too, so
+                # that no step's result depends on whether it is the first
+                # after build or load (or after a guard's condition
+                # changed). The trace itself writes nothing.
+                ready = group.replay.run(
+                    group_lr, group,
+                    host_floats=not _no_host_reads(opt, group))
+                if ready is not None:
+                    traced = ready
             if group.replay is None and replay is not None and \
                     not _no_host_reads(opt, group):
                 # The recording traced with tensor scalars only to be

@@ -210,12 +210,6 @@ class ZooOptimizer(keras.optimizers.Optimizer):
     #: factored slots): see ``keras_optzoo/fastpath/__init__.py``.
     supports_multi_tensor = True
 
-    #: Multi-tensor path on the CPU: replay the recorded step although it
-    #: selects between branches on the device (both computed), for small
-    #: groups of small tensors, instead of re-tracing ``_update`` every step
-    #: (``fastpath/runner.py``; RAdam).
-    replay_selects = False
-
     #: The step statistics (``_step_statistics``) are tensors read only by
     #: ``_update``: the multi-tensor path copies them each step into tensors
     #: it keeps, so that a recorded step can be replayed (Lamb's clip).

@@ -119,11 +119,6 @@ class MARS(ZooOptimizer):
     #: timm adds the decay to the update (inside the learning rate)
     weight_decay_in_update = True
 
-    #: torch fast path on the CPU: replay the recorded step (the first
-    #: step's plain gradient and the corrected one both computed, ``where``
-    #: selecting on the device) rather than re-trace ``_update`` every step
-    replay_selects = True
-
     def __init__(
         self,
         learning_rate=3e-3,

@@ -85,12 +85,6 @@ class RAdam(ZooOptimizer):
           and Beyond" (https://github.com/LiyuanLucasLiu/RAdam).
     """
 
-    #: torch fast path on the CPU: replay the recorded step (both the
-    #: rectified and the plain step computed, ``where`` selecting on the
-    #: device) rather than re-trace ``_update`` every step, for small tensors
-    #: (``fastpath/runner.py``)
-    replay_selects = True
-
     _hyperparameters = ("beta_1", "beta_2", "epsilon", "weight_decay",
                         "decoupled_weight_decay", "maximize")
 
