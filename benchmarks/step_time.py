@@ -378,12 +378,14 @@ OPTIMIZERS = {
 FIRST_WAVE = ("sgd", "sgd_momentum", "adagrad", "rmsprop", "adadelta",
               "adam", "adamw", "nadam", "adamax", "radam")
 #: --wave2: the optimizers of issues 10 and 11 (and issue 20's MARS and
-#: StableAdamW), at these sizes, each as 10 2-D tensors (so Adafactor
+#: StableAdamW; the third wave's factored and Muon variants and the cautious
+#: entries), at these sizes, each as 10 2-D tensors (so Adafactor
 #: factors and Muon orthogonalises every one)
 WAVE2 = ("adamax", "radam", "asgd", "rprop", "adafactor", "muon",
          "lazyadam", "lion", "lamb", "lars", "yogi", "novograd", "adabelief",
          "adan", "adopt", "ademamix", "adamp", "sgdp", "madgrad", "laprop",
-         "mars", "stableadamw")
+         "mars", "stableadamw", "adopt_cautious", "ademamix_cautious",
+         "hfadafactor", "came", "normuon", "adamuon")
 WAVE2_SIZES = [100_000, 1_000_000]
 #: issue 20's optimizers with one learned step size (run them with
 #: ``--wave2 --optimizers prodigy dadaptadam dadaptsgd``)

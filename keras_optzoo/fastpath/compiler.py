@@ -1465,6 +1465,14 @@ def _select(node):
         scored = [(_acc_score(i.acc, hint), rank, i) for rank, i in options]
         in_place = [o for o in scored if o[0] == 0]
         instr = min(in_place or scored, key=lambda o: (o[1], o[0]))[2]
+    elif op == "minimum" and _absorbable(args[0]) \
+            and args[0].op == "maximum" and _tensor(args[0].args[0]) \
+            and not args[0].rows:
+        # min(max(x, lo), hi): one clamp (``MATH.zero_where``, a clip)
+        low = args[0]
+        instr = _Instr("clamp", low.args[0], (
+            _n(low.args[1]) if _tensor(low.args[1]) else _s(low, 1),
+            _n(args[1]) if _tensor(args[1]) else _s(node, 1)), (low,))
     elif op in ("add", "sub", "mul", "div", "maximum", "minimum"):
         x, y = args
         if not _tensor(x):  # scalar - t, scalar / t
@@ -1930,6 +1938,24 @@ def _where(buf, params):
             torch.where(c, xi, yi, out=b)
 
 
+def _k_clamp(buf, params):
+    """``buf ← min(max(buf, lo), hi)``: torch's clamp (NaN propagated, as
+    the two steps), one pass per tensor for large tensors, else the two
+    foreach kernels (no Python loop)."""
+    import torch
+
+    low, high = params
+    if buf[0].numel() < Workspace.LARGE and not isinstance(low, list) \
+            and not isinstance(high, list) and _number(low) \
+            and _number(high):
+        torch._foreach_clamp_min_(buf, low)
+        torch._foreach_clamp_max_(buf, high)
+        return
+    n = len(buf)
+    for b, lo, hi in zip(buf, _as_list(low, n), _as_list(high, n)):
+        torch.clamp(b, lo, hi, out=b)
+
+
 def _k_unary(buf, params):
     import torch
 
@@ -1977,6 +2003,9 @@ def _out_of_place(kind, buf, start, params):
         for b, s, y, z, c in zip(buf, start, params[0], params[1],
                                  each(params[2])):
             fn(s, y, z, value=c, out=b)
+    elif kind == "clamp":
+        for b, s, lo, hi in zip(buf, start, each(params[0]), each(params[1])):
+            torch.clamp(s, lo, hi, out=b)
     elif kind == "pow":
         for b, s, e in zip(buf, start, each(params[0])):
             if _is_two(e):
@@ -1997,6 +2026,7 @@ _KERNELS = {
     "rsub": _k_rsub,
     "pow": _k_pow,
     "unary": _k_unary,
+    "clamp": _k_clamp,
 }
 
 
