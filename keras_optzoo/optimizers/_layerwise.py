@@ -71,6 +71,18 @@ def norms(tensors):
     return [norm(x) for x in tensors]
 
 
+def stack(tensors):
+    """``ops.stack`` of per-tensor scalars (the norms of :func:`norms`): on
+    the torch backend ``torch.stack`` itself, the same op without Keras's
+    dispatch (~0.2 ms a step for Lamb's global norm)."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        if all(isinstance(t, torch.Tensor) for t in tensors):
+            return torch.stack(tensors)
+    return ops.stack(tensors)
+
+
 def guarded_ratio(w_norm, g_norm, ratio):
     """``ratio`` where both norms are positive, else 1 (timm's nested where)."""
     one = ops.ones_like(ratio)

@@ -165,7 +165,7 @@ class Lamb(ZooOptimizer):
             else "float32"
         norms = _layerwise.norms([_as_variable(g, v, dtype)
                                   for g, v in zip(grads, variables)])
-        total = _layerwise.norm(ops.stack(norms))
+        total = _layerwise.norm(_layerwise.stack(norms))
         # timm: (global_norm / max_grad_norm).clamp_(min=1.0)
         clip = _minmax.maximum(total / self.max_grad_norm, 1.0)
         return {"clip": clip}
