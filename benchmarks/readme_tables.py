@@ -280,7 +280,8 @@ def wave2_summary(results=None):
             for n in sizes:
                 cell = ratios.get((b, name, n))
                 if cell is None:
-                    row.append("")
+                    # added to --wave2 after this backend's last run
+                    row.append("not run")
                     continue
                 parts = []
                 if b == "torch" and "reference" in cell:
