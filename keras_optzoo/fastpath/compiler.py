@@ -1388,13 +1388,10 @@ def _lerp_term(acc, t):
 
 
 def _linear_term(t):
-    """``y·c`` with one scalar c (a number, or a 0-d tensor: the learning
-    rate of a recorded step, a number again when a CPU step is replayed):
-    an alpha for ``_foreach_add_``."""
-    if _absorbable(t) and t.op == "mul" and (
-            isinstance(t.args[1], float) or (
-                _is_device_scalar(t.args[1])
-                and not isinstance(t.args[1], _PerVar))):
+    """``y·c`` with a scalar c (a number, a 0-d tensor: the learning rate of
+    a recorded step, a number again when a CPU step is replayed; or one per
+    tensor: ASGD's eta): an alpha for ``_foreach_add_`` (``_k_axpy``)."""
+    if _absorbable(t) and t.op == "mul" and _is_scalar(t.args[1]):
         return t.args[0], _s(t, 1), (t,)
     return None
 
@@ -1874,9 +1871,13 @@ def _k_axpy(buf, params):
     import torch
 
     y, c = params
-    if _number(c):
+    if isinstance(c, float):
         torch._foreach_add_(buf, y, alpha=c)
-    else:
+    elif isinstance(c, list) and _number(c) and \
+            buf[0].numel() >= Workspace.LARGE:
+        for b, t, ci in zip(buf, y, c):  # one pass per tensor
+            b.add_(t, alpha=ci)
+    else:  # one alpha per tensor, or tensor scalars: the product first
         torch._foreach_add_(buf, _scaled(y, c))
 
 
@@ -1993,8 +1994,8 @@ def _out_of_place(kind, buf, start, params):
         for b, s, o in zip(buf, start, each(other)):
             fn(s, o, out=b)
     elif kind == "axpy":
-        for b, s, y in zip(buf, start, params[0]):
-            torch.add(s, y, alpha=params[1], out=b)
+        for b, s, y, c in zip(buf, start, params[0], each(params[1])):
+            torch.add(s, y, alpha=c, out=b)
     elif kind == "lerp":
         for b, s, e, w in zip(buf, start, params[0], each(params[1])):
             torch.lerp(s, e, w, out=b)
