@@ -1552,12 +1552,16 @@ class _Program:
             if node.op != "leaf" and not node.absorbed:
                 node.instr = _select(node)
         instrs = [n for n in order if n.op != "leaf" and not n.absorbed]
-        last_read = self._place(instrs, outputs)
+        last_read = self._place(instrs, outputs, leaves)
         self._emit(instrs, outputs, last_read)
 
     @staticmethod
-    def _place(instrs, outputs):
-        """Marks the chains computed in their output's own storage."""
+    def _place(instrs, outputs, leaves):
+        """Marks the chains computed in their output's own storage, and the
+        outputs computed out of place straight into it (``("into", out)``:
+        a value of other operands, Adan's ``-g`` for its next step) where
+        nothing reads the output's old value from that instruction on:
+        one pass instead of a buffer and a copy."""
         end = len(instrs)
         last_read = {}
         leaf_reads = {}
@@ -1604,6 +1608,17 @@ class _Program:
             if all(i <= bottom for i in leaf_reads.get(leaf.pos, ())):
                 for node in chain:
                     node.dest_out = out
+        for out, (dest, value) in enumerate(outputs):
+            if value.op == "leaf" or value.dest_out is not None or \
+                    dest is None or value.rows or \
+                    value.instr.kind in ("axes", "eval") or \
+                    dest[0].dtype != value.dtype:
+                continue
+            old = leaves.get(out)
+            index = index_of[value.pos]
+            if old is None or all(i < index
+                                  for i in leaf_reads.get(old.pos, ())):
+                value.dest_out = ("into", out)
         return last_read
 
     def _emit(self, instrs, outputs, last_read):
@@ -1614,6 +1629,8 @@ class _Program:
             acc = instr.acc
             if instr.kind in ("axes", "eval"):
                 target = "rows"  # new keepdims-shaped tensors, no buffer
+            elif isinstance(node.dest_out, tuple):
+                target = node.dest_out  # out of place, into the output
             elif instr.kind in ("cast", "rdiv", "where", "greater"):
                 target = "new"
             elif node.dest_out is not None:
@@ -1623,7 +1640,7 @@ class _Program:
                 owned.discard(acc.pos)
             else:
                 target = "new"
-            if not isinstance(target, int) and target != "rows":
+            if target in ("new", "reuse"):
                 owned.add(node.pos)
             release = tuple(sorted(
                 {x.pos for x in instr.reads
@@ -1640,7 +1657,7 @@ class _Program:
             if value.op == "leaf":
                 if value.tensors is not dest:
                     writes.append((out, "leaf", value.pos))
-            elif value.dest_out != out:
+            elif value.dest_out not in (out, ("into", out)):
                 writes.append((out, "node", value.pos))
         self.writes = writes
 
@@ -1681,8 +1698,9 @@ class _Program:
                 for r in release:
                     workspace.give(bufs.pop(r))
                 continue
-            if target == "new":
-                buf = workspace.take(dtype)
+            if target == "new" or isinstance(target, tuple):
+                buf = workspace.take(dtype) if target == "new" \
+                    else outputs[target[1]][0]
                 if kind == "rdiv":
                     torch._foreach_zero_(buf)
                     torch._foreach_add_(buf, resolve(params[0]))
@@ -1885,6 +1903,9 @@ def _k_binary(buf, params):
     import torch
 
     op, other = params
+    if op in ("mul", "div") and isinstance(other, float) and other == 1.0:
+        return  # x * 1.0 and x / 1.0 are x, bit for bit (Adan's first-step
+        # factor on every later step)
     if not _number(other) and not isinstance(other, list) and \
             not (op in ("add", "mul", "div")):
         other = [other] * len(buf)  # sub/maximum/minimum: no .Tensor form
