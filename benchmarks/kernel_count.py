@@ -78,9 +78,19 @@ def count(name, size, tensors=10):
     """{impl: (ops, full-size ops, traffic)} for one optimizer."""
     import torch
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as step_time (the counts do not depend on it)
+    try:
+        return _count(name, size, tensors)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _count(name, size, tensors):
+    import torch
+
     from benchmarks import step_time
 
-    torch.set_num_threads(1)
     shapes = step_time.as_matrices([(size // tensors,)] * tensors)
     n_params = sum(int(torch.tensor(s).prod()) for s in shapes)
     bench = step_time.TorchBench()
