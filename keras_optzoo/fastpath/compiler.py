@@ -62,6 +62,9 @@ class _Trace:
         #: ``where`` condition is read there and the recording keeps it as
         #: a guard (``Recorder.guard``), so that only one branch is computed
         self.host_selects = False
+        #: a sub-graph's mirror (``_SubProgram``): comparisons are
+        #: instructions of its program
+        self.sub_program = False
 
     def finalize(self, outputs):
         """After ``_update``: lets each sub-graph computed at once plan how
@@ -247,6 +250,17 @@ class TensorList:
         return NotImplemented
 
 
+def condition_flags(tensor):
+    """A ``where`` condition read on the host, one bool per element, outside
+    the replay recorder (``Recorder.guard`` keeps it; ``Replay.run`` reads
+    it again the same way)."""
+    import torch
+
+    with torch._C.DisableTorchFunction():
+        return tuple(bool(c) for c in tensor.as_subclass(
+            torch.Tensor).reshape(-1).tolist())
+
+
 class _PerVar:
     """One scalar per variable, kept on the device (``device_scalars``);
     ``tensor`` is the 1-D value (of ``per_variable_class()``)."""
@@ -400,26 +414,19 @@ class _Math:
             if ndim != 0 and not per_var:
                 raise Unsupported("where() with a per-element condition")
             recorder = tl.trace.recorder
-            if tl.trace.host_selects and recorder is not None and \
-                    hasattr(condition, "ndim"):
-                # read on the host, kept as a guard of the recording: a
-                # replay whose condition differs is traced again instead
-                import torch
-
-                with torch._C.DisableTorchFunction():
-                    flags = tuple(bool(c) for c in condition.as_subclass(
-                        torch.Tensor).reshape(-1).tolist())
-                recorder.guard(condition, flags)
-                if all(flags) or not any(flags):
-                    return x if flags[0] else y
-                return tl._new("where", flags, tl._operand(x),
-                               tl._operand(y))
-            if not tl.trace.device_scalars or not hasattr(condition,
-                                                          "ndim"):
-                if not per_var:
+            guard = tl.trace.host_selects and recorder is not None and \
+                hasattr(condition, "ndim")
+            if guard or not tl.trace.device_scalars or not hasattr(
+                    condition, "ndim"):
+                if guard:
+                    # read on the host, kept as a guard of the recording: a
+                    # replay whose condition differs is traced again
+                    flags = condition_flags(condition)
+                    recorder.guard(condition, flags)
+                elif not per_var:
                     return x if bool(ops.convert_to_numpy(condition)) else y
-                # read on the host: one Python bool per tensor
-                flags = tuple(bool(c) for c in condition.tolist())
+                else:  # read on the host: one Python bool per tensor
+                    flags = tuple(bool(c) for c in condition.tolist())
                 if all(flags) or not any(flags):
                     return x if flags[0] else y
                 return tl._new("where", flags, tl._operand(x),
@@ -1425,8 +1432,7 @@ def _select(node):
         return _Instr("eval", next(a for a in args if _tensor(a)),
                       tuple(_n(a) for a in args if _tensor(a)))
     if op == "greater":
-        if not getattr(node.trace, "sub_program", False) or \
-                not isinstance(args[1], float):
+        if not node.trace.sub_program or not isinstance(args[1], float):
             raise Unsupported("a comparison outside a reduction's input")
         return _Instr("greater", args[0], (_s(node, 1),))
     if op in ("add", "sub") and _tensor(args[0]) and _tensor(args[1]):
@@ -1967,9 +1973,8 @@ def _k_clamp(buf, params):
     import torch
 
     low, high = params
-    if buf[0].numel() < Workspace.LARGE and not isinstance(low, list) \
-            and not isinstance(high, list) and _number(low) \
-            and _number(high):
+    if buf[0].numel() < Workspace.LARGE and isinstance(low, float) \
+            and isinstance(high, float):
         torch._foreach_clamp_min_(buf, low)
         torch._foreach_clamp_max_(buf, high)
         return

@@ -305,6 +305,7 @@ class Replay:
         synchronisation). ``where`` conditions stay tensors.
         """
         from keras_optzoo.fastpath.compiler import _PerVar
+        from keras_optzoo.fastpath.compiler import condition_flags
 
         values = []
 
@@ -328,8 +329,7 @@ class Replay:
             subgraph.host_floats = host_floats
         values.extend(self._program(learning_rate))
         for ref, flags in self.guards:
-            value = get(ref)
-            if tuple(bool(c) for c in value.reshape(-1).tolist()) != flags:
+            if condition_flags(get(ref)) != flags:
                 return None  # a condition changed: trace the step again
         for node, i, ref, per_var in self.slots:
             value = get(ref)

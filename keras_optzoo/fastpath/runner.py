@@ -508,9 +508,10 @@ def _run(opt, layout, grads, learning_rate, fused):
         group.gather(grads)
         first = group.indices[0]  # a group is within one param group
         group_lr = param_groups.group_learning_rate(opt, learning_rate, first)
+        no_host_reads = _no_host_reads(opt, group)
         if fused is not None and _fusable(group) and \
-                fused_allowed(opt, _no_host_reads(opt, group)):
-            key = (id(group_lr), _no_host_reads(opt, group))
+                fused_allowed(opt, no_host_reads):
+            key = (id(group_lr), no_host_reads)
             if key not in lrs:
                 lrs[key] = _kernel_lr(group_lr, group, key[1])
             plans.append((group, lrs[key]))
@@ -519,7 +520,7 @@ def _run(opt, layout, grads, learning_rate, fused):
         if cached is not None and group_lr is cached.lr_kind(group_lr) \
                 and cached.valid(opt, group_lr):
             ready = cached.run(group_lr, group,
-                               host_floats=not _no_host_reads(opt, group))
+                               host_floats=not no_host_reads)
             if ready is not None:
                 plans.append((group, ready))
                 state.replayed += 1
@@ -549,13 +550,12 @@ def _run(opt, layout, grads, learning_rate, fused):
                 # that no step's result depends on whether it is the first
                 # after build or load (or after a guard's condition
                 # changed). The trace itself writes nothing.
-                ready = group.replay.run(
-                    group_lr, group,
-                    host_floats=not _no_host_reads(opt, group))
+                ready = group.replay.run(group_lr, group,
+                                         host_floats=not no_host_reads)
                 if ready is not None:
                     traced = ready
             if group.replay is None and replay is not None and \
-                    not _no_host_reads(opt, group):
+                    not no_host_reads:
                 # The recording traced with tensor scalars only to be
                 # replayed; without a replay every later step traces with
                 # Python-number scalars, which round differently. Trace this

@@ -74,7 +74,7 @@ def norms(tensors):
 def stack(tensors):
     """``ops.stack`` of per-tensor scalars (the norms of :func:`norms`): on
     the torch backend ``torch.stack`` itself, the same op without Keras's
-    dispatch (~0.2 ms a step for Lamb's global norm)."""
+    dispatch (~0.05 ms a step for Lamb's global norm, 10 tensors)."""
     if keras.backend.backend() == "torch":
         import torch
 
