@@ -9,9 +9,13 @@ per implementation:
 * ``ops``: ATen operators called from Python (a foreach kernel is one: its
   per-tensor work on the CPU runs inside it);
 * ``traffic``: the elements of parameter-sized tensors each operator reads
-  and writes (each tensor argument once, the result or in-place target once
-  more), divided by the parameter count: full passes over memory, the cost
-  that dominates at 1e6 parameters;
+  and writes, divided by the parameter count: full passes over memory, the
+  cost that dominates at 1e6 parameters. Reads: each distinct tensor
+  argument once (``x * x`` reads ``x`` once). Writes: each argument the
+  operator's schema marks as written (an in-place target, a foreach list
+  updated in place, an ``out=`` tensor), else the result. An ``out=``
+  tensor and the target of ``copy_``, ``zero_`` and ``fill_`` are written,
+  not read. A boolean mask counts as many elements as a float tensor;
 * ``full-size ops``: the operators that touch such tensors.
 
 Nothing is timed: the counts are exact and do not depend on the machine's
@@ -32,6 +36,11 @@ if __package__ in (None, ""):
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 
+#: in-place operators that write their target without reading it
+_OVERWRITES = frozenset({"copy_", "_foreach_copy_", "zero_", "_foreach_zero_",
+                         "fill_", "_foreach_fill_"})
+
+
 def _counter(threshold):
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
@@ -47,25 +56,44 @@ def _counter(threshold):
             kwargs = kwargs or {}
             out = func(*args, **kwargs)
             self.ops += 1
-            touched = 0
+            reads, writes = {}, []
 
-            def visit(value):
-                nonlocal touched
+            def tensors(value):
                 if isinstance(value, torch.Tensor):
                     if value.numel() >= threshold:
-                        touched += value.numel()
+                        yield value
                 elif isinstance(value, (list, tuple)):
                     for v in value:
-                        visit(v)
+                        yield from tensors(v)
 
-            visit(list(args))
-            visit(list(kwargs.values()))
-            name = func.__name__ if hasattr(func, "__name__") else str(func)
-            if name.endswith("_") or "out" in kwargs:
-                # in place: the target is written as well as read
-                visit(args[0] if "out" not in kwargs else [])
-            else:
-                visit(out)
+            def read(value):  # a tensor read twice (x * x) is one pass
+                for t in tensors(value):
+                    reads[id(t)] = t.numel()
+
+            def write(value):
+                writes.extend(t.numel() for t in tensors(value))
+
+            # reads: every tensor argument, except the ``out=`` ones; writes:
+            # every argument the schema marks as written (an in-place
+            # target, foreach lists included, or ``out=``), else the result
+            schema = func._schema.arguments
+            written = [a.alias_info is not None and a.alias_info.is_write
+                       for a in schema]
+            by_name = {a.name: w for a, w in zip(schema, written)}
+            overwrites = func.overloadpacket.__name__ in _OVERWRITES
+            for a, w, v in zip(schema, written, args):
+                if not (w and overwrites):
+                    read(v)
+                if w:
+                    write(v)
+            for key, v in kwargs.items():
+                if not (by_name.get(key) and (key == "out" or overwrites)):
+                    read(v)
+                if by_name.get(key):
+                    write(v)
+            if not any(written):
+                write(out)
+            touched = sum(reads.values()) + sum(writes)
             if touched:
                 self.full_ops += 1
                 self.elements += touched
