@@ -121,20 +121,28 @@ def _check(name, ours_optimizer, make_reference, before_step=None,
     gap = max(float(np.max(np.abs(a - b))) for a, b in zip(ref32, ref64)) \
         / scale
     dev, _ = mp.deviation(pairs, ref32, init)
+    # the distance to the float64 run, on the same scale: where both float32
+    # runs sit about the reference's own float32 gap from it on opposite
+    # sides (Muon's Newton-Schulz on the embedding, TF's oneDNN matmuls on
+    # one CPU: 6.8e-6 and 4.7e-6 from float64, 1.02e-5 from each other), the
+    # zoo is as exact as the reference, which this accepts
+    dev64, scale64 = mp.deviation(pairs, ref64, init)
+    dev64 *= scale64 / scale
     gap = max(gap, MEASURED_GAP.get(name, 0.0))
     tol = max(1e-5, 2.0 * gap)
     print(f"\nmodel parity {keras.backend.backend()} {name}: deviation "
-          f"{dev:.2e}, reference f32-vs-f64 gap {gap:.2e}, tolerance "
-          f"{tol:.2e}")
+          f"{dev:.2e} (from the float64 run {dev64:.2e}), reference "
+          f"f32-vs-f64 gap {gap:.2e}, tolerance {tol:.2e}")
     if os.environ.get("OZ_PARITY_LOG"):  # the table of the closing note
         with open(os.environ["OZ_PARITY_LOG"], "a") as log:
             log.write(json.dumps({"backend": keras.backend.backend(),
                                   "case": name, "deviation": dev,
                                   "gap": gap, "tolerance": tol}) + "\n")
     assert scale > 0
-    assert dev <= tol, (
+    assert dev <= tol or dev64 <= tol, (
         f"{name}: the Keras model ended {dev:.3e} (relative) from the "
-        f"reference on the torch model; tolerance {tol:.2e}")
+        f"reference on the torch model and {dev64:.3e} from its float64 "
+        f"run; tolerance {tol:.2e}")
     return dev
 
 
