@@ -14,6 +14,9 @@ optional (a missing file leaves its section out):
   ratio table is also what ``--readme`` writes into README.md, between the
   ``<!-- benchmark-tables:start -->`` and ``:end`` markers (the rest of the
   README is written by hand);
+* ``kernel_count_torch.json`` (``benchmarks.kernel_count --out``): the
+  last column of that ratio table, full passes over the parameters' memory
+  per torch step, the zoo's over its leanest reference variant's;
 * ``step_time_<backend>.json`` (``benchmarks.run_all``): the step-time
   tables of ``run_all.markdown``;
 * ``step_time_small_torch.json`` (``step_time --backend torch --small``):
@@ -270,6 +273,11 @@ def wave2_summary(results=None):
     header = ["optimizer"] + [f"{WAVE2_BACKEND_NAMES[b]} {_short(n)}"
                               for b in backends for n in sizes]
     header.append("torch reference (fastest variant at the largest size)")
+    # full passes over the parameters' memory per torch step, zoo / the
+    # leanest reference variant (benchmarks.kernel_count: exact counts)
+    traffic = (_load("kernel_count_torch.json") or {}).get("results", {})
+    if traffic:
+        header.append("torch traffic, zoo / leanest reference")
     rows = []
     for name in WAVE2:
         if not any((b, name, n) in ratios for b in backends for n in sizes):
@@ -295,6 +303,14 @@ def wave2_summary(results=None):
                     parts.append(f"{_ratio(cell['keras'][0], target)} keras")
                 row.append(" / ".join(parts) if parts else "zoo only")
         row.append(ref_name)
+        if traffic:
+            counts = dict(traffic.get(name, {}))
+            zoo = counts.pop("zoo", None)
+            if zoo is None or not counts:
+                row.append("—")
+            else:
+                lean = min(c[2] for c in counts.values())
+                row.append(f"{zoo[2]:g} / {lean:g}")
         rows.append(row)
     return _table(header, rows)
 
@@ -405,7 +421,10 @@ def readme_block():
         "(`python -m benchmarks.run_all --wave2`; 10 float32 matrices; "
         "torch: the fastest variant of the reference implementation the "
         "zoo is tested against; JAX: optax and Keras; TF: Keras; **bold**: "
-        "above the issues' targets of 1.1× on torch and 1.0× on JAX/TF). "
+        "above the issues' targets of 1.1× on torch and 1.0× on JAX/TF; "
+        "last column: full passes over the parameters' memory in one torch "
+        "step, exact counts from the operators' schemas, "
+        "`python -m benchmarks.kernel_count`). "
         "Per-implementation times and state bytes in "
         "[`benchmarks/results/tables.md`](benchmarks/results/tables.md). "
         "Measured on a shared, loaded machine: single cells change between "

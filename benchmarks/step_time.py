@@ -1097,6 +1097,10 @@ def main(argv=None):
                         help="parameter counts instead of the mode's "
                         "(each as 10 tensors), e.g. --sizes 1e3 for a smoke "
                         "test")
+    parser.add_argument("--tensors", type=int, default=None,
+                        help="tensors per size instead of 10 (e.g. "
+                        "--backend tensorflow --optimizers adam --sizes 3.3e6 "
+                        "--tensors 100: issue 19's TF case)")
     parser.add_argument("--check", action="store_true",
                         help="torch: run each reference peer and the zoo 5 "
                         "steps from one start and print their relative "
@@ -1105,6 +1109,9 @@ def main(argv=None):
     parser.add_argument("--out", default=None,
                         help="JSON file for the results")
     args = parser.parse_args(argv)
+    if args.tensors:
+        global TENSORS_PER_SIZE
+        TENSORS_PER_SIZE = args.tensors
     _configure_threads(args.backend, args.threads)
     names = args.optimizers or (list(WAVE2) if args.wave2 else None)
     if args.check:
