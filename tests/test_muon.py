@@ -174,3 +174,39 @@ def test_fit_with_mixed_rules_trains():
     y = rng.normal(size=(32, 2)).astype("float32")
     hist = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch",
+                    reason="torch's own bfloat16 kernels: JAX and TF always "
+                    "emulate bfloat16 with float32 products (the test above)")
+@pytest.mark.parametrize("hardware", [True, False])
+def test_native_bfloat16_newton_schulz_is_torchs(monkeypatch, hardware):
+    """Where the machine multiplies bfloat16 matrices in hardware (a CUDA
+    device, a CPU with AVX512-BF16/AMX; forced here, so the test runs on any
+    CPU), matrices of sides >= 64 go through torch's bfloat16 kernels: the
+    same bits as ``torch.optim.Muon``'s iteration, alone or stacked with
+    others of their shape; smaller ones, and every matrix on a machine
+    without it, keep the float32 emulation."""
+    from torch.optim._muon import _zeropower_via_newtonschulz
+    from keras_optzoo.optimizers import _matrix
+
+    monkeypatch.setattr(_matrix, "_CPU_BF16", [hardware])
+    coefficients = _matrix.ORIGINAL_NS_COEFFICIENTS
+    rng = np.random.default_rng(0)
+    for shape in [(70, 130), (130, 70), (32, 80)]:
+        mats = torch.tensor(rng.standard_normal((3,) + shape), dtype=torch.float32)
+        expected = [_zeropower_via_newtonschulz(m, coefficients, 5, 1e-7)
+                    .float() for m in mats]
+        native = hardware and min(shape) >= _matrix.NATIVE_BF16_MIN_SIDE
+        assert _matrix.native_bfloat16(mats) == native
+        alone = [_matrix.newton_schulz(m, (coefficients,) * 5, 1e-7,
+                                       "bfloat16") for m in mats]
+        stacked = _matrix.newton_schulz(mats, (coefficients,) * 5, 1e-7,
+                                        "bfloat16")
+        for m, a, s, e in zip(mats, alone, stacked, expected):
+            assert a.dtype == torch.float32
+            if native:
+                assert torch.equal(a, e) and torch.equal(s, e), shape
+            else:  # emulated: bfloat16 values, float32 accumulation order
+                assert torch.equal(a, a.bfloat16().float())
+                assert float((a - e).abs().max()) < 2e-2
