@@ -4,8 +4,6 @@ import math
 import re
 import warnings
 
-from keras import ops
-
 from keras_optzoo.optimizers import _matrix
 from keras_optzoo.optimizers import validation
 from keras_optzoo.optimizers._matrix_routed import MatrixRouted
