@@ -394,6 +394,36 @@ class _Math:
     def minimum(self, x, y):
         return self._binary("minimum", x, y)
 
+    def _host_flags(self, tl, condition):
+        """A ``where`` condition of a group (a bool, a 0-d tensor or one
+        value per tensor) as a tuple of Python bools, one per tensor, where
+        the step may read it on the host; None where it may not
+        (``device_scalars`` without a recording to guard). Read while
+        recording, it is kept as a guard: a replay whose condition differs
+        is traced again."""
+        if isinstance(condition, TensorList):
+            raise Unsupported("where() with a per-element condition")
+        if isinstance(condition, (bool, np.bool_)):
+            return (bool(condition),) * tl.n
+        if isinstance(condition, keras.Variable):
+            condition = condition.value
+        ndim = getattr(condition, "ndim", 0)
+        per_var = ndim == 1 and isinstance(condition, per_variable_class())
+        if ndim != 0 and not per_var:
+            raise Unsupported("where() with a per-element condition")
+        if not hasattr(condition, "ndim"):
+            return (bool(condition),) * tl.n
+        recorder = tl.trace.recorder
+        if tl.trace.host_selects and recorder is not None:
+            flags = condition_flags(condition)
+            recorder.guard(condition, flags)
+            return flags * tl.n if len(flags) == 1 else flags
+        if tl.trace.device_scalars:
+            return None
+        if not per_var:
+            return (bool(ops.convert_to_numpy(condition)),) * tl.n
+        return tuple(bool(c) for c in condition.tolist())
+
     def where(self, condition, x, y):
         """A scalar condition selects a branch; per-element ones fall back.
 
@@ -402,40 +432,42 @@ class _Math:
         """
         if isinstance(x, TensorList) or isinstance(y, TensorList):
             tl = x if isinstance(x, TensorList) else y
-            if isinstance(condition, TensorList):
-                raise Unsupported("where() with a per-element condition")
-            if isinstance(condition, (bool, np.bool_)):
-                return x if condition else y
-            if isinstance(condition, keras.Variable):
-                condition = condition.value
-            ndim = getattr(condition, "ndim", 0)
-            per_var = ndim == 1 and isinstance(condition,
-                                               per_variable_class())
-            if ndim != 0 and not per_var:
-                raise Unsupported("where() with a per-element condition")
-            recorder = tl.trace.recorder
-            guard = tl.trace.host_selects and recorder is not None and \
-                hasattr(condition, "ndim")
-            if guard or not tl.trace.device_scalars or not hasattr(
-                    condition, "ndim"):
-                if guard:
-                    # read on the host, kept as a guard of the recording: a
-                    # replay whose condition differs is traced again
-                    flags = condition_flags(condition)
-                    recorder.guard(condition, flags)
-                elif not per_var:
-                    return x if bool(ops.convert_to_numpy(condition)) else y
-                else:  # read on the host: one Python bool per tensor
-                    flags = tuple(bool(c) for c in condition.tolist())
+            flags = self._host_flags(tl, condition)
+            if flags is not None:
                 if all(flags) or not any(flags):
                     return x if flags[0] else y
                 return tl._new("where", flags, tl._operand(x),
                                tl._operand(y))
-            cond = _PerVar(condition) if per_var else condition.reshape(())
+            if isinstance(condition, keras.Variable):
+                condition = condition.value
+            # (a 1-d condition here holds one value per tensor: checked by
+            # _host_flags)
+            cond = _PerVar(condition) if condition.ndim == 1 \
+                else condition.reshape(())
             x = tl._operand(x)
             y = tl._operand(y)
             return tl._new("where", cond, x, y)
         return ops.where(condition, x, y)
+
+    def where_lazy(self, condition, x, y, like):
+        """``where(condition, x(), y())`` for callables ``x`` and ``y`` that
+        build the branches, each called only where it can be selected: on
+        the fast path (``like``, a value of the step, is a TensorList) a
+        condition read on the host (a guard of the recording, as in
+        :meth:`where`) that selects one branch for every tensor of the group
+        builds only that one. Elsewhere (per-variable and compiled steps,
+        device scalars) both are built and selected as :meth:`where`
+        does."""
+        if isinstance(like, TensorList):
+            flags = self._host_flags(like, condition)
+            if flags is not None:
+                if all(flags):
+                    return x()
+                if not any(flags):
+                    return y()
+                return like._new("where", flags, like._operand(x()),
+                                 like._operand(y()))
+        return self.where(condition, x(), y())
 
     def zero_where(self, mask, x):
         """``x`` with 0 where the 0/1 ``mask`` is 1: a per-element ``where``

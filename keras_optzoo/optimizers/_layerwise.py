@@ -171,15 +171,18 @@ def projection(param, grad, perturb, layouts, delta, wd_ratio, eps,
     per-row sums are reductions over the other axes, kept as
     keepdims-shaped tensors that broadcast back over the rows (no
     transposes of the full tensors). The selection between the views is a
-    ``where`` on the conditions (no host read).
+    ``where`` on the conditions (no host read), except on the torch fast
+    path's CPU steps, where the conditions are guards of the recording
+    (``MATH.where_lazy``) and a branch no tensor of the group takes is not
+    computed.
     """
     group = isinstance(layouts, tuple)
     every = layouts if group else (layouts,)
     dtype = param.dtype
     eps_t = constant(eps, dtype)
-    candidates = []
-    for by_channel in (True, False):
-        def total(x, kind="sum", by_channel=by_channel):
+
+    def candidate(by_channel):
+        def total(x, kind="sum"):
             return _view_reduce(x, layouts, by_channel, kind)
 
         # a channel's row length: the torch tensor's size over its rows
@@ -199,20 +202,40 @@ def projection(param, grad, perturb, layouts, delta, wd_ratio, eps,
         largest = cosine if group and not by_channel else MATH.amax(cosine)
         condition = ops.less(largest, MATH.constant(
             thresholds if group else thresholds[0], dtype))
-        p_n = param / (p_norm + eps_t)
+        def projected():
+            p_n = param / (p_norm + eps_t)
 
-        def radial(x, p_n=p_n, total=total):
-            return p_n * total(p_n * x)
+            def radial(x):
+                return p_n * total(p_n * x)
 
-        projected = perturb - radial(perturb)
-        if use_caution:
-            grad_perp = grad - radial(grad)
-            projected = caution(projected, grad_perp)
-            projected = projected - radial(projected)
-        candidates.append((condition, projected))
-    plain = caution(perturb, grad) if use_caution else perturb
-    (by_channel, channel), (by_layer, layer) = candidates
-    out = MATH.where(by_channel, channel, MATH.where(by_layer, layer, plain))
-    factor = ops.where(ops.logical_or(by_channel, by_layer),
-                       constant(wd_ratio, dtype), constant(1.0, dtype))
+            out = perturb - radial(perturb)
+            if use_caution:
+                grad_perp = grad - radial(grad)
+                out = caution(out, grad_perp)
+                out = out - radial(out)
+            return out
+
+        return condition, projected
+
+    def plain():
+        return caution(perturb, grad) if use_caution else perturb
+
+    # each branch is built only where it can be selected (MATH.where_lazy):
+    # on the torch fast path's CPU steps the conditions are guards of the
+    # recording, and, as timm stops at the first view that projects, a
+    # group whose tensors all project by channel never builds the layer
+    # view, and a projection no tensor takes is not computed
+    by_channel, channel = candidate(True)
+    layer_view = []
+
+    def otherwise():
+        by_layer, layer = candidate(False)
+        layer_view.append(by_layer)
+        return MATH.where_lazy(by_layer, layer, plain, perturb)
+
+    out = MATH.where_lazy(by_channel, channel, otherwise, perturb)
+    projects = ops.logical_or(by_channel, layer_view[0]) if layer_view \
+        else by_channel
+    factor = ops.where(projects, constant(wd_ratio, dtype),
+                       constant(1.0, dtype))
     return out, factor
