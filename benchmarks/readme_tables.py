@@ -187,9 +187,10 @@ def whole_model_wave2_section():
         "benchmarks/results/whole_model_wave2_torch.json`: `fit` with the "
         "zoo and with Keras's built-in of the same name (a different "
         "algorithm for Lamb, Muon and Adafactor), against the reference's "
-        "plain torch loop on the same model. `--quick` times 2 rounds of "
-        "20 steps after 3 warm-up steps, so a re-traced step of the fast "
-        "path (a changed `where` guard) falls inside the timed rounds."]
+        "plain torch loop on the same model. `--quick` times 2 epochs of "
+        "20 steps after a warm-up epoch, and the optimizer step alone after "
+        "20 warm-up steps (past the first steps, where the torch fast path "
+        "re-traces a step when a `where` guard changes)."]
         + parts)
 
 
