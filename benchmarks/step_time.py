@@ -725,6 +725,55 @@ class TorchBench(Bench):
         return out
 
 
+def jax_zoo_step(opt, shapes):
+    """The zoo's step as Keras's JAX trainer runs it: ``(fn, args)``, ``fn``
+    the jitted ``stateless_apply`` with the variables and the optimizer state
+    donated, ``args`` its first arguments (variable values, state, grads)."""
+    import jax
+    import keras
+
+    params, grads = _np_problem(shapes)
+    variables = [keras.Variable(p) for p in params]
+    opt.build(variables)
+
+    # Donated inputs in the order of the outputs, as Keras's JAX trainer
+    # does (its state tuple goes in and comes out in one order): JAX
+    # pairs donated buffers with outputs by shape, in order, and a
+    # mismatch makes XLA copy every variable.
+    def update(var_values, opt_values, grads):
+        return opt.stateless_apply(opt_values, grads, var_values)
+
+    fn = jax.jit(update, donate_argnums=(0, 1))
+    return fn, ([v.value for v in variables], [v.value for v in opt.variables],
+                [jax.numpy.asarray(g) for g in grads])
+
+
+def jax_optax_step(name, shapes):
+    """optax's step for ``name`` (``OPTIMIZERS[name].optax``), jitted with the
+    params and the state donated: ``(impl, fn, args)``, or None where optax
+    has no such optimizer."""
+    import jax
+    import optax
+
+    make = OPTIMIZERS[name].optax
+    if make is None:
+        return None
+    impl, tx = make()
+    params, grads = _np_problem(shapes)
+    params = [jax.numpy.asarray(p) for p in params]
+    # a copy of each state leaf: some (optax.contrib.madgrad's initial
+    # point) are the params' own buffers, which cannot be donated twice
+    state = jax.tree_util.tree_map(lambda x: jax.numpy.array(x, copy=True),
+                                   tx.init(params))
+
+    def update(params, opt_state, grads):
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    fn = jax.jit(update, donate_argnums=(0, 1))
+    return impl, fn, (params, state, [jax.numpy.asarray(g) for g in grads])
+
+
 class JaxBench(Bench):
     backend = "jax"
 
@@ -734,24 +783,10 @@ class JaxBench(Bench):
         self.jax = jax
 
     def keras_candidate(self, impl, opt, shapes):
-        import keras
-
         jax = self.jax
-        params, grads = _np_problem(shapes)
-        variables = [keras.Variable(p) for p in params]
-        opt.build(variables)
-        state = {"opt": [v.value for v in opt.variables],
-                 "vars": [v.value for v in variables]}
-        grads = [jax.numpy.asarray(g) for g in grads]
-
-        # Donated inputs in the order of the outputs, as Keras's JAX trainer
-        # does (its state tuple goes in and comes out in one order): JAX
-        # pairs donated buffers with outputs by shape, in order, and a
-        # mismatch makes XLA copy every variable.
-        def update(var_values, opt_values, grads):
-            return opt.stateless_apply(opt_values, grads, var_values)
-
-        fn = jax.jit(update, donate_argnums=(0, 1))
+        fn, args = jax_zoo_step(opt, shapes)
+        state = {"vars": args[0], "opt": args[1]}
+        grads = args[2]
 
         def step():
             state["vars"], state["opt"] = fn(state["vars"], state["opt"],
@@ -762,28 +797,13 @@ class JaxBench(Bench):
                          _keras_state_bytes(opt))
 
     def optax_candidate(self, name, shapes):
-        import optax
-
         jax = self.jax
-        make = OPTIMIZERS[name].optax
-        if make is None:
+        made = jax_optax_step(name, shapes)
+        if made is None:
             return None
-        impl, tx = make()
-        params, grads = _np_problem(shapes)
-        params = [jax.numpy.asarray(p) for p in params]
-        grads = [jax.numpy.asarray(g) for g in grads]
-        # a copy of each state leaf: some (optax.contrib.madgrad's initial
-        # point) are the params' own buffers, which cannot be donated twice
-        state = {"params": params,
-                 "opt": jax.tree_util.tree_map(
-                     lambda x: jax.numpy.array(x, copy=True),
-                     tx.init(params))}
-
-        def update(params, opt_state, grads):
-            updates, opt_state = tx.update(grads, opt_state, params)
-            return optax.apply_updates(params, updates), opt_state
-
-        fn = jax.jit(update, donate_argnums=(0, 1))
+        impl, fn, args = made
+        state = {"params": args[0], "opt": args[1]}
+        grads = args[2]
 
         def step():
             state["params"], state["opt"] = fn(state["params"], state["opt"],

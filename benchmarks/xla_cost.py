@@ -54,9 +54,8 @@ def _describe(compiled, n_params, smallest):
 
 
 def count(name, size, tensors=10):
-    """{impl: {traffic, flops, fusions, copies}} for one optimizer."""
-    import jax
-    import keras
+    """{impl: {traffic, flops, fusions, copies}} for one optimizer, the
+    steps ``step_time`` times (``jax_zoo_step``, ``jax_optax_step``)."""
     import numpy as np
 
     from benchmarks import step_time
@@ -64,37 +63,13 @@ def count(name, size, tensors=10):
     shapes = step_time.as_matrices([(size // tensors,)] * tensors)
     n_params = sum(int(np.prod(s)) for s in shapes)
     smallest = min(int(np.prod(s)) for s in shapes)
-    params, grads = step_time._np_problem(shapes)
-    grads = [jax.numpy.asarray(g) for g in grads]
-    out = {}
-
-    opt = step_time._zoo(name)
-    variables = [keras.Variable(p) for p in params]
-    opt.build(variables)
-
-    def update(var_values, opt_values, grads):
-        return opt.stateless_apply(opt_values, grads, var_values)
-
-    compiled = jax.jit(update, donate_argnums=(0, 1)).lower(
-        [v.value for v in variables], [v.value for v in opt.variables],
-        grads).compile()
-    out["zoo"] = _describe(compiled, n_params, smallest)
-    make = step_time.OPTIMIZERS[name].optax
-    if make is not None:
-        import optax
-
-        impl, tx = make()
-        values = [jax.numpy.asarray(p) for p in params]
-
-        def optax_update(params, state, grads):
-            updates, state = tx.update(grads, state, params)
-            return optax.apply_updates(params, updates), state
-
-        compiled = jax.jit(optax_update, donate_argnums=(0, 1)).lower(
-            values, tx.init(values), grads).compile()
-        out[impl] = _describe(compiled, n_params, smallest)
+    fn, args = step_time.jax_zoo_step(step_time._zoo(name), shapes)
+    out = {"zoo": _describe(fn.lower(*args).compile(), n_params, smallest)}
+    made = step_time.jax_optax_step(name, shapes)
+    if made is not None:
+        impl, fn, args = made
+        out[impl] = _describe(fn.lower(*args).compile(), n_params, smallest)
     return out
-
 
 def main(argv=None):
     from benchmarks import step_time
