@@ -190,7 +190,7 @@ def test_native_bfloat16_newton_schulz_is_torchs(monkeypatch, hardware):
     from torch.optim._muon import _zeropower_via_newtonschulz
     from keras_optzoo.optimizers import _matrix
 
-    monkeypatch.setattr(_matrix, "_CPU_BF16", [hardware])
+    monkeypatch.setattr(_matrix, "_cpu_has_bfloat16", lambda: hardware)
     coefficients = _matrix.ORIGINAL_NS_COEFFICIENTS
     rng = np.random.default_rng(0)
     for shape in [(70, 130), (130, 70), (32, 80)]:

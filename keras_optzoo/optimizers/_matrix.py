@@ -15,6 +15,7 @@ SOAP's eigenbases: :func:`merged_shape` (merging small adjacent axes),
 and :func:`project` (applying one matrix per axis).
 """
 
+import functools
 import numbers
 
 import keras
@@ -169,25 +170,21 @@ def _mT(x):
 #: 3.9 against >9; one thread, AVX512-BF16)
 NATIVE_BF16_MIN_SIDE = 64
 
-_CPU_BF16 = []
-
-
+@functools.cache
 def _cpu_has_bfloat16():
     """Whether the CPU multiplies bfloat16 matrices in hardware
     (AVX512-BF16 or AMX; Linux's /proc/cpuinfo flags, read once). Without
     it oneDNN converts bfloat16 on the fly, ~10x slower than float32."""
-    if not _CPU_BF16:
-        try:
-            with open("/proc/cpuinfo") as f:
-                flags = set()
-                for line in f:
-                    if line.startswith("flags"):
-                        flags.update(line.split(":", 1)[1].split())
-                        break
-        except OSError:
-            flags = set()
-        _CPU_BF16.append(bool(flags & {"avx512_bf16", "amx_bf16"}))
-    return _CPU_BF16[0]
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags.update(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 def native_bfloat16(x):
