@@ -900,12 +900,13 @@ def fit_benchmark(bench, quick, rounds):
 
 
 # -------------------------------------------------------------------- main
-def cases(quick, small=False, sizes=None):
-    """(label, parameter count, shapes of 1-D tensors) per case."""
+def cases(quick, small=False, sizes=None, tensors=TENSORS_PER_SIZE):
+    """(label, parameter count, shapes of 1-D tensors) per case: each size
+    as ``tensors`` equal tensors."""
     if sizes is None:
         sizes = SMALL_SIZES if small else (QUICK_SIZES if quick else SIZES)
-    out = [(f"{_short(n)} params, {TENSORS_PER_SIZE} tensors", n,
-            [(n // TENSORS_PER_SIZE,)] * TENSORS_PER_SIZE) for n in sizes]
+    out = [(f"{_short(n)} params, {tensors} tensors", n,
+            [(n // tensors,)] * tensors) for n in sizes]
     if small:
         return out
     count, each = MANY_SMALL
@@ -958,7 +959,8 @@ def _ratios(candidates):
 
 
 def run(backend, quick=False, rounds=None, optimizers=None, threads=1,
-        min_batch_ms=None, fit=True, small=False, wave2=False, sizes=None):
+        min_batch_ms=None, fit=True, small=False, wave2=False, sizes=None,
+        tensors=TENSORS_PER_SIZE):
     import keras
 
     if backend == "torch":
@@ -995,14 +997,15 @@ def run(backend, quick=False, rounds=None, optimizers=None, threads=1,
         default = WAVE2 if wave2 else FIRST_WAVE
     names = optimizers or list(default)
     if wave2:
-        all_cases = cases(quick, sizes=sizes or WAVE2_SIZES, small=True)
+        all_cases = cases(quick, sizes=sizes or WAVE2_SIZES, small=True,
+                          tensors=tensors)
     else:
-        all_cases = cases(quick, small, sizes=sizes)
+        all_cases = cases(quick, small, sizes=sizes, tensors=tensors)
     for label, n_params, shapes in all_cases:
         print(f"[{backend}] {label}", flush=True)
         for name in names:
             if quick and backend != "torch" and len(shapes) > \
-                    TENSORS_PER_SIZE and name not in QUICK_MANY_SMALL_COMPILED:
+                    tensors and name not in QUICK_MANY_SMALL_COMPILED:
                 continue
             matrices = wave2 or OPTIMIZERS[name].matrices
             case_shapes = as_matrices(shapes) if matrices else shapes
@@ -1134,9 +1137,6 @@ def main(argv=None):
     parser.add_argument("--out", default=None,
                         help="JSON file for the results")
     args = parser.parse_args(argv)
-    if args.tensors:
-        global TENSORS_PER_SIZE
-        TENSORS_PER_SIZE = args.tensors
     _configure_threads(args.backend, args.threads)
     names = args.optimizers or (list(WAVE2) if args.wave2 else None)
     if args.check:
@@ -1149,7 +1149,8 @@ def main(argv=None):
                  min_batch_ms=args.min_batch_ms,
                  fit=not (args.no_fit or args.small), small=args.small,
                  wave2=args.wave2,
-                 sizes=[int(n) for n in args.sizes] if args.sizes else None)
+                 sizes=[int(n) for n in args.sizes] if args.sizes else None,
+                 tensors=args.tensors or TENSORS_PER_SIZE)
     write_json(result, args.out)
 
 
