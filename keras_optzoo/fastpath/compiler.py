@@ -434,10 +434,7 @@ class _Math:
             tl = x if isinstance(x, TensorList) else y
             flags = self._host_flags(tl, condition)
             if flags is not None:
-                if all(flags) or not any(flags):
-                    return x if flags[0] else y
-                return tl._new("where", flags, tl._operand(x),
-                               tl._operand(y))
+                return self._select(tl, flags, lambda: x, lambda: y)
             if isinstance(condition, keras.Variable):
                 condition = condition.value
             # (a 1-d condition here holds one value per tensor: checked by
@@ -461,13 +458,19 @@ class _Math:
         if isinstance(like, TensorList):
             flags = self._host_flags(like, condition)
             if flags is not None:
-                if all(flags):
-                    return x()
-                if not any(flags):
-                    return y()
-                return like._new("where", flags, like._operand(x()),
-                                 like._operand(y()))
+                return self._select(like, flags, x, y)
         return self.where(condition, x(), y())
+
+    @staticmethod
+    def _select(tl, flags, x, y):
+        """The branch the host-known ``flags`` (one per tensor) select,
+        built by calling ``x`` or ``y``; a per-tensor ``where`` node of
+        both where the flags differ."""
+        if all(flags):
+            return x()
+        if not any(flags):
+            return y()
+        return tl._new("where", flags, tl._operand(x()), tl._operand(y()))
 
     def zero_where(self, mask, x):
         """``x`` with 0 where the 0/1 ``mask`` is 1: a per-element ``where``
